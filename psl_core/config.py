@@ -1,0 +1,239 @@
+"""The experiment config: one pydantic object that describes an experiment completely.
+
+The same JSON drives the UI form, the CLI (``psl run config.yaml``), the worker and the stored
+run. Same config + same seed = same metrics. Field descriptions are the help texts of the UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DatasetName = Literal["digits", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "synthetic"]
+SchemeName = Literal["iid", "dirichlet", "extended_dirichlet", "shards", "pathological", "quantity_skew"]
+ArchName = Literal["mlp", "cnn", "resnet8", "resnet20", "resnet18"]
+MethodName = Literal["fls", "fpls", "ugs", "lds", "centralised"]
+
+
+class _Section(BaseModel):
+    # Unknown keys are refused: a typo in a config must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: DatasetName = Field("digits", description="Training data set.")
+    data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
+    train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
+    test_limit: int | None = Field(None, ge=10, description="Use only this many test samples (faster).")
+    augment: bool = Field(False, description="Random crop (padding 4) and horizontal flip on images.")
+
+
+class PartitionConfig(_Section):
+    scheme: SchemeName = Field(
+        "iid", description="How the training set is split over clients (non-IID skew)."
+    )
+    num_clients: int = Field(10, ge=1, le=100_000, description="Number of clients K.")
+    alpha: float = Field(
+        0.5, gt=0, description="Partition α: Dirichlet concentration of the label skew (small = more skewed)."
+    )
+    classes_per_client: int = Field(
+        2, ge=1, description="Classes per client C (extended_dirichlet, pathological)."
+    )
+    shards_per_client: int = Field(2, ge=1, description="Shards per client (shards).")
+    min_partition_size: int = Field(0, ge=0, description="Smallest client size accepted (dirichlet).")
+    quantity_distribution: Literal["dirichlet", "lognormal"] = Field(
+        "dirichlet", description="Law of the client sizes (quantity_skew)."
+    )
+    beta: float = Field(1.0, gt=0, description="Dirichlet β of the client sizes (quantity_skew).")
+    sigma: float = Field(1.0, gt=0, description="Log-normal σ of the client sizes (quantity_skew).")
+
+    def scheme_params(self) -> dict[str, Any]:
+        """The keyword parameters that the chosen scheme takes (same names as psl_core.data)."""
+        by_scheme = {
+            "iid": {},
+            "dirichlet": {"alpha": self.alpha, "min_partition_size": self.min_partition_size},
+            "extended_dirichlet": {"classes_per_client": self.classes_per_client, "alpha": self.alpha},
+            "shards": {"shards_per_client": self.shards_per_client},
+            "pathological": {"classes_per_client": self.classes_per_client},
+            "quantity_skew": {
+                "distribution": self.quantity_distribution,
+                "beta": self.beta,
+                "sigma": self.sigma,
+            },
+        }
+        return by_scheme[self.scheme]
+
+
+class ModelConfig(_Section):
+    arch: ArchName = Field("cnn", description="Network; an ordered list of named blocks.")
+    cut: int | str = Field(1, description="Cut: the client runs blocks [0, cut) (an index or a block name).")
+    cut2: int | str | None = Field(
+        None, description="Second cut for U-shaped PSL: blocks [cut2, L) and the loss run on the client."
+    )
+    client_norm: Literal["group", "batch", "layer", "none"] = Field(
+        "group", description="Normalisation in the client part ('batch' = per-client BatchNorm)."
+    )
+    server_norm: Literal["group", "batch", "layer", "none"] = Field(
+        "batch", description="Normalisation in the server part (BatchNorm over the global batch)."
+    )
+
+
+class SamplingConfig(_Section):
+    method: MethodName = Field(
+        "ugs", description="Batch sampling method (FLS, FPLS, UGS/GPSL, LDS, centralised)."
+    )
+    batch_size: int = Field(64, ge=1, description="Global batch size B.")
+    per_client_batch: int | None = Field(
+        None,
+        ge=1,
+        description="Vanilla PSL: a fixed per-client batch b (FLS with b_k = b, effective batch K·b).",
+    )
+    lds_c: float = Field(1.0, gt=0, description="LDS concentration c (1 = variance of uniform sampling).")
+    lds_delta: float = Field(0.0, ge=0, description="LDS latency aversion δ (0 = like UGS).")
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(5, ge=1, le=10_000, description="Training epochs.")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser.")
+    lr: float = Field(0.05, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
+    weight_decay: float = Field(5e-4, ge=0, description="Weight decay.")
+    lr_schedule: Literal["constant", "step", "cosine"] = Field(
+        "constant", description="Learning-rate schedule."
+    )
+    lr_step_epochs: int = Field(10, ge=1, description="Step schedule: epochs between decays.")
+    lr_gamma: float = Field(0.1, gt=0, le=1, description="Step schedule: decay factor.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where to train ('auto' = CUDA if present)."
+    )
+    eval_every: int = Field(1, ge=1, description="Evaluate on the test set every this many epochs.")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="Cut each epoch short (quick demos).")
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint every this many steps (besides every epoch)."
+    )
+
+
+class ClientGroup(_Section):
+    device: str = Field("rpi4b", description="Device id from the catalog (or a custom device).")
+    fraction: float = Field(1.0, gt=0, le=1, description="Share of the clients with this device.")
+    up_mbps: float | None = Field(None, gt=0, description="Uplink Mbit/s (default: the device's).")
+    down_mbps: float | None = Field(None, gt=0, description="Downlink Mbit/s (default: the device's).")
+    latency_ms: float | None = Field(
+        None, ge=0, description="Per-message latency ms (default: the device's)."
+    )
+    cut: int | str | None = Field(None, description="Per-device cut (cost only); default: the model's cut.")
+
+
+class CustomDevice(_Section):
+    id: str = Field(..., min_length=1)
+    name: str = ""
+    gflops: float = Field(..., gt=0, description="Effective training throughput, GFLOP/s.")
+    up_mbps: float = Field(50.0, gt=0)
+    down_mbps: float = Field(50.0, gt=0)
+    latency_ms: float = Field(5.0, ge=0)
+    memory_mb: float = Field(4096.0, gt=0)
+
+
+class StragglerConfig(_Section):
+    persistent_fraction: float = Field(
+        0.0, ge=0, le=1, description="Fraction of clients that are always slow."
+    )
+    persistent_factor: float = Field(10.0, ge=1, description="Slowdown of the persistent stragglers.")
+    transient_prob: float = Field(0.0, ge=0, le=1, description="Per step, chance that a client is slowed.")
+    transient_dist: Literal["lognormal", "pareto"] = Field(
+        "lognormal", description="Law of transient slowdowns."
+    )
+    transient_scale: float = Field(
+        1.0, gt=0, description="Lognormal σ or Pareto shape of transient slowdowns."
+    )
+
+
+class SystemConfig(_Section):
+    clients: list[ClientGroup] = Field(
+        default_factory=lambda: [ClientGroup()], description="Device mix of the clients."
+    )
+    server_device: str = Field("vm", description="Device id of the server.")
+    custom_devices: list[CustomDevice] = Field(default_factory=list)
+    stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SystemConfig:
+        total = sum(g.fraction for g in self.clients)
+        if not self.clients or abs(total - 1.0) > 1e-6:
+            raise ValueError(f"system.clients fractions must sum to 1 (they sum to {total:g}); adjust them")
+        return self
+
+
+class ExperimentConfig(_Section):
+    name: str = Field("experiment", min_length=1, max_length=200)
+    seed: int = Field(0, ge=0, description="Seed of everything random (same config + seed = same metrics).")
+    data: DataConfig = Field(default_factory=DataConfig)
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    system: SystemConfig = Field(default_factory=SystemConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.sampling.method == "centralised" and self.partition.num_clients != 1:
+            # Centralised reference = one client holding everything (SPEC §2); say so instead of guessing.
+            raise ValueError(
+                "sampling.method 'centralised' is the K = 1 reference: set partition.num_clients to 1 "
+                f"(it is {self.partition.num_clients})"
+            )
+        if self.sampling.per_client_batch is not None and self.sampling.method != "fls":
+            raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")
+        return self
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON (what the store keys identical configs by)."""
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+
+
+def canonical_json(data: dict) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message names each field, value and what is allowed."""
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(config)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"- {loc}: {e['msg']}{shown}")
+    return "invalid experiment config:\n" + "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a config dict; raise ConfigError with one line per problem."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c = value`` in a nested dict (used by ``--set`` and sweeps)."""
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[keys[-1]] = value
+
+
+def apply_overrides(config: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
+    """A new validated config with dotted-path overrides applied (e.g. {'sampling.method': 'lds'})."""
+    data = config.model_dump(mode="json")
+    for path, value in overrides.items():
+        set_path(data, path, value)
+    return parse_config(data)

@@ -1,0 +1,34 @@
+"""The PSL training engine (SPEC §1, §4): plan an epoch, train it, report through a sink."""
+
+from psl_core.engine.plan import EpochPlan, EpochPlanner, steps_per_epoch
+from psl_core.engine.setup import ExperimentSetup, build_experiment, device_catalog
+from psl_core.engine.sinks import (
+    EPOCH_FIELDS,
+    NONDETERMINISTIC_FIELDS,
+    STEP_FIELDS,
+    FanoutSink,
+    MemorySink,
+    RunInfo,
+    Sink,
+)
+from psl_core.engine.trainer import PSLTrainer, RunResult, learning_rate, run_experiment
+
+__all__ = [
+    "EPOCH_FIELDS",
+    "NONDETERMINISTIC_FIELDS",
+    "STEP_FIELDS",
+    "EpochPlan",
+    "EpochPlanner",
+    "ExperimentSetup",
+    "FanoutSink",
+    "MemorySink",
+    "PSLTrainer",
+    "RunInfo",
+    "RunResult",
+    "Sink",
+    "build_experiment",
+    "device_catalog",
+    "learning_rate",
+    "run_experiment",
+    "steps_per_epoch",
+]

@@ -1,0 +1,334 @@
+"""The PSL training engine: one readable loop over pre-planned epochs (SPEC §1).
+
+Per step the client part runs ONCE on the concatenated global batch — no loop over clients. With a
+per-sample client normalisation this is exactly one centralised SGD step on that batch; the split
+point and the number of clients change the simulated cost (plan.py), not the arithmetic. The
+activations are still cut at the split (detach + hand-back of the gradient) so that the code does
+what a real PSL server does: the server back-propagates once and returns the gradient of the
+smashed data, the client part back-propagates that gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from psl_core.config import ExperimentConfig
+from psl_core.data import augment_images
+from psl_core.engine.checkpoint import load_checkpoint, save_checkpoint
+from psl_core.engine.plan import EpochPlan, EpochPlanner
+from psl_core.engine.setup import ExperimentSetup, build_experiment
+from psl_core.engine.sinks import RunInfo, Sink
+
+EVAL_BATCH = 1024
+
+
+@dataclass
+class RunResult:
+    status: str  # 'completed' | 'cancelled'
+    steps: int
+    epochs: int
+    final: dict[str, Any] | None  # the last epoch's metrics
+
+
+def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    t = cfg.training
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def learning_rate(cfg: ExperimentConfig, epoch: int, step: int, total_steps: int) -> float:
+    """Learning rate at (0-based) ``epoch`` / global ``step``: a pure function, so resume needs no state."""
+    t = cfg.training
+    if t.lr_schedule == "step":
+        return t.lr * t.lr_gamma ** (epoch // t.lr_step_epochs)
+    if t.lr_schedule == "cosine":
+        return t.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+    return t.lr
+
+
+class PSLTrainer:
+    """Trains one experiment. ``run`` may be called with ``resume_from`` a checkpoint path."""
+
+    def __init__(
+        self, setup: ExperimentSetup, *, checkpoint_dir: str | Path | None = None, flush_every: int = 25
+    ):
+        self.setup = setup
+        self.cfg = setup.config
+        self.model = setup.model
+        self.device = setup.device
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.flush_every = max(1, flush_every)
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.planner = EpochPlanner(setup)
+        ds = setup.dataset
+        self.x_train, self.y_train = ds.x_train.to(self.device), ds.y_train.to(self.device)
+        self.x_test, self.y_test = ds.x_test.to(self.device), ds.y_test.to(self.device)
+        self.num_blocks = len(self.model.blocks)
+        self.segmented_norm = self.cfg.model.client_norm == "batch"
+        self.steps_per_epoch = self.planner.steps_per_epoch
+        self.total_steps = self.steps_per_epoch * self.cfg.training.epochs
+
+    # ------------------------------------------------------------------ one step
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, cut, cut2, last = self.model, self.setup.cut, self.setup.cut2, self.num_blocks
+        smashed = m.forward_range(x, 0, cut)  # client part, once for the whole global batch
+        at_server = smashed.detach().requires_grad_(True)
+        if cut2 is None:
+            logits = m.forward_range(at_server, cut, last)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+        else:  # U-shaped: the head and the loss run back on the client, labels never leave it
+            returned = m.forward_range(at_server, cut, cut2)
+            at_client = returned.detach().requires_grad_(True)
+            logits = m.forward_range(at_client, cut2, last)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            returned.backward(at_client.grad)
+        smashed.backward(at_server.grad)  # the server hands each client the gradient of its slice
+        return loss.detach(), logits.detach()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Any]:
+        self.model.eval()
+        self.model.set_client_segments(None)
+        num_classes = self.setup.dataset.num_classes
+        loss_sum, correct = 0.0, torch.zeros(num_classes, device=self.device)
+        for i in range(0, len(self.y_test), EVAL_BATCH):
+            x, y = self.x_test[i : i + EVAL_BATCH], self.y_test[i : i + EVAL_BATCH]
+            logits = self.model(x)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes).float()
+        self.model.train()
+        per_class_total = torch.bincount(self.y_test, minlength=num_classes).clamp(min=1).float()
+        per_class = (correct / per_class_total).cpu().numpy()
+        n = len(self.y_test)
+        return {
+            "test_loss": loss_sum / n,
+            "test_acc": float(correct.sum()) / n,
+            "per_class_acc": [round(float(a), 6) for a in per_class],
+        }
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, sink: Sink | None = None, *, resume_from: str | Path | None = None) -> RunResult:
+        sink = sink or Sink()
+        st = _LoopState()
+        if resume_from is not None:
+            st = self._restore(resume_from)
+            sink.on_event(f"resumed from checkpoint at step {st.global_step} (epoch {st.epoch + 1})")
+        sink.on_start(
+            RunInfo(
+                total_steps=self.total_steps,
+                steps_per_epoch=self.steps_per_epoch,
+                epochs=self.cfg.training.epochs,
+                num_clients=self.cfg.partition.num_clients,
+                num_params=sum(p.numel() for p in self.model.parameters()),
+                device=str(self.device),
+                start_step=st.global_step,
+                start_epoch=st.epoch,
+            )
+        )
+        self.model.train()
+        wall_start = time.perf_counter() - st.wall_time
+        while st.epoch < self.cfg.training.epochs:
+            st.planner_state_at_epoch_start = self.planner.state_dict()
+            plan = self.planner.plan(st.epoch)
+            if st.step_in_epoch == 0:
+                st.sim_at_epoch_start = st.sim_time
+            cum_sim = st.sim_at_epoch_start + np.cumsum(plan.timing.step_time)
+            idx = torch.as_tensor(plan.batches.sample_index, device=self.device)
+            owner = (
+                torch.as_tensor(plan.batches.client_id, device=self.device) if self.segmented_norm else None
+            )
+            offsets = plan.batches.step_offsets
+            losses = torch.zeros(plan.num_steps, device=self.device)
+            pending_from = st.step_in_epoch
+            for t in range(st.step_in_epoch, plan.num_steps):
+                if sink.should_stop():
+                    self._flush(sink, plan, losses, pending_from, t, st, cum_sim, wall_start)
+                    sink.on_event("cancelled between steps", "warning")
+                    return RunResult("cancelled", st.global_step, st.epoch, st.last_epoch_row)
+                lr = learning_rate(self.cfg, st.epoch, st.global_step, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                rows = idx[offsets[t] : offsets[t + 1]]
+                x, y = self.x_train[rows], self.y_train[rows]
+                if self.cfg.data.augment:
+                    gen = torch.Generator(device=self.device).manual_seed(
+                        self.cfg.seed * 1_000_003 + st.global_step
+                    )
+                    x = augment_images(x, gen)
+                if owner is not None:
+                    self.model.set_client_segments(
+                        owner[offsets[t] : offsets[t + 1]], self.cfg.partition.num_clients
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, logits = self._forward_backward(x, y)
+                self.optimizer.step()
+                losses[t] = loss
+                st.loss_sum += loss * len(y)  # tensors: no host sync per step
+                st.correct += (logits.argmax(1) == y).sum()
+                st.seen += len(y)
+                st.global_step += 1
+                st.step_in_epoch = t + 1
+                st.lrs[t] = lr
+                if st.step_in_epoch - pending_from >= self.flush_every:
+                    self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
+                    pending_from = st.step_in_epoch
+                every = self.cfg.training.checkpoint_every_steps
+                if every and st.global_step % every == 0 and st.step_in_epoch < plan.num_steps:
+                    self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
+                    pending_from = st.step_in_epoch
+                    st.sim_time = float(cum_sim[t])
+                    st.wall_time = time.perf_counter() - wall_start
+                    self._checkpoint(sink, st)
+            self._flush(sink, plan, losses, pending_from, plan.num_steps, st, cum_sim, wall_start)
+            st.sim_time = float(cum_sim[-1]) if plan.num_steps else st.sim_time
+            st.wall_time = time.perf_counter() - wall_start
+            self._end_epoch(sink, plan, st)
+        return RunResult("completed", st.global_step, st.epoch, st.last_epoch_row)
+
+    def _flush(self, sink, plan: EpochPlan, losses, start: int, end: int, st, cum_sim, wall_start) -> None:
+        if end <= start:
+            return
+        loss_values = losses[start:end].cpu().numpy()
+        totals = plan.counts.step_totals()
+        active = plan.counts.active_clients()
+        tm = plan.timing
+        wall = time.perf_counter() - wall_start
+        first_step = st.global_step - (st.step_in_epoch - start)
+        rows = [
+            {
+                "step": first_step + i + 1,
+                "epoch": plan.epoch + 1,
+                "loss": float(loss_values[i]),
+                "deviation": float(plan.deviation[t]),
+                "batch_size": int(totals[t]),
+                "active_clients": int(active[t]),
+                "sim_step_time": float(tm.step_time[t]),
+                "sim_time": float(cum_sim[t]),
+                "bytes_up": float(tm.bytes_up[t]),
+                "bytes_down": float(tm.bytes_down[t]),
+                "slowest_client": int(tm.slowest_client[t]),
+                "wall_time": wall,
+                "lr": float(st.lrs[t]),
+            }
+            for i, t in enumerate(range(start, end))
+        ]
+        sink.on_steps(rows)
+
+    def _end_epoch(self, sink: Sink, plan: EpochPlan, st: _LoopState) -> None:
+        epoch_no = plan.epoch + 1
+        row: dict[str, Any] = {
+            "epoch": epoch_no,
+            "step": st.global_step,
+            "train_loss": float(st.loss_sum) / max(1, st.seen),
+            "train_acc": float(st.correct) / max(1, st.seen),
+            "sim_time": st.sim_time,
+            "wall_time": st.wall_time,
+            "test_loss": None,
+            "test_acc": None,
+            "per_class_acc": None,
+        }
+        if epoch_no % self.cfg.training.eval_every == 0 or epoch_no == self.cfg.training.epochs:
+            row.update(self.evaluate())
+        counts, tm = plan.counts, plan.timing
+        k = counts.num_clients
+        samples = counts.client_totals()
+        steps_active = np.bincount(counts.client, minlength=k)
+        client_stats = [
+            {
+                "epoch": epoch_no,
+                "client": c,
+                "samples": int(samples[c]),
+                "steps_active": int(steps_active[c]),
+                "busy_time": float(tm.busy_time[c]),
+                "idle_time": float(tm.idle_time[c]),
+            }
+            for c in range(k)
+        ]
+        sink.on_epoch(row, client_stats)
+        st.last_epoch_row = row
+        st.epoch += 1
+        st.step_in_epoch = 0
+        st.loss_sum, st.correct, st.seen = 0.0, 0, 0
+        st.lrs = {}
+        self._checkpoint(sink, st)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, sink: Sink, st: _LoopState) -> None:
+        if self.checkpoint_dir is None:
+            return
+        # At an epoch boundary the next epoch starts from the planner's current state.
+        planner_state = st.planner_state_at_epoch_start if st.step_in_epoch else self.planner.state_dict()
+        path = self.checkpoint_dir / f"step{st.global_step:09d}.pt"
+        save_checkpoint(path, self.model, self.optimizer, st.to_dict(), planner_state)
+        sink.on_checkpoint(str(path), st.global_step, st.epoch)
+
+    def _restore(self, path: str | Path) -> _LoopState:
+        loop, planner_state = load_checkpoint(path, self.model, self.optimizer, self.device)
+        self.planner.load_state_dict(planner_state)
+        st = _LoopState.from_dict(loop)
+        return st
+
+
+class _LoopState:
+    """Counters of the loop that a checkpoint must carry."""
+
+    def __init__(self):
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.sim_time = 0.0
+        self.sim_at_epoch_start = 0.0
+        self.wall_time = 0.0
+        self.loss_sum: Any = 0.0
+        self.correct: Any = 0
+        self.seen = 0
+        self.lrs: dict[int, float] = {}
+        self.last_epoch_row: dict | None = None
+        self.planner_state_at_epoch_start: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "sim_time": self.sim_time,
+            "sim_at_epoch_start": self.sim_at_epoch_start,
+            "wall_time": self.wall_time,
+            "loss_sum": float(self.loss_sum),
+            "correct": int(self.correct),
+            "seen": self.seen,
+            "last_epoch_row": self.last_epoch_row,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _LoopState:
+        st = cls()
+        for key, value in d.items():
+            setattr(st, key, value)
+        return st
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    sink: Sink | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    flush_every: int = 25,
+) -> RunResult:
+    """Build and train ``config`` in one call (the notebook entry point)."""
+    setup = build_experiment(config)
+    trainer = PSLTrainer(setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every)
+    return trainer.run(sink, resume_from=resume_from)

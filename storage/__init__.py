@@ -1,0 +1,26 @@
+"""PSL Studio's experiment store: SQLModel tables, migrations and the :class:`Store` API.
+
+This package is the only code that talks SQL. It never imports ``psl_core``, ``app`` or Streamlit:
+configs arrive here as plain, already validated JSON dicts.
+"""
+
+from storage.db import database_url, dispose_engine, get_engine, init_db
+from storage.records import CheckpointRecord, EventRecord, RunRecord, StoreValueError, SweepRecord
+from storage.store import Store
+from storage.tables import EVENT_LEVELS, FINAL_STATUSES, RUN_STATUSES
+
+__all__ = [
+    "EVENT_LEVELS",
+    "FINAL_STATUSES",
+    "RUN_STATUSES",
+    "CheckpointRecord",
+    "EventRecord",
+    "RunRecord",
+    "Store",
+    "StoreValueError",
+    "SweepRecord",
+    "database_url",
+    "dispose_engine",
+    "get_engine",
+    "init_db",
+]

@@ -1,0 +1,132 @@
+"""Database connection: where the database lives, engines, and migrating it to the current schema.
+
+SQLite (the default) is opened in WAL mode with a busy timeout so one worker can write while the
+dashboard reads. Transactions are begun explicitly: writes use ``BEGIN IMMEDIATE`` (take the write
+lock up front), because a deferred transaction that later upgrades to a writer can fail at once with
+"database is locked" without honouring the busy timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Execution option that makes the SQLite "begin" hook emit BEGIN IMMEDIATE.
+WRITE_OPTION = "psl_write"
+
+_engines: dict[tuple[int, str], Engine] = {}
+_migrated: set[tuple[int, str]] = set()
+_lock = threading.Lock()
+
+
+def database_url() -> str:
+    """The configured database URL.
+
+    ``$PSL_DATABASE_URL`` if set, else a SQLite file ``psl.db`` in ``$PSL_HOME`` (default
+    ``~/.psl-studio``); the directory is created.
+    """
+    url = os.environ.get("PSL_DATABASE_URL", "").strip()
+    if url:
+        return url
+    home = Path(os.environ.get("PSL_HOME") or Path.home() / ".psl-studio").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'psl.db'}"
+
+
+def is_sqlite(url: str) -> bool:
+    """True for SQLite URLs (``sqlite://...`` with any driver)."""
+    return url.startswith("sqlite")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - DBAPI hook
+        # Take transaction control away from the sqlite3 module so that our BEGIN is the only one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001 - SQLAlchemy hook
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """A shared engine for ``url`` (default: :func:`database_url`), one per URL and process."""
+    url = url or database_url()
+    key = (os.getpid(), url)  # an engine inherited through fork must not share its sockets
+    with _lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            return engine
+        if is_sqlite(url):
+            memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+            kwargs: dict = {
+                "connect_args": {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+            }
+            if memory:
+                kwargs["poolclass"] = StaticPool  # one connection, or every session sees a new DB
+            engine = create_engine(url, **kwargs)
+            _configure_sqlite(engine)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        _engines[key] = engine
+        return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """The same engine, marked so that SQLite transactions take the write lock immediately."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url`` in this process (tests, before dropping a database)."""
+    with _lock:
+        engine = _engines.pop((os.getpid(), url), None)
+        _migrated.discard((os.getpid(), url))
+    if engine is not None:
+        engine.dispose()
+
+
+def alembic_config(url: str):  # noqa: ANN201 - alembic type imported lazily
+    """An Alembic ``Config`` pointing at the migrations shipped inside this package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def init_db(url: str | None = None, *, revision: str = "head") -> str:
+    """Create or upgrade the database at ``url`` to ``revision`` (default: the newest); returns the URL.
+
+    Safe to call repeatedly and from several processes at once: the upgrade runs under the SQLite
+    write lock / a PostgreSQL advisory lock, and a database already at head is left untouched.
+    """
+    from alembic import command
+
+    url = url or database_url()
+    key = (os.getpid(), url)
+    if revision == "head" and key in _migrated:
+        return url
+    config = alembic_config(url)
+    engine = get_engine(url)
+    with write_engine(engine).connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    if revision == "head":
+        with _lock:
+            _migrated.add(key)
+    return url

@@ -1,0 +1,19 @@
+"""The experiment store: the one object the worker, the CLI and the dashboard use to talk to the database.
+
+Every method opens its own short transaction and returns plain detached values (records, lists,
+DataFrames), so a Store can be shared across threads (e.g. one per Streamlit process via
+``st.cache_resource``). Writes retry SQLite lock contention for up to a minute instead of failing.
+"""
+
+from __future__ import annotations
+
+from storage.store_metrics import MetricStore
+from storage.store_runs import RunStore
+
+
+class Store(RunStore, MetricStore):
+    """Runs, the run queue, sweeps, metrics, events and checkpoints in one database.
+
+    ``Store(url=None, migrate=True)``: ``url`` defaults to ``storage.db.database_url()``; with
+    ``migrate`` the database is created / upgraded to the newest schema first.
+    """

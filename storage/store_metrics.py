@@ -1,0 +1,281 @@
+"""Metrics, client statistics, events and checkpoints: the part of :class:`storage.Store` a worker
+writes while training and the dashboard reads incrementally.
+
+Metric writes are upserts keyed by (run, step) / (run, epoch) / (run, epoch, client): a run resumed
+from a checkpoint rewrites the steps after it and never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from storage.records import CheckpointRecord, EventRecord, StoreValueError, check_level, utc_now
+from storage.session import StoreBase
+from storage.tables import Checkpoint, ClientStat, EpochMetric, Event, Run, StepMetric
+
+T = TypeVar("T")
+
+STEP_COLUMNS = [c.name for c in StepMetric.__table__.columns if c.name not in ("run_id", "extra_json")]
+EPOCH_COLUMNS = [
+    c.name
+    for c in EpochMetric.__table__.columns
+    if c.name not in ("run_id", "extra_json", "per_class_acc_json")
+]
+CLIENT_COLUMNS = [c.name for c in ClientStat.__table__.columns if c.name != "run_id"]
+
+
+def _plain(value):  # noqa: ANN001, ANN202 - any scalar from numpy/torch/python
+    """A value the database driver and json understand (numpy/torch scalars and arrays unwrapped)."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()  # numpy/torch scalar -> python scalar, array -> list
+    return value
+
+
+def _json_or_none(value) -> str | None:  # noqa: ANN001
+    if value is None:
+        return None
+    return json.dumps(value)
+
+
+def _normalise_rows(
+    run_id: int, rows: Iterable[dict], table, keys: tuple[str, ...], *, list_columns: tuple[str, ...] = ()
+) -> list[dict]:  # noqa: ANN001
+    """Full column dicts for an upsert: unknown keys go to extra_json, later duplicates of a key win."""
+    columns = [c.name for c in table.__table__.columns]
+    has_extra = "extra_json" in columns
+    by_key: dict[tuple, dict] = {}
+    for row in rows:  # one row per step/epoch/client, not per sample
+        if not isinstance(row, dict):
+            raise StoreValueError(f"metric rows must be dicts of column -> value, got {type(row)}")
+        missing = [key for key in keys if row.get(key) is None]
+        if missing:
+            raise StoreValueError(f"every {table.__tablename__} row needs {list(keys)}; missing {missing}")
+        values = dict.fromkeys(columns)
+        extra: dict = {}
+        for name, value in row.items():
+            value = _plain(value)
+            if name == "run_id":
+                if value != run_id:
+                    raise StoreValueError(f"row has run_id={value} but is being written to run {run_id}")
+            elif name in list_columns:
+                values[f"{name}_json"] = _json_or_none(value)
+            elif name == "extra_json" and isinstance(value, dict):
+                extra.update(value)
+            elif name in values:
+                values[name] = value
+            elif has_extra:
+                extra[name] = value
+            else:
+                raise StoreValueError(f"unknown {table.__tablename__} column {name!r}; use {columns[1:]}")
+        values["run_id"] = run_id
+        if extra:
+            values["extra_json"] = json.dumps(extra)
+        by_key[tuple(values[key] for key in keys)] = values
+    return list(by_key.values())
+
+
+def _upsert(session: Session, table, keys: tuple[str, ...], rows: list[dict]) -> None:  # noqa: ANN001
+    """INSERT ... ON CONFLICT (keys) DO UPDATE for SQLite and PostgreSQL; delete+insert elsewhere."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(table.__table__)
+        replace = {name: statement.excluded[name] for name in rows[0] if name not in keys}
+        session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=replace), rows)
+        return
+    for row in rows:  # generic fallback, rarely used: other SQLAlchemy backends
+        session.execute(delete(table).where(*[getattr(table, key) == row[key] for key in keys]))
+    session.execute(table.__table__.insert(), rows)
+
+
+def _expand_json(frame: pd.DataFrame, column: str, *, keep: list[str] | None = None) -> pd.DataFrame:
+    """Replace a JSON-dict column by one column per key (keys that clash with columns are dropped)."""
+    texts = frame.pop(column)
+    if texts.isna().all():
+        return frame
+    parsed = pd.DataFrame([json.loads(t) if isinstance(t, str) else {} for t in texts], index=frame.index)
+    wanted = [name for name in parsed.columns if name not in frame.columns and (keep is None or name in keep)]
+    return pd.concat([frame, parsed[wanted]], axis=1) if wanted else frame
+
+
+def _empty_dtype(name: str) -> str:
+    if name.endswith("_json"):
+        return "object"
+    return "int64" if name in ("step", "epoch", "client") else "float64"
+
+
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    if frame.empty:  # same dtypes as a filled frame, so incremental reads concatenate cleanly
+        return frame.astype({name: _empty_dtype(name) for name in columns})
+    for name in columns:  # integer columns with NULLs come back as object: make them numeric
+        if frame[name].dtype == object and not name.endswith("_json"):
+            frame[name] = pd.to_numeric(frame[name])
+    return frame
+
+
+class MetricStore(StoreBase):
+    """Writing and reading metrics, client statistics, events and checkpoints."""
+
+    def _write_for_run(self, run_id: int, work: Callable[[Session], T]) -> T:
+        """A write that names the run when the run does not exist (FK violation -> KeyError)."""
+        try:
+            return self._write(work)
+        except IntegrityError as exc:
+            if self._read(lambda session: session.get(Run, run_id)) is None:
+                raise KeyError(f"no run with id {run_id} in this database") from exc
+            raise
+
+    # ---- writing ----------------------------------------------------------------------------------
+
+    def add_step_metrics(self, run_id: int, rows: list[dict]) -> None:
+        """Upsert per-step metric rows (each needs ``step``); unknown keys are kept in ``extra_json``."""
+        values = _normalise_rows(run_id, rows, StepMetric, ("step",))
+        self._write_for_run(run_id, lambda session: _upsert(session, StepMetric, ("run_id", "step"), values))
+
+    def add_epoch_metrics(self, run_id: int, rows: list[dict]) -> None:
+        """Upsert per-epoch rows (each needs ``epoch``); ``per_class_acc`` may be a list."""
+        values = _normalise_rows(run_id, rows, EpochMetric, ("epoch",), list_columns=("per_class_acc",))
+        self._write_for_run(
+            run_id, lambda session: _upsert(session, EpochMetric, ("run_id", "epoch"), values)
+        )
+
+    def add_client_stats(self, run_id: int, rows: list[dict]) -> None:
+        """Upsert per-(epoch, client) statistics rows."""
+        values = _normalise_rows(run_id, rows, ClientStat, ("epoch", "client"))
+        keys = ("run_id", "epoch", "client")
+        self._write_for_run(run_id, lambda session: _upsert(session, ClientStat, keys, values))
+
+    def truncate_metrics_after(self, run_id: int, *, step: int, epoch: int) -> None:
+        """Drop steps after ``step`` and epochs (and client stats) after ``epoch``: resume from a checkpoint."""
+
+        def work(session: Session) -> None:
+            session.execute(delete(StepMetric).where(StepMetric.run_id == run_id, StepMetric.step > step))
+            session.execute(
+                delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch > epoch)
+            )
+            session.execute(delete(ClientStat).where(ClientStat.run_id == run_id, ClientStat.epoch > epoch))
+
+        self._write(work)
+
+    # ---- reading ----------------------------------------------------------------------------------
+
+    def read_step_metrics(
+        self,
+        run_id: int,
+        *,
+        after_step: int | None = None,
+        columns: list[str] | None = None,
+        last: int | None = None,
+    ) -> pd.DataFrame:
+        """Step metrics ordered by step, one column per metric (extra metrics expanded).
+
+        ``after_step``: only steps > after_step (incremental polling). ``last``: only the newest n
+        rows. ``columns``: these metrics only (``step`` is always included); a name that is neither
+        a column nor an extra metric of the run comes back as an all-NaN column.
+        """
+        wanted = ["step"] + [c for c in (columns or STEP_COLUMNS) if c != "step"]
+        known = [name for name in wanted if name in STEP_COLUMNS]
+        need_extra = columns is None or len(known) < len(wanted)
+        names = known + (["extra_json"] if need_extra else [])
+        table = StepMetric.__table__
+        query = select(*[table.c[name] for name in names]).where(table.c.run_id == run_id)
+        if after_step is not None:
+            query = query.where(table.c.step > after_step)
+        if last is not None:
+            if last < 0:
+                raise StoreValueError(f"last must be >= 0 rows, got {last}")
+            query = query.order_by(table.c.step.desc()).limit(last)
+        else:
+            query = query.order_by(table.c.step)
+        rows = self._read(lambda session: session.execute(query).all())
+        if last is not None:
+            rows.reverse()
+        frame = _frame(rows, names)
+        if need_extra:
+            frame = _expand_json(frame, "extra_json", keep=None if columns is None else wanted)
+        if columns is not None:
+            for name in wanted:
+                if name not in frame.columns:
+                    frame[name] = float("nan")
+            frame = frame[wanted]
+        return frame
+
+    def read_epoch_metrics(self, run_id: int, *, after_epoch: int | None = None) -> pd.DataFrame:
+        """Epoch metrics ordered by epoch; ``per_class_acc`` as lists, extra metrics expanded."""
+        table = EpochMetric.__table__
+        names = EPOCH_COLUMNS + ["per_class_acc_json", "extra_json"]
+        query = select(*[table.c[name] for name in names]).where(table.c.run_id == run_id)
+        if after_epoch is not None:
+            query = query.where(table.c.epoch > after_epoch)
+        rows = self._read(lambda session: session.execute(query.order_by(table.c.epoch)).all())
+        frame = _frame(rows, names)
+        accs = frame.pop("per_class_acc_json")
+        frame["per_class_acc"] = [json.loads(t) if isinstance(t, str) else None for t in accs]
+        return _expand_json(frame, "extra_json")
+
+    def read_client_stats(self, run_id: int) -> pd.DataFrame:
+        """Per-(epoch, client) statistics ordered by epoch, then client."""
+        table = ClientStat.__table__
+        query = (
+            select(*[table.c[name] for name in CLIENT_COLUMNS])
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.epoch, table.c.client)
+        )
+        return _frame(self._read(lambda session: session.execute(query).all()), CLIENT_COLUMNS)
+
+    def count_step_metrics(self, run_id: int) -> int:
+        """How many step rows the run has."""
+        query = select(func.count()).select_from(StepMetric).where(StepMetric.run_id == run_id)
+        return int(self._read(lambda session: session.execute(query).scalar_one()))
+
+    # ---- events and checkpoints ---------------------------------------------------------------
+
+    def add_event(self, run_id: int, message: str, *, level: str = "info", kind: str = "info") -> None:
+        """Append an event line to the run's feed (level: info, warning or error)."""
+        event = Event(
+            run_id=run_id, created_at=utc_now(), level=check_level(level), kind=kind, message=message
+        )
+        self._write_for_run(run_id, lambda session: session.add(event))
+
+    def read_events(self, run_id: int, *, after_id: int | None = None) -> list[EventRecord]:
+        """The run's events in order; ``after_id`` returns only newer ones (incremental polling)."""
+        query = select(Event).where(Event.run_id == run_id)
+        if after_id is not None:
+            query = query.where(Event.id > after_id)
+        query = query.order_by(Event.id)
+        return self._read(lambda session: [EventRecord.from_row(e) for e in session.scalars(query)])
+
+    def add_checkpoint(self, run_id: int, *, step: int, epoch: int, path: str) -> None:
+        """Record that a checkpoint of the run at (step, epoch) was saved at ``path``."""
+        checkpoint = Checkpoint(
+            run_id=run_id, step=int(step), epoch=int(epoch), path=str(path), created_at=utc_now()
+        )
+        self._write_for_run(run_id, lambda session: session.add(checkpoint))
+
+    def latest_checkpoint(self, run_id: int) -> CheckpointRecord | None:
+        """The checkpoint with the highest step (newest on ties), or None."""
+        query = (
+            select(Checkpoint)
+            .where(Checkpoint.run_id == run_id)
+            .order_by(Checkpoint.step.desc(), Checkpoint.id.desc())
+            .limit(1)
+        )
+
+        def work(session: Session) -> CheckpointRecord | None:
+            row = session.scalars(query).first()
+            return None if row is None else CheckpointRecord.from_row(row)
+
+        return self._read(work)

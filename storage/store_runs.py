@@ -1,0 +1,296 @@
+"""Runs, the run queue and sweeps: the part of :class:`storage.Store` that manages experiments."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from sqlalchemy import and_, delete, or_, update
+from sqlmodel import Session, select
+
+from storage.records import (
+    RunRecord,
+    StoreValueError,
+    SweepRecord,
+    canonical_json,
+    check_status,
+    normalise_tags,
+    utc_now,
+)
+from storage.session import StoreBase
+from storage.tables import FINAL_STATUSES, METRIC_TABLES, Run, Sweep
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _get_row(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise KeyError(f"no run with id {run_id} in this database")
+    return run
+
+
+class RunStore(StoreBase):
+    """Creating, listing, claiming and finishing runs."""
+
+    # ---- creating and reading -------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        config: dict,
+        seed: int,
+        tags: list[str] = (),
+        notes: str = "",
+        sweep_id: int | None = None,
+        total_steps: int | None = None,
+    ) -> int:
+        """Store a new queued run; returns its id. ``config`` must already be validated by the app."""
+        if not isinstance(config, dict):
+            raise StoreValueError(
+                f"config must be a dict (the validated experiment config), got {type(config)}"
+            )
+        if not str(name).strip():
+            raise StoreValueError("a run needs a non-empty name")
+        config_json = canonical_json(config)
+        run = Run(
+            name=str(name).strip(),
+            tags=json.dumps(normalise_tags(tags)),
+            notes=notes or "",
+            config_json=config_json,
+            config_hash=hashlib.sha256(config_json.encode()).hexdigest(),
+            seed=int(seed),
+            status="queued",
+            created_at=utc_now(),
+            sweep_id=sweep_id,
+            total_steps=total_steps,
+        )
+
+        def work(session: Session) -> int:
+            session.add(run)
+            session.flush()
+            return run.id
+
+        return self._write(work)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run ``run_id``; KeyError if there is none."""
+        return self._read(lambda session: RunRecord.from_row(_get_row(session, run_id)))
+
+    def list_runs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+        sweep_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first, filtered by status(es), one tag, free text (name/notes/tags) and sweep."""
+        query = select(Run).order_by(Run.created_at.desc(), Run.id.desc())
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            query = query.where(Run.status.in_([check_status(s) for s in statuses]))
+        if tag is not None:
+            needle = _escape_like(json.dumps(tag.strip()))
+            query = query.where(Run.tags.like(f"%{needle}%", escape="\\"))
+        if text:
+            needle = f"%{_escape_like(text.strip())}%"
+            query = query.where(
+                or_(
+                    Run.name.ilike(needle, escape="\\"),
+                    Run.notes.ilike(needle, escape="\\"),
+                    Run.tags.ilike(needle, escape="\\"),
+                )
+            )
+        if sweep_id is not None:
+            query = query.where(Run.sweep_id == sweep_id)
+        if limit is not None:
+            query = query.limit(int(limit))
+        return self._read(lambda session: [RunRecord.from_row(run) for run in session.exec(query)])
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        notes: str | None = None,
+        total_steps: int | None = None,
+        pinned: bool | None = None,
+    ) -> None:
+        """Change the descriptive fields of a run; arguments left as None stay unchanged."""
+        if name is not None and not name.strip():
+            raise StoreValueError("a run needs a non-empty name")
+
+        def work(session: Session) -> None:
+            run = _get_row(session, run_id)
+            if name is not None:
+                run.name = name.strip()
+            if tags is not None:
+                run.tags = json.dumps(normalise_tags(tags))
+            if notes is not None:
+                run.notes = notes
+            if total_steps is not None:
+                run.total_steps = int(total_steps)
+            if pinned is not None:
+                run.pinned = bool(pinned)
+            session.add(run)
+
+        self._write(work)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run with all its metrics, client stats, events and checkpoint rows."""
+
+        def work(session: Session) -> None:
+            _get_row(session, run_id)
+            for table in METRIC_TABLES:  # explicit, so it does not depend on FK enforcement
+                session.execute(delete(table).where(table.run_id == run_id))
+            session.execute(delete(Run).where(Run.id == run_id))
+
+        self._write(work)
+
+    # ---- the queue --------------------------------------------------------------------------------
+
+    def claim_next_run(self, worker_id: str, *, stale_after_s: float = 30.0) -> RunRecord | None:
+        """Atomically hand the oldest claimable run to ``worker_id``, or None if there is none.
+
+        Claimable: 'queued', or 'running' with a heartbeat older than ``stale_after_s`` (its worker
+        died; the new worker resumes it). The run becomes 'running' for this worker and its
+        ``attempts`` count goes up by one. SQLite serialises claims with BEGIN IMMEDIATE; PostgreSQL
+        uses SELECT ... FOR UPDATE SKIP LOCKED so concurrent workers take different runs.
+        """
+        if not worker_id:
+            raise StoreValueError("claim_next_run needs a non-empty worker_id")
+
+        def work(session: Session) -> RunRecord | None:
+            now = utc_now()
+            stale = and_(Run.status == "running", Run.heartbeat_at < now - timedelta(seconds=stale_after_s))
+            # A dead worker's run that the user already asked to cancel is not resumed: cancel it.
+            session.execute(
+                update(Run)
+                .where(stale, Run.cancel_requested.is_(True))
+                .values(status="cancelled", finished_at=now, worker_id=None)
+            )
+            query = (
+                select(Run)
+                .where(or_(Run.status == "queued", stale))
+                .order_by(Run.created_at, Run.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            run = session.exec(query).first()
+            if run is None:
+                return None
+            run.status = "running"
+            run.worker_id = worker_id
+            run.heartbeat_at = now
+            run.started_at = run.started_at or now
+            run.finished_at = None
+            run.attempts = (run.attempts or 0) + 1
+            session.add(run)
+            session.flush()
+            return RunRecord.from_row(run)
+
+        return self._write(work)
+
+    def heartbeat(
+        self,
+        run_id: int,
+        worker_id: str,
+        *,
+        progress: float | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+    ) -> bool:
+        """Record that ``worker_id`` is alive on the run; False if it no longer owns it (stop then)."""
+        values: dict = {"heartbeat_at": utc_now()}
+        if progress is not None:
+            values["progress"] = min(1.0, max(0.0, float(progress)))
+        if step is not None:
+            values["current_step"] = int(step)
+        if epoch is not None:
+            values["current_epoch"] = int(epoch)
+        statement = (
+            update(Run)
+            .where(Run.id == run_id, Run.worker_id == worker_id, Run.status == "running")
+            .values(**values)
+        )
+        return self._write(lambda session: session.execute(statement).rowcount == 1)
+
+    def request_cancel(self, run_id: int) -> None:
+        """Cancel a run: a queued one at once, a running one by setting the flag its worker polls."""
+
+        def work(session: Session) -> None:
+            run = _get_row(session, run_id)
+            if run.status == "queued":
+                run.status = "cancelled"
+                run.finished_at = utc_now()
+            elif run.status == "running":
+                run.cancel_requested = True
+            session.add(run)
+
+        self._write(work)
+
+    def is_cancel_requested(self, run_id: int) -> bool:
+        """True if the user asked to cancel the run (or it is already cancelled)."""
+        run = self.get_run(run_id)
+        return run.cancel_requested or run.status == "cancelled"
+
+    def finish_run(
+        self, run_id: int, status: str, *, error: str | None = None, traceback: str | None = None
+    ) -> None:
+        """Mark the run completed, failed or cancelled and stamp ``finished_at``."""
+        check_status(status, FINAL_STATUSES)
+
+        def work(session: Session) -> None:
+            run = _get_row(session, run_id)
+            run.status = status
+            run.finished_at = utc_now()
+            run.error = error
+            run.traceback = traceback
+            if status == "completed":
+                run.progress = 1.0
+            session.add(run)
+
+        self._write(work)
+
+    def requeue_run(self, run_id: int) -> None:
+        """Put a run back into the queue (retry a failed/cancelled run); its owner loses it."""
+
+        def work(session: Session) -> None:
+            run = _get_row(session, run_id)
+            run.status = "queued"
+            run.worker_id = None
+            run.heartbeat_at = None
+            run.finished_at = None
+            run.cancel_requested = False
+            run.error = None
+            run.traceback = None
+            session.add(run)
+
+        self._write(work)
+
+    # ---- sweeps -----------------------------------------------------------------------------------
+
+    def create_sweep(self, name: str, spec: dict) -> int:
+        """Store a sweep specification; returns its id (runs then refer to it via ``sweep_id``)."""
+        if not isinstance(spec, dict):
+            raise StoreValueError(f"a sweep spec must be a dict, got {type(spec)}")
+        sweep = Sweep(name=name, spec_json=canonical_json(spec), created_at=utc_now())
+
+        def work(session: Session) -> int:
+            session.add(sweep)
+            session.flush()
+            return sweep.id
+
+        return self._write(work)
+
+    def list_sweeps(self) -> list[SweepRecord]:
+        """All sweeps, newest first."""
+        query = select(Sweep).order_by(Sweep.created_at.desc(), Sweep.id.desc())
+        return self._read(lambda session: [SweepRecord.from_row(sweep) for sweep in session.exec(query)])
