@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -109,6 +111,29 @@ def alembic_config(url: str):  # noqa: ANN201 - alembic type imported lazily
     return config
 
 
+@contextmanager
+def migration_connection(connection: Connection) -> Iterator[Connection]:
+    """Prepare a fresh connection for migrating, and commit (or roll back) what the migration did.
+
+    On SQLite, foreign keys are switched off meanwhile: a batch migration rebuilds a table by
+    DROP + rename, and dropping ``runs`` with foreign keys on would cascade-delete every metric row.
+    The pragma is ignored inside a transaction, so it is set on the raw connection around it.
+    """
+    raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield connection
+        connection.commit()
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
+            if raw.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
+                connection.invalidate()  # never hand a connection without foreign keys back to the pool
+
+
 def init_db(url: str | None = None, *, revision: str = "head") -> str:
     """Create or upgrade the database at ``url`` to ``revision`` (default: the newest); returns the URL.
 
@@ -123,7 +148,7 @@ def init_db(url: str | None = None, *, revision: str = "head") -> str:
         return url
     config = alembic_config(url)
     engine = get_engine(url)
-    with write_engine(engine).connect() as connection:
+    with write_engine(engine).connect() as connection, migration_connection(connection):
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     if revision == "head":

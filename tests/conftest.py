@@ -58,7 +58,9 @@ def store_url(request, tmp_path):
 
     server = request.getfixturevalue("pg_server")
     with get_engine(server.shared_url).begin() as conn:
-        conn.execute(text(
-            "TRUNCATE runs, sweeps, step_metrics, epoch_metrics, client_stats, events, checkpoints RESTART IDENTITY CASCADE"
-        ))  # fmt: skip
+        conn.execute(
+            text(
+                "TRUNCATE runs, sweeps, step_metrics, epoch_metrics, client_stats, events, checkpoints RESTART IDENTITY CASCADE"
+            )
+        )
     yield server.shared_url

@@ -76,14 +76,38 @@ class PostgresServer:
                 raise RuntimeError(f"{argv[0]} failed: {done.stdout}\n{done.stderr}")
 
         try:
-            run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--no-sync"])  # fmt: skip
+            run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            )
             options = (
                 f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
             )
-            run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"),
-                 "-w", "-t", "30", "start"])  # fmt: skip
+            run(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "server.log"),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            )
         except Exception:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -128,7 +152,7 @@ class PostgresServer:
                     "-w",
                     "stop",
                 ]
-            ),  # fmt: skip
+            ),
             capture_output=True,
             timeout=60,
         )

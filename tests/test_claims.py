@@ -69,7 +69,6 @@ def test_four_processes_claim_every_run_exactly_once(store_url):
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    print("claims per worker:", [len(got) for got in results])
     claimed = [run_id for got in results for run_id in got]
     assert sorted(claimed) == sorted(run_ids)  # all claimed, none twice
     runs = store.list_runs()

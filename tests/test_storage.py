@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from storage import Store, database_url, get_engine
+from storage import Store, database_url, dispose_engine, get_engine
 from storage.session import retry_transient
 
 CONFIG = {"model": {"name": "mlp", "cut": 2}, "data": {"clients": 4, "alpha": 0.5}, "lr": 0.1}
@@ -227,6 +227,8 @@ def test_delete_run_removes_everything_it_owns(store):
 def test_sqlite_connection_settings(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
     Store(url)
+    dispose_engine(url)
+    Store(url)  # migrating an up-to-date file must hand its connection back with foreign keys on
     with get_engine(url).connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

@@ -35,6 +35,7 @@ class EpochPlan:
     counts: CountMatrix
     batches: EpochBatches
     deviation: np.ndarray  # (T,)
+    slowdown: np.ndarray  # (nnz,) straggler factor of every (step, client) entry of ``counts``
     timing: EpochTiming
 
     @property
@@ -128,4 +129,4 @@ class EpochPlanner:
         timing = epoch_timing(
             counts.step, counts.client, counts.count, counts.num_steps, self.setup.system, slowdown
         )
-        return EpochPlan(epoch, counts, batches, deviation, timing)
+        return EpochPlan(epoch, counts, batches, deviation, slowdown, timing)

@@ -1,0 +1,134 @@
+"""Per-step client timeline of a stored run: who was busy, who idled, who straggled.
+
+The engine's epoch plans are a deterministic function of (config, seed, epoch, sampler state), so the
+timeline is rebuilt from the stored config with ``build_experiment`` + ``EpochPlanner`` — planning only,
+no training. LDS and the client streams are stateful, so epochs are replayed in order 0..e; planned
+epochs are cached per run, so scrolling the window costs nothing after the first call.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from psl_core.config import parse_config
+from psl_core.engine import EpochPlanner, build_experiment
+
+# Same stream id as psl_core.engine.plan uses for stragglers (the plan itself does not keep factors).
+
+TIMELINE_COLUMNS = [
+    "step",
+    "epoch",
+    "client",
+    "count",
+    "busy",
+    "idle",
+    "step_time",
+    "slowdown",
+    "slowest",
+    "straggler",
+]
+
+
+class TimelineError(ValueError):
+    """Bad input to the timeline; the message says what to change."""
+
+
+class RunTimeline:
+    """Replays a run's epoch plans (cached) and answers per-(step, client) timelines for step windows.
+
+    Global steps are 1-based as the engine logs them: step s belongs to epoch (s - 1) // T.
+    """
+
+    def __init__(self, config: dict):
+        planning = copy.deepcopy(config)
+        # Planning never touches a GPU; a run trained on CUDA must still replay on a CPU-only host.
+        planning.setdefault("training", {})["device"] = "cpu"
+        self.config = parse_config(planning)
+        self.setup = build_experiment(self.config)
+        self.planner = EpochPlanner(self.setup)
+        self.steps_per_epoch = self.planner.steps_per_epoch
+        self.num_clients = self.config.partition.num_clients
+        self.epochs = self.config.training.epochs
+        self._next_epoch = 0
+        self._frames: dict[int, pd.DataFrame] = {}
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run as configured."""
+        return self.steps_per_epoch * self.epochs
+
+    def epoch_of(self, step: int) -> int:
+        """0-based epoch of the 1-based global ``step``."""
+        return (int(step) - 1) // self.steps_per_epoch
+
+    def epoch_frame(self, epoch: int) -> pd.DataFrame:
+        """Dense (steps × clients) timeline of one epoch; plans epochs up to it in order if needed."""
+        if not 0 <= epoch < self.epochs:
+            raise TimelineError(f"epoch must be in [0, {self.epochs}) for this run, got {epoch}")
+        while self._next_epoch <= epoch:
+            e = self._next_epoch
+            self._frames[e] = self._plan_frame(e)
+            self._next_epoch += 1
+        return self._frames[epoch]
+
+    def _plan_frame(self, epoch: int) -> pd.DataFrame:
+        plan = self.planner.plan(epoch)
+        counts, timing = plan.counts, plan.timing
+        t, k = counts.num_steps, self.num_clients
+        # Dense T × K grids: inactive clients are idle the whole step.
+        count = np.zeros((t, k), dtype=np.int64)
+        busy = np.zeros((t, k))
+        slowdown = np.ones((t, k))
+        count[counts.step, counts.client] = counts.count
+        busy[counts.step, counts.client] = timing.client_time
+        slowdown[counts.step, counts.client] = plan.slowdown
+        step_time = np.repeat(timing.step_time[:, None], k, axis=1)
+        slowest = timing.slowest_client[:, None] == np.arange(k)[None, :]
+        active = count > 0
+        return pd.DataFrame(
+            {
+                "step": np.repeat(epoch * self.steps_per_epoch + np.arange(1, t + 1), k),
+                "epoch": epoch,
+                "client": np.tile(np.arange(k), t),
+                "count": count.ravel(),
+                "busy": busy.ravel(),
+                "idle": (step_time - busy).ravel(),
+                "step_time": step_time.ravel(),
+                "slowdown": slowdown.ravel(),
+                "slowest": slowest.ravel(),
+                "straggler": (active & ((slowdown > 1.0) | slowest)).ravel(),
+            },
+            columns=TIMELINE_COLUMNS,
+        )
+
+    def window(self, first_step: int, num_steps: int) -> pd.DataFrame:
+        """Timeline rows for global steps [first_step, first_step + num_steps) (clipped to the run)."""
+        if num_steps < 1:
+            raise TimelineError(f"num_steps must be >= 1, got {num_steps}")
+        first = max(1, int(first_step))
+        last = min(self.total_steps, first + int(num_steps) - 1)
+        if first > last:
+            raise TimelineError(
+                f"first_step must be in [1, {self.total_steps}] for this run, got {first_step}"
+            )
+        frames = [self.epoch_frame(e) for e in range(self.epoch_of(first), self.epoch_of(last) + 1)]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return frame[(frame["step"] >= first) & (frame["step"] <= last)].reset_index(drop=True)
+
+
+def idle_summary(window: pd.DataFrame) -> pd.DataFrame:
+    """Per client over a window: busy s, idle s, idle share, steps as a straggler."""
+    grouped = window.groupby("client")
+    summary = pd.DataFrame(
+        {
+            "busy (s)": grouped["busy"].sum(),
+            "idle (s)": grouped["idle"].sum(),
+            "straggler steps": grouped["straggler"].sum().astype(int),
+        }
+    )
+    total = summary["busy (s)"] + summary["idle (s)"]
+    summary["idle share"] = np.where(total > 0, summary["idle (s)"] / total.where(total > 0, 1), 0.0)
+    return summary.reset_index()

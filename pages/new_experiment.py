@@ -1,0 +1,165 @@
+"""New experiment: presets, the config form, previews that need no training, a sweep builder, Launch."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts_preview as charts
+from app import previews
+from app.form import load_config_into_form, render_config_form
+from app.presets import PRESET_HELP, PRESETS, preset_config
+from app.runs import ensure_worker, submit, submit_sweep
+from app.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
+from app.ui_common import PREFILL_CONFIG, get_store, open_page
+from app.worker import psl_home
+from psl_core.config import ConfigError, ExperimentConfig
+from psl_core.data import DATASETS, load_dataset, partition_labels
+from psl_core.models import profile_arch
+
+LAUNCHED = "ne:launched"
+
+
+@st.cache_data(show_spinner="Loading the dataset…", max_entries=8)
+def dataset_labels(name: str, data_dir: str | None, train_limit: int | None, seed: int):
+    """(training labels, class names, input shape) — the previews never need the images."""
+    ds = load_dataset(name, data_dir=data_dir, train_limit=train_limit, test_limit=10, seed=seed)
+    return ds.y_train.numpy(), list(ds.class_names), tuple(ds.input_shape)
+
+
+@st.cache_data(show_spinner="Partitioning…", max_entries=16)
+def partition_of(data_key: tuple, num_clients: int, scheme: str, params: tuple, seed: int):
+    labels, class_names, _ = dataset_labels(*data_key)
+    part = partition_labels(
+        labels, num_clients, scheme, num_classes=len(class_names), seed=seed, **dict(params)
+    )
+    return part.counts, part.client_indices
+
+
+def _preset_changed() -> None:
+    load_config_into_form(preset_config(st.session_state["ne:preset"]))
+
+
+def show_previews(config: ExperimentConfig) -> None:
+    d, p = config.data, config.partition
+    data_key = (d.dataset, d.data_dir, d.train_limit, config.seed)
+    try:
+        labels, class_names, input_shape = dataset_labels(*data_key)
+        counts, client_indices = partition_of(
+            data_key, p.num_clients, p.scheme, tuple(sorted(p.scheme_params().items())), config.seed
+        )
+        m = config.model
+        profile = profile_arch(m.arch, input_shape, len(class_names), m.client_norm, m.server_norm)
+        system, group_of = previews.client_system(profile, config)
+        slowdown = previews.persistent_slowdown(config)
+    except (ValueError, FileNotFoundError) as err:
+        st.warning(f"No preview: {err}")
+        if not DATASETS[d.dataset].needs_files:
+            return
+        st.caption(DATASETS[d.dataset].how_to_get)
+        return
+    tab_part, tab_model, tab_sched, tab_dev = st.tabs(["Partition", "Model split", "Sampling", "Devices"])
+    with tab_part:
+        frame, note = previews.partition_heatmap_frame(counts, class_names)
+        st.altair_chart(charts.partition_heatmap(frame), width="stretch")
+        sizes = counts.sum(axis=1)
+        st.caption(
+            (note + ". " if note else "")
+            + f"{p.num_clients} clients, {int(sizes.sum())} samples; client sizes {int(sizes.min())}–{int(sizes.max())}. "
+            "Partition α is the label-skew concentration of the partition, not the LDS c or δ."
+        )
+    with tab_model:
+        overview = previews.cut_overview(profile, config)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Client FLOPs / sample", f"{overview['client_flops_per_sample'] / 1e6:.2f} M",
+                  f"{overview['client_share_of_flops']:.0%} of the model", delta_color="off")  # fmt: skip
+        c2.metric(f"Client memory (b = {overview['per_client_batch']})",
+                  f"{overview['client_memory_bytes'] / 2**20:.2f} MiB")  # fmt: skip
+        c3.metric("Smashed bytes / sample", f"{overview['smashed_bytes_per_sample'] / 1024:.1f} KiB")
+        split = previews.model_split_frame(profile, m.cut, m.cut2)
+        st.altair_chart(charts.model_split_chart(split), width="stretch")
+        st.dataframe(split, hide_index=True, width="stretch")
+        st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
+        st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
+    sched = previews.schedule_preview(
+        labels, client_indices, class_names, config, system=system, slowdown=slowdown
+    )
+    with tab_sched:
+        if config.sampling.method == "lds":
+            st.info("LDS is a project definition (the paper's code is unpublished); with c = 1, δ = 0 it "
+                    "matches UGS's share variance, but its per-step counts are about 2× more variable.")  # fmt: skip
+        st.markdown(
+            f"**Batch composition of the first {previews.PREVIEW_STEPS} steps** (epoch 1, a preview draw)"
+        )
+        c1, c2 = st.columns(2)
+        c1.altair_chart(charts.batch_composition_chart(sched.by_client, "client"), width="stretch")
+        c2.altair_chart(charts.batch_composition_chart(sched.by_class, "class"), width="stretch")
+        st.markdown("**Batch deviation over one epoch**, chosen method beside UGS")
+        st.altair_chart(charts.deviation_chart(sched.curves), width="stretch")
+        st.dataframe(sched.summary, hide_index=True, width="stretch")
+    with tab_dev:
+        times = sched.summary.set_index("method")
+        cols = st.columns(len(times))
+        for col, (method, row) in zip(cols, times.iterrows()):
+            col.metric(f"Expected step time, {method.upper()}", f"{row['mean_step_time_s'] * 1e3:.0f} ms",
+                       f"epoch ≈ {row['epoch_time_s']:.1f} s simulated", delta_color="off")  # fmt: skip
+        mix = previews.device_mix_frame(config, system, group_of)
+        st.altair_chart(charts.device_mix_chart(mix), width="stretch")
+        st.dataframe(mix, hide_index=True, width="stretch")
+        st.altair_chart(charts.step_time_chart(sched.curves), width="stretch")
+        st.caption("Expected times use the analytic time model (SPEC §4): persistent stragglers included, "
+                   "transient slowdowns not (they are random per step).")  # fmt: skip
+
+
+def show_launch(config: ExperimentConfig | None) -> None:
+    tags = st.text_input("Tags (comma-separated)", key="ne:tags")
+    tag_list = [t.strip() for t in tags.split(",") if t.strip()]
+    if st.button("Launch", type="primary", disabled=config is None, key="ne:launch") and config is not None:
+        run_id = submit(get_store(), config, tags=tag_list)
+        ensure_worker(psl_home())
+        st.session_state[LAUNCHED] = [run_id]
+    with st.expander("Sweep builder (grid × seeds)"):
+        grid_text = st.text_area("Grid: one 'field.path: value1, value2' per line", key="ne:sweep_grid",
+                                 placeholder="sampling.method: ugs, fls, fpls\nsampling.batch_size: 64, 128")  # fmt: skip
+        seeds_text = st.text_input("Seeds", value="0", key="ne:sweep_seeds", help="e.g. '0, 1, 2' or '0-4'")
+        try:
+            grid, seeds = parse_grid(grid_text), parse_seeds(seeds_text)
+        except SweepSpecError as err:
+            st.error(str(err))
+            grid = seeds = None
+        if grid is not None:
+            st.caption(f"{count_runs(grid, seeds)} runs: {len(grid)} grid field(s) × {len(seeds)} seed(s)")
+        launch_sweep = st.button(
+            "Launch sweep", disabled=config is None or grid is None, key="ne:launch_sweep"
+        )
+        if launch_sweep and config is not None and grid is not None:
+            try:
+                _, ids = submit_sweep(get_store(), config, grid, seeds, name=config.name, tags=tag_list)
+            except ConfigError as err:
+                st.error(f"Nothing was queued: {err}")
+            else:
+                ensure_worker(psl_home())
+                st.session_state[LAUNCHED] = ids
+    launched = st.session_state.get(LAUNCHED)
+    if launched:
+        st.success("Queued run" + ("s " if len(launched) > 1 else " ") + ", ".join(f"#{i}" for i in launched))
+        if st.button(f"Open run #{launched[0]} in the Live monitor", key="ne:open_monitor"):
+            open_page("pages/monitor.py", psl_selected_run=launched[0])
+
+
+st.title("New experiment")
+if PREFILL_CONFIG in st.session_state:  # a re-run with edits from another page
+    load_config_into_form(st.session_state.pop(PREFILL_CONFIG))
+st.selectbox("Start from a preset", list(PRESETS), index=None, key="ne:preset", on_change=_preset_changed,
+             placeholder="Choose a preset to fill the form…", help="Fills every field; edit freely afterwards.")  # fmt: skip
+if st.session_state.get("ne:preset"):
+    st.caption(PRESET_HELP[st.session_state["ne:preset"]])
+form_col, preview_col = st.columns([1, 1], gap="large")
+with form_col:
+    config_dict, parsed = render_config_form()
+    show_launch(parsed)
+with preview_col:
+    st.subheader("Preview (no training)")
+    if parsed is None:
+        st.info("Fix the problems shown in the form to see the previews.")
+    else:
+        show_previews(parsed)
