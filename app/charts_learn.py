@@ -110,8 +110,11 @@ def leakage_chart(frame: pd.DataFrame, selected_cut: int) -> alt.Chart:
     )
 
 
-def timeline_chart(timeline: pd.DataFrame, title: str) -> alt.Chart:
-    """One synchronous step as a Gantt chart: a row per client (then the server), bars per phase (ms)."""
+def timeline_chart(timeline: pd.DataFrame, title: str, max_ms: float | None = None) -> alt.Chart:
+    """One synchronous step as a Gantt chart: a row per client (then the server), bars per phase (ms).
+
+    ``max_ms`` fixes the time axis so that two schedules' steps can be compared side by side.
+    """
     data = timeline.assign(start_ms=timeline["start"] * 1000, end_ms=timeline["end"] * 1000)
     order = list(dict.fromkeys(data.sort_values("client", key=lambda c: c.where(c >= 0, 10**9))["who"]))
     return (
@@ -119,7 +122,11 @@ def timeline_chart(timeline: pd.DataFrame, title: str) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("who:N", sort=order, title=None),
-            x=alt.X("start_ms:Q", title="time in the step (ms)"),
+            x=alt.X(
+                "start_ms:Q",
+                title="time in the step (ms)",
+                scale=alt.Scale(domain=[0, max_ms]) if max_ms else alt.Undefined,
+            ),
             x2="end_ms:Q",
             color=alt.Color("phase:N", scale=alt.Scale(domain=PHASE_ORDER, range=PHASE_COLOURS)),
             tooltip=[

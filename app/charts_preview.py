@@ -69,7 +69,7 @@ def deviation_chart(curves: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("step:Q", title="step of epoch 1"),
             y=alt.Y("deviation:Q", title="batch deviation (L1)"),
-            color=alt.Color("method:N", title="method"),
+            color=alt.Color("method:N", title="method", scale=alt.Scale(scheme="category10")),
             tooltip=["method:N", "step:Q", alt.Tooltip("deviation:Q", format=".3f"), "batch:Q"],
         )
         .properties(height=260)
@@ -85,7 +85,7 @@ def step_time_chart(curves: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("step:Q", title="step of epoch 1"),
             y=alt.Y("step_time_s:Q", title="simulated step time (s)"),
-            color=alt.Color("method:N", title="method"),
+            color=alt.Color("method:N", title="method", scale=alt.Scale(scheme="category10")),
             tooltip=["method:N", "step:Q", alt.Tooltip("step_time_s:Q", format=".3f")],
         )
         .properties(height=220)

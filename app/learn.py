@@ -337,7 +337,9 @@ def step_timeline(run: StragglerEpoch, system: ClientSystem, step: int) -> pd.Da
     samples = np.zeros(system.num_clients, dtype=np.int64)
     samples[clients] = counts.count[lo:hi]
     frame["samples"] = np.where(frame["client"] >= 0, samples[frame["client"].clip(lower=0)], 0)
-    frame["who"] = np.where(frame["client"] >= 0, "client " + frame["client"].astype(str), "server")
+    frame["who"] = np.where(
+        frame["client"] >= 0, "client " + frame["client"].astype(str) + " · " + frame["device"], "server"
+    )
     return frame.reset_index(drop=True)
 
 

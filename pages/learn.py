@@ -94,9 +94,7 @@ def render_sampling() -> None:
     by = st.radio("Colour the first batches by", ["class", "client"], horizontal=True, key="s_by")
     st.altair_chart(charts_learn.composition_chart(learn.composition_frame(walks, by, SHOWN_STEPS), by, step))
     st.markdown("**Deviation over one epoch** — FLS/FPLS epochs last until the largest client is empty.")
-    st.altair_chart(
-        charts_learn.deviation_chart(learn.deviation_frame(walks), step), width="stretch"
-    )
+    st.altair_chart(charts_learn.deviation_chart(learn.deviation_frame(walks), step), width="stretch")
     st.caption(
         "LDS (latent Dirichlet sampling) is a **project definition**: the paper's code is unpublished. Here it "
         "runs without latency input (δ has no effect; see the stragglers tab). With c = 1 it matches UGS's "
@@ -192,12 +190,13 @@ def render_stragglers() -> None:
         f"Global batch B = 32, partition α = 1.0 on the digits labels; server: the measured 8-vCPU VM. "
         f"Persistent stragglers: clients {', '.join(map(str, slow_ids)) or 'none'}."
     )
+    max_ms = 1000 * max(float(run.timing.step_time[t_step]) for run in runs.values())
     cols = st.columns(len(runs))
     for col, (label, run) in zip(cols, runs.items()):
         timeline = learn.step_timeline(run, system, t_step)
         slowest = int(run.timing.slowest_client[t_step])
         col.altair_chart(
-            charts_learn.timeline_chart(timeline, f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms"),
+            charts_learn.timeline_chart(timeline, f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms", max_ms),
             width="stretch",
         )  # fmt: skip
         col.caption(f"Slowest client: {slowest} ({system.device_ids[slowest]}); the others wait for it.")

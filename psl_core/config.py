@@ -151,6 +151,19 @@ class StragglerConfig(_Section):
     )
 
 
+class HelperConfig(_Section):
+    num_helpers: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Helper servers H (0 = one server). Needs a U-shaped model (model.cut2).",
+    )
+    helper_device: str = Field("vm", description="Device id of every helper.")
+    solver: Literal["baseline", "greedy", "decomposition", "local_search"] = Field(
+        "greedy", description="How clients are assigned to helpers (see the Helpers & scheduling page)."
+    )
+
+
 class SystemConfig(_Section):
     clients: list[ClientGroup] = Field(
         default_factory=lambda: [ClientGroup()], description="Device mix of the clients."
@@ -158,6 +171,7 @@ class SystemConfig(_Section):
     server_device: str = Field("vm", description="Device id of the server.")
     custom_devices: list[CustomDevice] = Field(default_factory=list)
     stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
+    helpers: HelperConfig = Field(default_factory=HelperConfig)
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SystemConfig:
@@ -184,6 +198,10 @@ class ExperimentConfig(_Section):
             raise ValueError(
                 "sampling.method 'centralised' is the K = 1 reference: set partition.num_clients to 1 "
                 f"(it is {self.partition.num_clients})"
+            )
+        if self.system.helpers.num_helpers and self.model.cut2 is None:
+            raise ValueError(
+                "system.helpers.num_helpers > 0 needs a U-shaped model: set model.cut2 (part-3 on the client)"
             )
         if self.sampling.per_client_batch is not None and self.sampling.method != "fls":
             raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")

@@ -9,12 +9,13 @@ sampler state at the start of the epoch), which is what makes mid-epoch resume e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from psl_core.devices import EpochTiming, epoch_timing
 from psl_core.engine.setup import ExperimentSetup
+from psl_core.helpers.in_training import step_makespans
 from psl_core.sampling import (
     ClientSampler,
     CountMatrix,
@@ -27,6 +28,37 @@ from psl_core.sampling import (
 
 # Separate random streams per purpose, so that e.g. turning stragglers on does not change batches.
 _STREAM_SCHEDULE, _STREAM_STRAGGLERS = 1, 2
+
+
+def helper_timing(timing: EpochTiming, counts: CountMatrix, slowdown: np.ndarray, helpers) -> EpochTiming:
+    """Replace the one-server step times by the makespans of the helpers' schedules (SPEC §4, §5)."""
+    makespan, busy, completion = step_makespans(
+        helpers.costs,
+        helpers.assignment,
+        counts.step,
+        counts.client,
+        counts.count,
+        counts.num_steps,
+        slowdown,
+        helpers.rule,
+    )
+    # The slowest client of a step is the one that completes last.
+    last = np.lexsort((completion, counts.step))
+    ends = (
+        np.r_[np.flatnonzero(np.diff(counts.step[last])), len(last) - 1] if len(last) else np.array([], int)
+    )
+    slowest = np.full(counts.num_steps, -1)
+    slowest[counts.step[last[ends]]] = counts.client[last[ends]]
+    busy_total = np.bincount(counts.client, weights=busy, minlength=counts.num_clients)
+    return replace(
+        timing,
+        step_time=makespan,
+        client_time=busy,
+        server_time=np.zeros(counts.num_steps),
+        slowest_client=slowest,
+        busy_time=busy_total,
+        idle_time=makespan.sum() - busy_total,
+    )
 
 
 @dataclass
@@ -129,4 +161,6 @@ class EpochPlanner:
         timing = epoch_timing(
             counts.step, counts.client, counts.count, counts.num_steps, self.setup.system, slowdown
         )
+        if self.setup.helpers is not None:
+            timing = helper_timing(timing, counts, slowdown, self.setup.helpers)
         return EpochPlan(epoch, counts, batches, deviation, slowdown, timing)

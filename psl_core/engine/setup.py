@@ -22,8 +22,19 @@ from psl_core.devices import (
     custom_device,
     load_catalog,
 )
+from psl_core.helpers.in_training import HelperCosts, assign_clients
 from psl_core.models import BlockModel, ModelProfile, build_model, cut_summary, profile_model
 from psl_core.models.profile import CutSummary
+
+
+@dataclass(frozen=True)
+class HelperPlan:
+    """Helpers of a run: per-sample costs, the solver's client → helper assignment, the list rule."""
+
+    costs: HelperCosts
+    assignment: np.ndarray
+    nominal_makespan_s: float
+    rule: str
 
 
 @dataclass
@@ -42,6 +53,7 @@ class ExperimentSetup:
     system: ClientSystem
     stragglers: StragglerModel
     device: torch.device
+    helpers: HelperPlan | None = None
 
 
 def resolve_torch_device(name: str) -> torch.device:
@@ -171,6 +183,9 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
         ),
         seed=config.seed,
     )
+    helpers = None
+    if config.system.helpers.num_helpers:
+        helpers = build_helper_plan(config, profile, cut, cut2, system, catalog, partition.sizes)
     return ExperimentSetup(
         config,
         dataset,
@@ -184,4 +199,38 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
         system,
         stragglers,
         device,
+        helpers,
     )
+
+
+def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> HelperPlan:
+    """Per-sample task costs of the three-part model and the run's client → helper assignment."""
+    hc = config.system.helpers
+    if hc.helper_device not in catalog:
+        raise ValueError(f"unknown helper device {hc.helper_device!r}; known: {', '.join(sorted(catalog))}")
+    blocks = profile.blocks
+    f1 = sum(b.flops_per_sample for b in blocks[:cut])
+    f2 = sum(b.flops_per_sample for b in blocks[cut:cut2])
+    f3 = sum(b.flops_per_sample for b in blocks[cut2:])
+    act1, act2 = blocks[cut - 1].out_bytes_per_sample * 8, blocks[cut2 - 1].out_bytes_per_sample * 8  # bits
+    helper = catalog[hc.helper_device]
+    h = hc.num_helpers
+    speed = system.speed_flops
+    costs = HelperCosts(
+        part1_fwd=f1 / speed,
+        part1_bwd=2 * f1 / speed,  # backward ≈ 2 × forward (SPEC §4)
+        part3_train=3 * f3 / speed,
+        up1=act1 / system.up_bps,
+        down1=act1 / system.down_bps,
+        up2=act2 / system.up_bps,
+        down2=act2 / system.down_bps,
+        latency=system.latency_s,
+        helper_fwd=np.full(h, f2 / helper.train_flops_per_s),
+        helper_bwd=np.full(h, 2 * f2 / helper.train_flops_per_s),
+        mem_per_sample_mb=sum(b.out_bytes_per_sample for b in blocks[cut:cut2]) / 1e6,
+        mem_fixed_mb=3 * sum(b.param_bytes for b in blocks[cut:cut2]) / 1e6,  # weights, grads, momentum
+        helper_capacity_mb=np.full(h, helper.memory_bytes / 1e6),
+    )
+    nominal = config.sampling.batch_size * sizes / max(1, sizes.sum())
+    assignment, makespan = assign_clients(costs, nominal, hc.solver, config.seed)
+    return HelperPlan(costs, assignment, makespan, "fcfs" if hc.solver == "baseline" else "delivery")
