@@ -51,7 +51,7 @@ def run(
     """Train one experiment in this process, with a progress bar; metrics go to CSV files."""
     from app.cli_run import CsvSink, ProgressSink, render_table, summary_rows
     from psl_core.config_io import config_to_yaml
-    from psl_core.engine import FanoutSink, MemorySink, run_experiment
+    from psl_core.engine import FanoutSink, MemorySink, TrainingDivergedError, run_experiment
 
     cfg = load_config_or_exit(config, set_)
     out_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -61,8 +61,8 @@ def run(
     sinks = [csv_sink, memory] + ([] if quiet else [ProgressSink()])
     try:
         result = run_experiment(cfg, FanoutSink(*sinks))
-    except (ValueError, FileNotFoundError) as err:
-        fail(str(err))
+    except (ValueError, FileNotFoundError, TrainingDivergedError) as err:
+        fail(f"{err}\n(metrics up to here are in {out_dir}/)")
     finally:
         csv_sink.close()
         if not quiet:

@@ -204,6 +204,8 @@ def ui(
         str(port),
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",  # no "Deploy" button: this is a local tool
     ]
     typer.echo(f"PSL Studio on http://{address}:{port}")
     raise typer.Exit(subprocess.call(cmd))

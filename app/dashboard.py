@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+from app.ui_common import PAGES_DIR
 
-st.set_page_config(page_title="PSL Studio", page_icon="🔀", layout="wide")
+st.set_page_config(page_title="PSL Studio", page_icon=":material/call_split:", layout="wide")
 
 navigation = st.navigation(
     {
         "Experiments": [
-            st.Page(str(PAGES_DIR / "runs.py"), title="Runs", icon="📋", default=True, url_path="runs"),
-            st.Page(str(PAGES_DIR / "new_experiment.py"), title="New experiment", icon="🧪", url_path="new"),
-            st.Page(str(PAGES_DIR / "monitor.py"), title="Live monitor", icon="📈", url_path="monitor"),
-            st.Page(str(PAGES_DIR / "compare.py"), title="Compare", icon="⚖️", url_path="compare"),
+            st.Page(
+                str(PAGES_DIR / "runs.py"),
+                title="Runs",
+                icon=":material/list:",
+                default=True,
+                url_path="runs",
+            ),
+            st.Page(
+                str(PAGES_DIR / "new_experiment.py"),
+                title="New experiment",
+                icon=":material/science:",
+                url_path="new",
+            ),
+            st.Page(
+                str(PAGES_DIR / "monitor.py"),
+                title="Live monitor",
+                icon=":material/monitoring:",
+                url_path="monitor",
+            ),
+            st.Page(
+                str(PAGES_DIR / "compare.py"),
+                title="Compare",
+                icon=":material/compare_arrows:",
+                url_path="compare",
+            ),
         ],
         "Learn & plan": [
-            st.Page(str(PAGES_DIR / "learn.py"), title="Learn PSL", icon="🎓", url_path="learn"),
             st.Page(
-                str(PAGES_DIR / "helpers.py"), title="Helpers & scheduling", icon="🗓️", url_path="helpers"
+                str(PAGES_DIR / "learn.py"), title="Learn PSL", icon=":material/school:", url_path="learn"
+            ),
+            st.Page(
+                str(PAGES_DIR / "helpers.py"),
+                title="Helpers & scheduling",
+                icon=":material/view_timeline:",
+                url_path="helpers",
             ),
         ],
     }

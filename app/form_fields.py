@@ -113,6 +113,9 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         _spec("system.stragglers.transient_prob", "float", "Transient slowdown probability"),
         _spec("system.stragglers.transient_dist", "select", "Transient slowdown law"),
         _spec("system.stragglers.transient_scale", "float", "Transient σ / Pareto shape"),
+        _spec("system.helpers.num_helpers", "int", "Helpers H (0 = one server)"),
+        FieldSpec("system.helpers.helper_device", "server", "Helper device"),
+        _spec("system.helpers.solver", "select", "Helper assignment solver"),
     ],
 }
 
@@ -297,6 +300,9 @@ def build_problems(config: ExperimentConfig) -> list[str]:
         problems.append(
             f"- system.server_device: unknown device {config.system.server_device!r}; use one of {known}"
         )
+    helper = config.system.helpers.helper_device
+    if config.system.helpers.num_helpers and helper not in catalog:
+        problems.append(f"- system.helpers.helper_device: unknown device {helper!r}; use one of {known}")
     names = block_names_for(config.model.arch)
     try:
         cut, cut2 = resolve_cut_pair(names, config.model.cut, config.model.cut2)

@@ -217,7 +217,7 @@ def paper_note(table: pd.DataFrame, instance: HelperInstance) -> str:
     return (
         f"{paper} Here ({setting}, seed {instance.meta.get('seed', '?')}): {best['title']} is "
         f"{best['shorter than baseline (%)']:.1f} % shorter than our random + FCFS baseline. Our baseline "
-        "draws one random assignment, so the figure varies with the seed; the paper's \"up to\" is its best case."
+        'draws one random assignment, so the figure varies with the seed; the paper\'s "up to" is its best case.'
     )
 
 

@@ -2,8 +2,17 @@
 and downsample long series to a chart's width while keeping spikes.
 
 A :class:`SeriesCache` lives in ``st.session_state``: each refresh of the live monitor asks the store
-for steps > the last step it holds (``Store.read_step_metrics(after_step=...)``) and epochs > the last
-epoch, so a refresh costs the new rows only, not the whole history.
+for steps > the last step it holds and epochs > the last epoch, so a refresh costs the new rows only,
+not the whole history.
+
+With ``max_points`` set (the pages do), the FIRST load of a long run is a server-side sample
+(``Store.read_step_series``): about ``max_points`` rows — a stride sample plus each bucket's min and
+max rows of the ``extremes`` columns (default: loss), always the first and last step. Later refreshes
+append the new rows exactly (they are fewer than ``max_points``). So the held frame is downsampled up
+to ``RunSeries.sampled_through`` and exact after it. Consequences: charts of held columns other than
+the extremes ones may miss spikes in the old part; the fractional-epoch x axis
+(``app.compare.with_x``) counts held rows, so it is approximate in the sampled part; totals that only
+need the last row or a monotone column (steps, final loss, sim/wall time) are exact.
 """
 
 from __future__ import annotations
@@ -31,6 +40,11 @@ DEFAULT_STEP_COLUMNS = (
 )
 
 
+# Rows a page holds after the first load of a long run: a few times the chart width, so the chart's
+# own spike-keeping downsample (``downsample``) still has material, at a fraction of a full read.
+FIRST_LOAD_POINTS = 6000
+
+
 class SeriesError(ValueError):
     """Bad input to the series helpers; the message says what to change."""
 
@@ -43,6 +57,8 @@ class RunSeries:
     epochs: pd.DataFrame = field(default_factory=pd.DataFrame)
     last_step: int | None = None
     last_epoch: int | None = None
+    sampled_through: int | None = None  # rows up to this step are a sample of the stored ones (None: exact)
+    rows_stored: int = 0  # step rows the store had for the steps held (more than held when sampled)
 
 
 class SeriesCache:
@@ -52,17 +68,42 @@ class SeriesCache:
     benchmark shows that a refresh reads only new rows.
     """
 
-    def __init__(self, columns: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        columns: list[str] | None = None,
+        *,
+        max_points: int | None = None,
+        extremes: tuple[str, ...] = ("loss",),
+    ) -> None:
+        """``max_points``: sample reads of more rows than this server-side (None: always read every row);
+        ``extremes``: step columns whose per-bucket min/max rows such a sample keeps."""
+        if max_points is not None and max_points < 2 + 2 * len(extremes):
+            raise SeriesError(
+                f"max_points must be at least {2 + 2 * len(extremes)} (got {max_points}); "
+                "use a few times the chart's width"
+            )
         # Naming the columns lets the store skip expanding the per-row JSON of extra metrics, which
         # dominates the cost of a first load of a long series.
         self.columns = list(columns) if columns is not None else list(DEFAULT_STEP_COLUMNS)
+        self.max_points = max_points
+        self.extremes = [c for c in extremes if c in self.columns]
         self.runs: dict[int, RunSeries] = {}
         self.rows_read = 0
 
+    def _read_new_steps(self, store, run_id: int, after_step: int | None) -> pd.DataFrame:  # noqa: ANN001
+        if self.max_points is None:
+            return store.read_step_metrics(run_id, after_step=after_step, columns=self.columns)
+        return store.read_step_series(
+            run_id, self.columns, max_points=self.max_points, after_step=after_step, extremes=self.extremes
+        )
+
     def update(self, store, run_id: int) -> int:  # noqa: ANN001 - a storage.Store
-        """Fetch the rows of ``run_id`` newer than those held; returns how many step rows were new."""
+        """Fetch the rows of ``run_id`` newer than those held; returns how many step rows were read
+        (all new rows, or the sample of them when more than ``max_points`` arrived at once)."""
         held = self.runs.setdefault(run_id, RunSeries())
-        new_steps = store.read_step_metrics(run_id, after_step=held.last_step, columns=self.columns)
+        new_steps = self._read_new_steps(store, run_id, held.last_step)
+        if new_steps.attrs.get("sampled_from"):  # set by Store.read_step_series when it sampled
+            held.sampled_through = int(new_steps["step"].iloc[-1])
         if len(new_steps):
             held.steps = (
                 new_steps if held.steps.empty else pd.concat([held.steps, new_steps], ignore_index=True)
@@ -75,7 +116,16 @@ class SeriesCache:
             )
             held.last_epoch = int(new_epochs["epoch"].iloc[-1])
         self.rows_read += len(new_steps)
+        held.rows_stored += int(new_steps.attrs.get("sampled_from", len(new_steps)))
         return len(new_steps)
+
+    def is_sampled(self, run_id: int) -> bool:
+        """True when the older part of the held steps of ``run_id`` is a sample, not every row."""
+        return self.runs.get(run_id, RunSeries()).sampled_through is not None
+
+    def rows_stored(self, run_id: int) -> int:
+        """How many step rows the store had up to the last held step (held rows may be a sample)."""
+        return self.runs.get(run_id, RunSeries()).rows_stored
 
     def steps(self, run_id: int) -> pd.DataFrame:
         """The step rows held for ``run_id`` (empty frame if none)."""

@@ -18,7 +18,7 @@ from app.compare import (
     to_csv_bytes,
 )
 from app.run_table import run_label
-from app.series import SeriesCache, downsample
+from app.series import FIRST_LOAD_POINTS, SeriesCache, downsample
 from app.ui_common import COMPARE_RUNS, get_store
 
 st.title("Compare runs")
@@ -51,7 +51,8 @@ x_axis = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="compa
 weight = c3.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.0, 0.01, key="compare_smoothing")
 band = c4.toggle("Mean ± std across seeds", key="compare_band", help="Runs whose configs differ only by seed")
 
-cache: SeriesCache = st.session_state.setdefault("compare_series", SeriesCache())
+# Long runs load as a server-side sample (loss min/max kept); totals in the summary stay exact.
+cache: SeriesCache = st.session_state.setdefault("compare_series", SeriesCache(max_points=FIRST_LOAD_POINTS))
 for run_id in chosen:
     cache.update(store, run_id)
 steps = {r: cache.steps(r) for r in chosen}
@@ -68,7 +69,12 @@ else:
         width="stretch",
     )
 st.download_button(
-    "Series (CSV)", to_csv_bytes(long), f"series_{metric}_{x_axis}.csv", "text/csv", key="dl_series"
+    "Series (CSV)",
+    to_csv_bytes(long),
+    f"series_{metric}_{x_axis}.csv",
+    "text/csv",
+    key="dl_series",
+    help="The series as held: runs longer than a few thousand steps are a sample (loss min/max kept).",
 )
 
 st.subheader("Summary")

@@ -7,26 +7,32 @@ import streamlit as st
 from app.charts_metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
 from app.compare import METRICS, X_AXES, align_series, smooth
 from app.run_table import run_label
-from app.series import SeriesCache, downsample
-from app.timeline import RunTimeline, idle_summary
+from app.series import FIRST_LOAD_POINTS, SeriesCache, downsample
 from app.ui_common import SELECTED_RUN, get_store
 
 st.title("Live monitor")
 store = get_store()
 
-running = store.list_runs(status="running")
-if running:
-    st.subheader("Running now")
+
+@st.fragment(run_every=2)
+def running_now() -> None:
+    """Progress and ETA of every running run, refreshed on its own."""
+    running = store.list_runs(status="running")
+    if running:
+        st.subheader("Running now")
     for record in running:
         st.progress(
             min(1.0, record.progress), text=f"{run_label(record.id, record.name)} — {progress_text(record)}"
         )
 
+
+running_now()
+
 records = store.list_runs(status=["running", "completed", "cancelled", "failed"], limit=200)
 if not records:
     st.info("No run has started yet. Queue one on the New experiment page.")
     st.stop()
-labels = {r.id: run_label(r.id, r.name, r.status) for r in records}
+labels = {r.id: run_label(r.id, r.name) for r in records}
 ids = list(labels)
 preselected = st.session_state.get(SELECTED_RUN)
 if "monitor_run" not in st.session_state or st.session_state["monitor_run"] not in ids:
@@ -34,11 +40,20 @@ if "monitor_run" not in st.session_state or st.session_state["monitor_run"] not 
 run_id = st.selectbox("Run", ids, format_func=labels.get, key="monitor_run")
 st.session_state[SELECTED_RUN] = run_id
 
+# The four curves a PSL run is watched by; the fourth slot can show any other logged metric.
+LIVE_METRICS = ["loss", "test_acc", "deviation", "sim_step_time"]
 c1, c2, c3 = st.columns(3)
-metric = c1.selectbox("Metric", list(METRICS), format_func=lambda m: METRICS[m][1], key="monitor_metric")
+metric = c1.selectbox(
+    "Fourth chart",
+    list(METRICS),
+    index=list(METRICS).index("sim_step_time"),
+    format_func=lambda m: METRICS[m][1],
+    key="monitor_metric",
+)
 x_axis = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="monitor_x")
 weight = c3.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing")
-cache: SeriesCache = st.session_state.setdefault("monitor_series", SeriesCache())
+# Long runs load as a server-side sample (FIRST_LOAD_POINTS rows keeping loss spikes); refreshes add new rows.
+cache: SeriesCache = st.session_state.setdefault("monitor_series", SeriesCache(max_points=FIRST_LOAD_POINTS))
 
 
 @st.fragment(run_every=2)
@@ -48,15 +63,25 @@ def live_part() -> None:
     new_rows = cache.update(store, run_id)
     st.progress(min(1.0, record.progress), text=f"{record.status} — {progress_text(record)}")
     steps, epochs = cache.steps(run_id), cache.epochs(run_id)
-    long = smooth(align_series({run_id: steps}, {run_id: epochs}, x_axis, metric), weight)
-    if long.empty:
-        st.caption(f"No {METRICS[metric][1]} logged yet.")
-    else:
-        st.altair_chart(
-            metric_chart(downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x_axis, metric),
-            width="stretch",
-        )
-    st.caption(f"{len(steps)} steps held · {new_rows} new rows read this refresh")
+    shown = LIVE_METRICS[:3] + [metric]
+    for row in (shown[:2], shown[2:]):
+        for column, name in zip(st.columns(2), row):
+            long = smooth(align_series({run_id: steps}, {run_id: epochs}, x_axis, name), weight)
+            if long.empty:
+                column.caption(f"No {METRICS[name][1]} logged yet.")
+            else:
+                column.altair_chart(
+                    metric_chart(
+                        downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x_axis, name
+                    ).properties(height=220),
+                    width="stretch",
+                )
+    sampled = (
+        f" · older steps sampled from {cache.rows_stored(run_id):,} stored (loss min/max kept)"
+        if cache.is_sampled(run_id)
+        else ""
+    )
+    st.caption(f"{len(steps)} steps held · {new_rows} new rows read this refresh{sampled}")
     if record.is_finished:
         st.caption("Run finished: refreshes only re-check for rows (none expected).")
     if record.cancel_requested:
@@ -74,6 +99,13 @@ def live_part() -> None:
 live_part()
 
 st.subheader("Client timeline")
+# Replaying the plans costs seconds (build_experiment): only when asked for, then cached per run.
+if not st.toggle("Show client timeline", key="monitor_timeline"):
+    st.caption("Off: turn on to replay this run's epoch plans (takes a few seconds the first time).")
+    st.stop()
+# Imported here, not at the top: app.timeline pulls in the engine (torch), seconds on a cold process.
+from app.timeline import RunTimeline, idle_summary  # noqa: E402
+
 st.caption(
     "Rebuilt from the run's config by replaying the engine's epoch plans (planning only, no training): "
     "per step, each client's busy time, its idle time until the slowest client finishes, and stragglers "

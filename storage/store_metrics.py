@@ -288,7 +288,9 @@ class MetricStore(StoreBase):
         for name in wanted:
             if name not in frame.columns:
                 frame[name] = float("nan")
-        return frame[wanted]
+        frame = frame[wanted]
+        frame.attrs["sampled_from"] = int(count)  # tells callers the rows are a sample, and of how many
+        return frame
 
     @staticmethod
     def _extreme_steps(table, where: list, bucket, first: int, width: int, name: str):  # noqa: ANN001, ANN205

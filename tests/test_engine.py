@@ -173,3 +173,15 @@ def test_learning_rate_schedules():
     assert learning_rate(cos, 0, 0, 100) == pytest.approx(0.1)
     assert learning_rate(cos, 0, 50, 100) == pytest.approx(0.05)
     assert learning_rate(cos, 0, 100, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_divergence_stops_the_run_with_a_message_and_keeps_the_metrics_before_it():
+    from psl_core.engine import TrainingDivergedError
+
+    sink = MemorySink()
+    cfg = tiny(**{"training.lr": 1e6, "training.momentum": 0.0, "training.max_steps_per_epoch": None})
+    with pytest.raises(TrainingDivergedError, match=r"lower training.lr") as err:
+        run_experiment(cfg, sink, flush_every=1)
+    assert sink.steps and not np.isfinite(sink.steps[-1]["loss"])
+    assert all(np.isfinite(r["loss"]) for r in sink.steps[:-1])
+    assert f"step {sink.steps[-1]['step']}" in str(err.value)

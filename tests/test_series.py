@@ -64,3 +64,31 @@ def test_downsample_handles_nan_and_short_frames():
         downsample(frame, "nope", 100)
     with pytest.raises(SeriesError, match="max_points"):
         downsample(frame, "x", 2)
+
+
+def test_first_load_is_sampled_then_refreshes_append_exact_rows(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/psl.db")
+    run = store.create_run(name="r", config={"a": 1}, seed=0)
+    loss = np.full(5000, 1.0)
+    loss[1234] = 9.0  # a spike the sample must keep
+    store.add_step_metrics(run, [{"step": s + 1, "epoch": 0, "loss": float(loss[s])} for s in range(5000)])
+    cache = SeriesCache(max_points=300)
+    assert cache.update(store, run) <= 301
+    held = cache.steps(run)
+    assert cache.is_sampled(run) and cache.rows_stored(run) == 5000
+    assert held["step"].iloc[0] == 1 and held["step"].iloc[-1] == 5000 and held["loss"].max() == 9.0
+    store.add_step_metrics(run, [{"step": s, "epoch": 1, "loss": 0.5} for s in range(5001, 5021)])
+    assert cache.update(store, run) == 20  # the refresh reads the new rows, all of them
+    assert cache.steps(run)["step"].iloc[-20:].tolist() == list(range(5001, 5021))
+    assert cache.rows_stored(run) == 5020 and cache.runs[run].sampled_through == 5000
+    with pytest.raises(SeriesError, match="max_points"):
+        SeriesCache(max_points=3)
+
+
+def test_short_runs_are_held_exactly_with_max_points(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/psl.db")
+    run = store.create_run(name="r", config={"a": 1}, seed=0)
+    store.add_step_metrics(run, [{"step": s, "epoch": 0, "loss": 1.0 / s} for s in range(1, 101)])
+    cache = SeriesCache(max_points=300)
+    assert cache.update(store, run) == 100 and not cache.is_sampled(run)
+    pd.testing.assert_frame_equal(cache.steps(run), store.read_step_metrics(run, columns=cache.columns))

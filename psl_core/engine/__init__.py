@@ -11,7 +11,13 @@ from psl_core.engine.sinks import (
     RunInfo,
     Sink,
 )
-from psl_core.engine.trainer import PSLTrainer, RunResult, learning_rate, run_experiment
+from psl_core.engine.trainer import (
+    PSLTrainer,
+    RunResult,
+    TrainingDivergedError,
+    learning_rate,
+    run_experiment,
+)
 
 __all__ = [
     "EPOCH_FIELDS",
@@ -26,6 +32,7 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "Sink",
+    "TrainingDivergedError",
     "build_experiment",
     "device_catalog",
     "learning_rate",

@@ -30,6 +30,10 @@ from psl_core.engine.sinks import RunInfo, Sink
 EVAL_BATCH = 1024
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to change."""
+
+
 @dataclass
 class RunResult:
     status: str  # 'completed' | 'cancelled'
@@ -225,6 +229,13 @@ class PSLTrainer:
             for i, t in enumerate(range(start, end))
         ]
         sink.on_steps(rows)
+        bad = np.flatnonzero(~np.isfinite(loss_values))
+        if len(bad):
+            row = rows[bad[0]]
+            raise TrainingDivergedError(
+                f"training diverged: the loss became {row['loss']} at step {row['step']} (epoch {row['epoch']}); "
+                "lower training.lr, or use a sampling method with less skewed batches"
+            )
 
     def _end_epoch(self, sink: Sink, plan: EpochPlan, st: _LoopState) -> None:
         epoch_no = plan.epoch + 1
