@@ -23,21 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-DEFAULT_STEP_COLUMNS = (
-    "step",
-    "epoch",
-    "loss",
-    "deviation",
-    "batch_size",
-    "active_clients",
-    "sim_step_time",
-    "sim_time",
-    "bytes_up",
-    "bytes_down",
-    "slowest_client",
-    "wall_time",
-    "lr",
-)
+from psl_core.metrics import STEP_FIELDS
+
+DEFAULT_STEP_COLUMNS = STEP_FIELDS
 
 
 # Rows a page holds after the first load of a long run: a few times the chart width, so the chart's

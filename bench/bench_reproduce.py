@@ -109,7 +109,10 @@ def main() -> None:
     for method, k, seed in grid(args):
         r = run_cell(method, k, seed, args, out)
         results.append(r)
-        print(f"{method:>11} K={k:<3} seed={seed}: acc {r['test_acc'][-1]:.4f} ({r['wall_s']:.0f} s)", flush=True)
+        print(
+            f"{method:>11} K={k:<3} seed={seed}: acc {r['test_acc'][-1]:.4f} ({r['wall_s']:.0f} s)",
+            flush=True,
+        )
     print(
         f"\nFashion-MNIST ({args.train_limit} training samples, 10,000 test), CNN cut after block 1, "
         f"extended Dirichlet C=2 α=3, B=128, {args.epochs} epochs, seeds {args.seeds}\n"

@@ -69,7 +69,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     print(f"target test accuracy {args.target}, {args.epochs} epochs, seeds {seeds}\n")
-    print("| method | δ | time to target (sim s, mean) | reached | final test acc | mean deviation | mean step (sim s) |")
+    print(
+        "| method | δ | time to target (sim s, mean) | reached | final test acc | mean deviation | mean step (sim s) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for method, delta in VARIANTS:
         sinks = [run(method, delta, s, args.epochs) for s in seeds]

@@ -64,3 +64,16 @@ def store_url(request, tmp_path):
             )
         )
     yield server.shared_url
+
+
+@pytest.fixture
+def fresh_psl_home(tmp_path, monkeypatch):
+    """An empty PSL_HOME with its own SQLite store, and Streamlit caches cleared (for page tests)."""
+    import streamlit as st
+
+    monkeypatch.setenv("PSL_HOME", str(tmp_path))
+    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path
+    st.cache_resource.clear()

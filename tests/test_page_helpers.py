@@ -5,18 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "helpers.py")
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def page(fresh_psl_home):
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.form_fields import full_config
@@ -19,15 +18,10 @@ FLS_PRESET = "GPSL paper — FLS"
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
+def store(fresh_psl_home):
     # A live pid in worker.pid makes ensure_worker believe a worker runs, so Launch starts none.
-    (tmp_path / "worker.pid").write_text(str(os.getpid()))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield Store(f"sqlite:///{tmp_path}/psl.db")
-    st.cache_resource.clear()
+    (fresh_psl_home / "worker.pid").write_text(str(os.getpid()))
+    return Store(f"sqlite:///{fresh_psl_home}/psl.db")
 
 
 def _app() -> AppTest:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.ui_common import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN
@@ -18,11 +17,7 @@ PAGES = Path(__file__).resolve().parent.parent / "pages"
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def store(fresh_psl_home):
     return Store()
 
 

@@ -9,35 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The per-step metrics the engine reports, in the order they are shown.
-STEP_FIELDS = (
-    "step",
-    "epoch",
-    "loss",
-    "deviation",
-    "batch_size",
-    "active_clients",
-    "sim_step_time",
-    "sim_time",
-    "bytes_up",
-    "bytes_down",
-    "slowest_client",
-    "wall_time",
-    "lr",
-)
-EPOCH_FIELDS = (
-    "epoch",
-    "step",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "sim_time",
-    "wall_time",
-    "per_class_acc",
-)
-# Fields that legitimately differ between two runs of the same config and seed.
-NONDETERMINISTIC_FIELDS = ("wall_time",)
+from psl_core.metrics import EPOCH_FIELDS, NONDETERMINISTIC_FIELDS, STEP_FIELDS  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""Names of the metrics the engine reports (importable without torch: the dashboard reads them)."""
+
+# The per-step metrics the engine reports, in the order they are shown.
+STEP_FIELDS = (
+    "step",
+    "epoch",
+    "loss",
+    "deviation",
+    "batch_size",
+    "active_clients",
+    "sim_step_time",
+    "sim_time",
+    "bytes_up",
+    "bytes_down",
+    "slowest_client",
+    "wall_time",
+    "lr",
+)
+EPOCH_FIELDS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "sim_time",
+    "wall_time",
+    "per_class_acc",
+)
+# Fields that legitimately differ between two runs of the same config and seed.
+NONDETERMINISTIC_FIELDS = ("wall_time",)
