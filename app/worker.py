@@ -12,6 +12,7 @@ Crash safety, in order of what can go wrong:
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ from storage import Store
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
 CANCEL_CHECK_EVERY_S = 1.0
+FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
 
 
 def psl_home() -> Path:
@@ -39,46 +41,90 @@ def new_worker_id() -> str:
 
 
 class StoreSink(Sink):
-    """Writes the engine's reports to the store and relays cancel requests back to it."""
+    """Writes the engine's reports to the store and relays cancel requests back to it.
+
+    Writes go through one background thread with an ordered queue, so training never waits on the
+    database (a checkpoint row still lands after the metric rows it covers). A write error is raised
+    in the training thread at the next report; ``close`` waits until everything is written.
+    """
 
     def __init__(self, store: Store, run_id: int, worker_id: str):
         self.store, self.run_id, self.worker_id = store, run_id, worker_id
         self.total_steps = 0
+        self.progress: dict = {}
         self.lost_ownership = False
         self._cancel = False
         self._last_cancel_check = 0.0
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, daemon=True, name=f"store-writer-{run_id}")
+        self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    job()
+            except BaseException as err:  # kept and raised in the training thread
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _submit(self, job) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"writing metrics to the store failed: {self._error}") from self._error
+        self._queue.put(job)
+
+    def close(self) -> None:
+        """Wait until every queued write is done (and beat the final progress); raise a write error."""
+        if self.progress:
+            self._queue.put(self.beat)
+        self._queue.put(None)
+        self._writer.join()
+        if self._error is not None:
+            raise RuntimeError(f"writing metrics to the store failed: {self._error}") from self._error
 
     def on_start(self, info: RunInfo) -> None:
         self.total_steps = info.total_steps
-        self.store.update_run(self.run_id, total_steps=info.total_steps)
-        self.store.add_event(
-            self.run_id,
+        message = (
             f"training on {info.device}: {info.num_clients} clients, {info.num_params:,} parameters, "
-            f"{info.steps_per_epoch} steps per epoch",
-            kind="start",
+            f"{info.steps_per_epoch} steps per epoch"
         )
+
+        def job():
+            self.store.update_run(self.run_id, total_steps=info.total_steps)
+            self.store.add_event(self.run_id, message, kind="start")
+
+        self._submit(job)
 
     def on_steps(self, rows):
-        self.store.add_step_metrics(self.run_id, rows)
         last = rows[-1]
-        self._beat(progress=last["step"] / max(1, self.total_steps), step=last["step"], epoch=last["epoch"])
+        # Progress rides on the heartbeat thread's next beat (every few seconds): one write less here.
+        self.progress = {
+            "progress": last["step"] / max(1, self.total_steps),
+            "step": last["step"],
+            "epoch": last["epoch"],
+        }
+        self._submit(lambda: self.store.add_step_metrics(self.run_id, rows))
 
     def on_epoch(self, row, client_stats):
-        self.store.add_epoch_metrics(self.run_id, [row])
-        self.store.add_client_stats(self.run_id, client_stats)
         acc = f", test accuracy {row['test_acc']:.4f}" if row.get("test_acc") is not None else ""
-        self.store.add_event(
-            self.run_id, f"epoch {row['epoch']} done: train loss {row['train_loss']:.4f}{acc}", kind="epoch"
-        )
+        message = f"epoch {row['epoch']} done: train loss {row['train_loss']:.4f}{acc}"
+
+        self._submit(lambda: self.store.add_epoch_report(self.run_id, row, client_stats, message))
 
     def on_event(self, message, level="info"):
-        self.store.add_event(self.run_id, message, level=level)
+        self._submit(lambda: self.store.add_event(self.run_id, message, level=level))
 
     def on_checkpoint(self, path, step, epoch):
-        self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path)
+        self._submit(lambda: self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path))
 
-    def _beat(self, **kw) -> None:
-        if not self.store.heartbeat(self.run_id, self.worker_id, **kw):
+    def beat(self) -> None:
+        """Heartbeat with the latest progress; notices when another worker has taken the run over."""
+        if not self.store.heartbeat(self.run_id, self.worker_id, **self.progress):
             self.lost_ownership = True
 
     def should_stop(self) -> bool:
@@ -100,7 +146,7 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.every_s):
             try:
-                self.sink._beat()
+                self.sink.beat()
             except Exception:  # a missed beat is retried next time; never kill the run for it
                 pass
 
@@ -132,12 +178,20 @@ def execute_run(store: Store, run_id: int, worker_id: str, *, home: Path | None 
     beat.start()
     try:
         result = run_experiment(
-            config, sink, checkpoint_dir=home / "checkpoints" / str(run_id), resume_from=resume_from
+            config,
+            sink,
+            checkpoint_dir=home / "checkpoints" / str(run_id),
+            resume_from=resume_from,
+            flush_interval_s=FLUSH_INTERVAL_S,
         )
+        sink.close()  # every metric row is written before the run is marked finished
     except Exception as err:  # the traceback is the most useful thing a failed run can keep
-        store.finish_run(
-            run_id, "failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()
-        )
+        trace = traceback.format_exc()
+        try:
+            sink.close()  # keep every metric reported before the failure
+        except RuntimeError:
+            pass
+        store.finish_run(run_id, "failed", error=f"{type(err).__name__}: {err}", traceback=trace)
         store.add_event(run_id, f"failed: {type(err).__name__}: {err}", level="error", kind="failed")
         return "failed"
     finally:

@@ -207,7 +207,8 @@ def main() -> None:
         print(json.dumps(interleaved_rates(int(args.rates), args.block, args.repeats)))
         return
     if args.memory:
-        print(json.dumps({"peak_mb": peak_memory(args.memory[0], int(args.memory[1]), 3)}))
+        # Same data size as the timed cells (4 blocks), so that memory compares like with like.
+        print(json.dumps({"peak_mb": peak_memory(args.memory[0], int(args.memory[1]), 4 * args.block)}))
         return
     ks = [int(k) for k in args.clients.split(",")]
     common = ["--block", str(args.block), "--repeats", str(args.repeats), "--threads", str(args.threads)]

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from psl_core.config import ExperimentConfig, apply_overrides  # noqa: E402
-from psl_core.engine import MemorySink, run_experiment  # noqa: E402
+from psl_core.engine import MemorySink, TrainingDivergedError, run_experiment  # noqa: E402
 
 
 def grid(args) -> list[tuple[str, int, int]]:
@@ -60,7 +60,13 @@ def run_cell(method, k, seed, args, out: Path) -> dict:
         return json.loads(path.read_text())
     sink = MemorySink()
     t0 = time.perf_counter()
-    run_experiment(config_for(method, k, seed, args), sink)
+    diverged_at = None
+    try:
+        run_experiment(config_for(method, k, seed, args), sink)
+    except TrainingDivergedError:
+        # A NaN model predicts one class: chance accuracy, reported as such and marked.
+        diverged_at = sink.steps[-1]["step"]
+        sink.epochs.append({"test_acc": 0.1})
     result = {
         "method": method,
         "K": k,
@@ -70,9 +76,15 @@ def run_cell(method, k, seed, args, out: Path) -> dict:
         "mean_deviation": statistics.fmean(r["deviation"] for r in sink.steps),
         "mean_batch": statistics.fmean(r["batch_size"] for r in sink.steps),
         "wall_s": time.perf_counter() - t0,
+        "diverged_at_step": diverged_at,
     }
     path.write_text(json.dumps(result))
     return result
+
+
+def _per_seed(r: dict) -> str:
+    acc = f"{r['test_acc'][-1]:.3f}"
+    return f"{acc} (diverged at step {r['diverged_at_step']})" if r.get("diverged_at_step") else acc
 
 
 def table(results: list[dict]) -> str:
@@ -88,7 +100,7 @@ def table(results: list[dict]) -> str:
         rows.append(
             f"| {method} | {k} | {rs[0]['steps_per_epoch']} | {statistics.fmean(r['mean_batch'] for r in rs):.1f} | "
             f"{statistics.fmean(r['mean_deviation'] for r in rs):.3f} | {statistics.fmean(finals):.4f} ± {sd:.4f} | "
-            f"{', '.join(f'{a:.3f}' for a in finals)} |"
+            f"{', '.join(_per_seed(r) for r in rs)} |"
         )
     return "\n".join(rows)
 

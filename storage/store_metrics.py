@@ -158,6 +158,27 @@ class MetricStore(StoreBase):
         keys = ("run_id", "epoch", "client")
         self._write_for_run(run_id, lambda session: _upsert(session, ClientStat, keys, values))
 
+    def add_epoch_report(
+        self, run_id: int, epoch_row: dict, client_rows: list[dict], message: str | None = None
+    ) -> None:
+        """An epoch's metrics, its per-client statistics and an event line in ONE transaction
+        (what a worker writes at every epoch end; one commit instead of three)."""
+        epoch_values = _normalise_rows(
+            run_id, [epoch_row], EpochMetric, ("epoch",), list_columns=("per_class_acc",)
+        )
+        client_values = _normalise_rows(run_id, client_rows, ClientStat, ("epoch", "client"))
+
+        def work(session: Session) -> None:
+            _upsert(session, EpochMetric, ("run_id", "epoch"), epoch_values)
+            if client_values:
+                _upsert(session, ClientStat, ("run_id", "epoch", "client"), client_values)
+            if message:
+                session.add(
+                    Event(run_id=run_id, created_at=utc_now(), level="info", kind="epoch", message=message)
+                )
+
+        self._write_for_run(run_id, work)
+
     def truncate_metrics_after(self, run_id: int, *, step: int, epoch: int) -> None:
         """Drop steps after ``step`` and epochs (and client stats) after ``epoch``: resume from a checkpoint."""
 

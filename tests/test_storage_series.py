@@ -86,3 +86,21 @@ def test_bad_arguments_say_what_to_change(store_url):
     with pytest.raises(StoreValueError, match="max_points must be at least 4"):
         store.read_step_series(run, ["loss"], max_points=3, extremes=["loss"])
     assert store.read_step_series(12345, ["loss"], max_points=100).empty
+
+
+def test_epoch_report_writes_metrics_stats_and_event_together(store_url):
+    from storage import Store
+
+    store = Store(store_url)
+    run = store.create_run(name="r", config={}, seed=0)
+    clients = [{"epoch": 1, "client": c, "samples": 10 + c, "steps_active": 3} for c in range(4)]
+    store.add_epoch_report(
+        run, {"epoch": 1, "step": 9, "test_acc": 0.5, "per_class_acc": [0.4, 0.6]}, clients, "done"
+    )
+    epochs = store.read_epoch_metrics(run)
+    assert epochs["test_acc"].tolist() == [0.5] and epochs["per_class_acc"].tolist() == [[0.4, 0.6]]
+    assert store.read_client_stats(run)["samples"].tolist() == [10, 11, 12, 13]
+    assert [(e.kind, e.message) for e in store.read_events(run)] == [("epoch", "done")]
+    store.add_epoch_report(run, {"epoch": 1, "step": 9, "test_acc": 0.7}, clients)  # upsert, no duplicate
+    assert store.read_epoch_metrics(run)["test_acc"].tolist() == [0.7]
+    assert len(store.read_client_stats(run)) == 4

@@ -63,14 +63,22 @@ class PSLTrainer:
     """Trains one experiment. ``run`` may be called with ``resume_from`` a checkpoint path."""
 
     def __init__(
-        self, setup: ExperimentSetup, *, checkpoint_dir: str | Path | None = None, flush_every: int = 25
+        self,
+        setup: ExperimentSetup,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        flush_every: int = 25,
+        flush_interval_s: float | None = None,
     ):
         self.setup = setup
         self.cfg = setup.config
         self.model = setup.model
         self.device = setup.device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        # Step rows go to the sink every ``flush_every`` steps, or — when ``flush_interval_s`` is set —
+        # once that much wall time has passed (a store sink wants a few large writes, not many small).
         self.flush_every = max(1, flush_every)
+        self.flush_interval_s = flush_interval_s
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.planner = EpochPlanner(setup)
         ds = setup.dataset
@@ -155,7 +163,7 @@ class PSLTrainer:
             )
             offsets = plan.batches.step_offsets
             losses = torch.zeros(plan.num_steps, device=self.device)
-            pending_from = st.step_in_epoch
+            pending_from, last_flush = st.step_in_epoch, time.perf_counter()
             for t in range(st.step_in_epoch, plan.num_steps):
                 if sink.should_stop():
                     self._flush(sink, plan, losses, pending_from, t, st, cum_sim, wall_start)
@@ -185,9 +193,9 @@ class PSLTrainer:
                 st.global_step += 1
                 st.step_in_epoch = t + 1
                 st.lrs[t] = lr
-                if st.step_in_epoch - pending_from >= self.flush_every:
+                if self._flush_due(st.step_in_epoch - pending_from, last_flush):
                     self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
-                    pending_from = st.step_in_epoch
+                    pending_from, last_flush = st.step_in_epoch, time.perf_counter()
                 every = self.cfg.training.checkpoint_every_steps
                 if every and st.global_step % every == 0 and st.step_in_epoch < plan.num_steps:
                     self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
@@ -200,6 +208,11 @@ class PSLTrainer:
             st.wall_time = time.perf_counter() - wall_start
             self._end_epoch(sink, plan, st)
         return RunResult("completed", st.global_step, st.epoch, st.last_epoch_row)
+
+    def _flush_due(self, pending: int, last_flush: float) -> bool:
+        if self.flush_interval_s is None:
+            return pending >= self.flush_every
+        return pending > 0 and time.perf_counter() - last_flush >= self.flush_interval_s
 
     def _flush(self, sink, plan: EpochPlan, losses, start: int, end: int, st, cum_sim, wall_start) -> None:
         if end <= start:
@@ -338,8 +351,11 @@ def run_experiment(
     checkpoint_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
     flush_every: int = 25,
+    flush_interval_s: float | None = None,
 ) -> RunResult:
     """Build and train ``config`` in one call (the notebook entry point)."""
     setup = build_experiment(config)
-    trainer = PSLTrainer(setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every)
+    trainer = PSLTrainer(
+        setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
+    )
     return trainer.run(sink, resume_from=resume_from)
