@@ -211,6 +211,34 @@ def ui(
     raise typer.Exit(subprocess.call(cmd))
 
 
+@app.command()
+def advise(
+    config: Annotated[Path, typer.Argument(help="Experiment config (its model, device mix and batch).")],
+    budget: Annotated[list[str] | None, typer.Option(help="Memory budget: device=MiB (repeatable).")] = None,
+) -> None:
+    """Split advisor: the cut per device that minimises expected step time within its memory."""
+    from app.previews import split_advice
+    from psl_core.data import DATASETS
+    from psl_core.models import profile_arch
+
+    cfg = load_config_or_exit(config, None)
+    budgets = {}
+    for item in budget or []:
+        device, _, mib = item.partition("=")
+        try:
+            budgets[device] = float(mib)
+        except ValueError:
+            fail(f"--budget expects device=MiB (e.g. rpi3bplus=256), got {item!r}")
+    info = DATASETS[cfg.data.dataset]
+    profile = profile_arch(cfg.model.arch, tuple(info.input_shape), info.num_classes)
+    try:
+        best, table = split_advice(profile, cfg, budgets)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(table.to_string(index=False))
+    typer.echo("\nbest cut per device: " + ", ".join(f"{d} → {c}" for d, c in best.items()))
+
+
 @app.command("results")
 def results_json(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
     """Print a run's epoch metrics as JSON (for scripts)."""

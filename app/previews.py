@@ -311,3 +311,48 @@ def downsample_steps(frame: pd.DataFrame, max_points: int = MAX_CURVE_POINTS) ->
         )
         parts.append(agg.assign(method=method).reset_index(drop=True))
     return pd.concat(parts, ignore_index=True)[list(frame.columns)]
+
+
+def split_advice(
+    profile: ModelProfile, config: ExperimentConfig, memory_budget_mb: dict[str, float] | None = None
+) -> tuple[dict[str, int], pd.DataFrame]:
+    """The split advisor (psl_core.devices.advise_cuts) for the config's device mix: the cut per device
+    that minimises its expected step time within its memory budget (default: the device's memory),
+    and the per-cut table behind the choice. With a U-shaped model only cuts before cut2 are tried."""
+    from psl_core.devices import advise_cuts
+    from psl_core.engine import device_catalog
+    from psl_core.models import resolve_cut_index
+
+    catalog = device_catalog(config)
+    cut2 = (
+        None if config.model.cut2 is None else resolve_cut_index(list(profile.block_names), config.model.cut2)
+    )
+    last = cut2 if cut2 is not None else profile.num_blocks
+    summaries = [cut_summary(profile, c, cut2) for c in range(1, last)]
+    devices = list(dict.fromkeys(g.device for g in config.system.clients))
+    budgets = {d: int(mb * 2**20) for d, mb in (memory_budget_mb or {}).items()}
+    advice = advise_cuts(
+        summaries,
+        devices,
+        samples_per_step=per_client_batch(config),
+        catalog=catalog,
+        server_device=catalog[config.system.server_device],
+        memory_budget_bytes=budgets,
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "device": o.device_id,
+                "cut": o.cut,
+                "after block": o.cut_name,
+                "step time (ms)": round(o.step_time_s * 1e3, 3),
+                "compute (ms)": round(o.compute_s * 1e3, 3),
+                "transfer (ms)": round(o.transfer_s * 1e3, 3),
+                "client memory (MiB)": round(o.client_memory_bytes / 2**20, 3),
+                "fits memory": o.fits_memory,
+                "best": advice.best_cut[o.device_id] == o.cut,
+            }
+            for o in advice.table
+        ]
+    )
+    return advice.best_cut, table

@@ -80,6 +80,17 @@ def show_previews(config: ExperimentConfig) -> None:
         st.dataframe(split, hide_index=True, width="stretch")
         st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
         st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
+        st.markdown(
+            "**Split advisor**: per device, the cut with the shortest expected step time that fits its memory"
+        )
+        try:
+            best, advice = previews.split_advice(profile, config)
+        except ValueError as err:  # e.g. no cut fits a device's memory: the message says which
+            st.warning(str(err))
+        else:
+            st.write(", ".join(f"{device}: cut {cut}" for device, cut in best.items()))
+            with st.expander("Per-cut table behind the advice"):
+                st.dataframe(advice, hide_index=True, width="stretch")
     sched = previews.schedule_preview(
         labels, client_indices, class_names, config, system=system, slowdown=slowdown
     )

@@ -161,3 +161,28 @@ def test_export_then_import_round_trips_metrics(home):
     bad = invoke("import", str(home / "junk.zip"))
     assert bad.exit_code == 2 and "not a PSL Studio run bundle" in bad.output
     assert len(store.list_runs()) == 2
+
+
+def test_advise_prints_the_best_cut_per_device_and_respects_budgets(home):
+    cfg = write(
+        home / "mix.yaml",
+        {
+            "model": {"arch": "resnet8", "cut": 2},
+            "partition": {"num_clients": 8},
+            "system": {
+                "clients": [
+                    {"device": "rpi3bplus", "fraction": 0.5},
+                    {"device": "jetson_gpu", "fraction": 0.5},
+                ]
+            },
+        },
+    )
+    result = invoke("advise", str(cfg))
+    assert result.exit_code == 0, result.output
+    assert "best cut per device: rpi3bplus → " in result.output and "jetson_gpu → " in result.output
+    # A budget that only the first blocks fit forces an early cut on the weak device.
+    tight = invoke("advise", str(cfg), "--budget", "rpi3bplus=0.05")
+    assert tight.exit_code == 0, tight.output
+    assert "rpi3bplus → 1" in tight.output or "rpi3bplus → 2" in tight.output
+    none_fits = invoke("advise", str(cfg), "--budget", "rpi3bplus=0.00001")
+    assert none_fits.exit_code == 2 and "no cut fits device 'rpi3bplus'" in none_fits.output

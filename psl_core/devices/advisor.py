@@ -94,8 +94,8 @@ def advise_cuts(
         feasible = [r for r in rows if r.fits_memory]
         if not feasible:
             raise ValueError(
-                f"no cut fits device {device_id!r} within its memory budget of {budget / 2**20:.1f} MiB at "
-                f"{samples_per_step} samples per step; the smallest client part needs {min(memory) / 2**20:.1f} MiB "
+                f"no cut fits device {device_id!r} within its memory budget of {budget / 2**20:.3g} MiB at "
+                f"{samples_per_step} samples per step; the smallest client part needs {min(memory) / 2**20:.3g} MiB "
                 "(raise the budget, lower the batch, or use another device)"
             )
         best_cut[device_id] = min(feasible, key=lambda r: (r.step_time_s, r.cut)).cut
