@@ -79,7 +79,7 @@ def test_memory_budget_is_respected():
 
 
 def test_error_when_nothing_fits_names_device_and_minimum():
-    with pytest.raises(ValueError, match=r"device 'weak'.*needs 0\.4 MiB"):
+    with pytest.raises(ValueError, match=r"device 'weak'.*needs 0\.401 MiB"):
         advise_cuts(
             CUTS,
             ["strong", "weak"],
