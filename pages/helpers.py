@@ -20,7 +20,7 @@ def _generate(model, heterogeneity, k, h, seed, bandwidth, slack):
     )
 
 
-st.title("🗓️ Helpers & scheduling")
+st.title("Helpers & scheduling")
 st.markdown(
     "U-shaped split learning with **helpers** (Tirana et al., INFOCOM 2024): part 1 and part 3 of the model "
     "run on each client, part 2 on one helper. Choose each client's helper (memory permitting) and each "

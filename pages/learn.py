@@ -207,7 +207,7 @@ def render_stragglers() -> None:
     )
 
 
-st.title("🎓 Learn PSL")
+st.title("Learn PSL")
 st.caption("Three small explainers that compute instantly in your browser session; no run is stored.")
 tab_sampling, tab_split, tab_stragglers = st.tabs(
     ["Why global sampling", "What the split point changes", "How stragglers stretch a step"]

@@ -201,13 +201,29 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     assert "demo ugs" in body and "demo fls" in body
     assert drawn_charts(page) >= 1
     page.screenshot(path=ARTIFACTS / "compare.png", full_page=True)
+    page.get_by_text("Summary", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "compare_summary.png")
 
 
-@pytest.mark.parametrize("path", ["learn", "helpers"])
-def test_learn_and_helpers_pages_render(app_server, page, path):
+def test_learn_page_draws_its_explainers(app_server, page):
     base, _ = app_server
-    page.goto(f"{base}/{path}")
+    page.goto(f"{base}/learn")
     settle(page)
     page.wait_for_timeout(1500)
-    assert drawn_charts(page) >= 1 or path == "helpers"
-    page.screenshot(path=ARTIFACTS / f"{path}.png", full_page=True)
+    assert drawn_charts(page) >= 2
+    page.screenshot(path=ARTIFACTS / "learn.png", full_page=True)
+
+
+def test_helpers_page_runs_solvers_and_draws_gantt_charts(app_server, page):
+    base, _ = app_server
+    page.goto(f"{base}/helpers")
+    settle(page)
+    page.get_by_role("button", name="Run solvers", exact=True).click()
+    settle(page)
+    page.wait_for_timeout(1500)
+    main = page.locator("[data-testid='stMain']").first.inner_text()
+    assert "Helper schedule (one row per helper)" in main and "Instance + schedules (JSON)" in main
+    assert drawn_charts(page) >= 1
+    page.screenshot(path=ARTIFACTS / "helpers.png", full_page=True)
+    page.locator(".vega-embed").last.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "helpers_gantt.png")
