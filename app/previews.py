@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 
 from psl_core.config import ExperimentConfig
-from psl_core.devices import ClientSystem, StragglerModel, StragglerSpec, build_client_system, epoch_timing
-from psl_core.engine import device_catalog
-from psl_core.engine.setup import assign_client_groups
+from psl_core.devices import ClientSystem, epoch_timing
+from psl_core.engine import build_client_system_for, build_stragglers, device_catalog
 from psl_core.models import ModelProfile, cut_summary
 from psl_core.models.zoo import resolve_cut_index
 from psl_core.sampling import ClientSampler, LDSSampler, batch_deviation, epoch_counts, label_distribution
@@ -129,44 +128,17 @@ def group_cuts_frame(profile: ModelProfile, config: ExperimentConfig) -> pd.Data
 
 # ---------------------------------------------------------------- devices
 def client_system(profile: ModelProfile, config: ExperimentConfig) -> tuple[ClientSystem, np.ndarray]:
-    """The per-client time model of ``config`` (as the engine builds it) and each client's group index."""
-    catalog = device_catalog(config)
-    groups = config.system.clients
-    group_of = assign_client_groups(groups, config.partition.num_clients, config.seed)
-    summaries = [
-        cut_summary(profile, g.cut if g.cut is not None else config.model.cut, config.model.cut2)
-        for g in groups
-    ]
-
-    def link(attr: str, default) -> np.ndarray:
-        values = [
-            getattr(g, attr) if getattr(g, attr) is not None else default(catalog[g.device]) for g in groups
-        ]
-        return np.asarray(values, dtype=float)[group_of]
-
-    system = build_client_system(
-        [groups[i].device for i in group_of],
-        [summaries[i] for i in group_of],
-        catalog[config.system.server_device],
-        catalog=catalog,
-        up_mbps=link("up_mbps", lambda d: d.up_bps / 1e6),
-        down_mbps=link("down_mbps", lambda d: d.down_bps / 1e6),
-        latency_ms=link("latency_ms", lambda d: d.latency_s * 1e3),
+    """The per-client time model of ``config`` (exactly as the engine builds it) and each client's group."""
+    cut2 = (
+        None if config.model.cut2 is None else cut_summary(profile, config.model.cut, config.model.cut2).cut2
     )
+    system, group_of, _ = build_client_system_for(config, profile, cut2, device_catalog(config))
     return system, group_of
 
 
 def persistent_slowdown(config: ExperimentConfig) -> np.ndarray:
     """(K,) persistent straggler factors, as the engine draws them for this seed."""
-    s = config.system.stragglers
-    spec = StragglerSpec(
-        persistent_fraction=s.persistent_fraction,
-        persistent_factor=s.persistent_factor,
-        transient_prob=s.transient_prob,
-        transient_dist=s.transient_dist,
-        transient_scale=s.transient_scale,
-    )
-    return StragglerModel(config.partition.num_clients, spec, seed=config.seed).persistent
+    return build_stragglers(config).persistent
 
 
 def device_mix_frame(config: ExperimentConfig, system: ClientSystem, group_of: np.ndarray) -> pd.DataFrame:

@@ -1,7 +1,14 @@
 """The PSL training engine (SPEC §1, §4): plan an epoch, train it, report through a sink."""
 
 from psl_core.engine.plan import EpochPlan, EpochPlanner, steps_per_epoch
-from psl_core.engine.setup import ExperimentSetup, build_experiment, device_catalog
+from psl_core.engine.setup import (
+    ExperimentSetup,
+    assign_client_groups,
+    build_client_system_for,
+    build_experiment,
+    build_stragglers,
+    device_catalog,
+)
 from psl_core.engine.sinks import (
     EPOCH_FIELDS,
     NONDETERMINISTIC_FIELDS,
@@ -33,7 +40,10 @@ __all__ = [
     "RunResult",
     "Sink",
     "TrainingDivergedError",
+    "assign_client_groups",
+    "build_client_system_for",
     "build_experiment",
+    "build_stragglers",
     "device_catalog",
     "learning_rate",
     "run_experiment",

@@ -132,57 +132,9 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
     profile = profile_model(model)
 
     catalog = device_catalog(config)
-    groups = config.system.clients
-    for g in groups:
-        if g.device not in catalog:
-            raise ValueError(f"unknown client device {g.device!r}; known: {', '.join(sorted(catalog))}")
-    if config.system.server_device not in catalog:
-        raise ValueError(
-            f"unknown server device {config.system.server_device!r}; known: {', '.join(sorted(catalog))}"
-        )
-    group_of = assign_client_groups(groups, p.num_clients, config.seed)
-    group_summaries = []
-    for g in groups:
-        g_cut = model.resolve_cut(g.cut) if g.cut is not None else cut
-        if cut2 is not None and g_cut >= cut2:
-            raise ValueError(f"per-device cut {g.cut!r} of {g.device!r} must come before model.cut2")
-        group_summaries.append(cut_summary(profile, g_cut, cut2))
-    summaries = [group_summaries[i] for i in group_of]
-    device_ids = [groups[i].device for i in group_of]
-
-    def per_client_link(attr: str, default_of) -> np.ndarray:
-        # A group override wins; otherwise the client keeps its device's default link.
-        return np.array(
-            [
-                getattr(groups[i], attr)
-                if getattr(groups[i], attr) is not None
-                else default_of(catalog[groups[i].device])
-                for i in group_of
-            ],
-            dtype=float,
-        )
-
-    system = build_client_system(
-        device_ids,
-        summaries,
-        catalog[config.system.server_device],
-        catalog=catalog,
-        up_mbps=per_client_link("up_mbps", lambda dev: dev.up_bps / 1e6),
-        down_mbps=per_client_link("down_mbps", lambda dev: dev.down_bps / 1e6),
-        latency_ms=per_client_link("latency_ms", lambda dev: dev.latency_s * 1e3),
-    )
-    s = config.system.stragglers
-    stragglers = StragglerModel(
-        p.num_clients,
-        StragglerSpec(
-            persistent_fraction=s.persistent_fraction,
-            persistent_factor=s.persistent_factor,
-            transient_prob=s.transient_prob,
-            transient_dist=s.transient_dist,
-            transient_scale=s.transient_scale,
-        ),
-        seed=config.seed,
-    )
+    system, group_of, summaries = build_client_system_for(config, profile, cut2, catalog)
+    device_ids = [config.system.clients[i].device for i in group_of]
+    stragglers = build_stragglers(config)
     helpers = None
     if config.system.helpers.num_helpers:
         helpers = build_helper_plan(config, profile, cut, cut2, system, catalog, partition.sizes)
@@ -201,6 +153,61 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
         device,
         helpers,
     )
+
+
+def build_client_system_for(
+    config: ExperimentConfig, profile: ModelProfile, cut2: int | None, catalog: dict[str, DeviceProfile]
+) -> tuple[ClientSystem, np.ndarray, list[CutSummary]]:
+    """The per-client time model of ``config``: (system, group index of each client, per-client cut
+    summaries). Each group's own cut changes cost only (SPEC §4); links default to the device's."""
+    groups = config.system.clients
+    for g in groups:
+        if g.device not in catalog:
+            raise ValueError(f"unknown client device {g.device!r}; known: {', '.join(sorted(catalog))}")
+    if config.system.server_device not in catalog:
+        raise ValueError(
+            f"unknown server device {config.system.server_device!r}; known: {', '.join(sorted(catalog))}"
+        )
+    group_of = assign_client_groups(groups, config.partition.num_clients, config.seed)
+    group_summaries = []
+    for g in groups:
+        summary = cut_summary(profile, g.cut if g.cut is not None else config.model.cut, cut2)
+        if cut2 is not None and summary.cut >= cut2:
+            raise ValueError(f"per-device cut {g.cut!r} of {g.device!r} must come before model.cut2")
+        group_summaries.append(summary)
+    summaries = [group_summaries[i] for i in group_of]
+
+    def per_client_link(attr: str, default_of) -> np.ndarray:
+        # A group override wins; otherwise the client keeps its device's default link.
+        values = [
+            getattr(g, attr) if getattr(g, attr) is not None else default_of(catalog[g.device])
+            for g in groups
+        ]
+        return np.asarray(values, dtype=float)[group_of]
+
+    system = build_client_system(
+        [groups[i].device for i in group_of],
+        summaries,
+        catalog[config.system.server_device],
+        catalog=catalog,
+        up_mbps=per_client_link("up_mbps", lambda dev: dev.up_bps / 1e6),
+        down_mbps=per_client_link("down_mbps", lambda dev: dev.down_bps / 1e6),
+        latency_ms=per_client_link("latency_ms", lambda dev: dev.latency_s * 1e3),
+    )
+    return system, group_of, summaries
+
+
+def build_stragglers(config: ExperimentConfig) -> StragglerModel:
+    """The run's seeded straggler model (persistent factors are fixed per seed)."""
+    s = config.system.stragglers
+    spec = StragglerSpec(
+        persistent_fraction=s.persistent_fraction,
+        persistent_factor=s.persistent_factor,
+        transient_prob=s.transient_prob,
+        transient_dist=s.transient_dist,
+        transient_scale=s.transient_scale,
+    )
+    return StragglerModel(config.partition.num_clients, spec, seed=config.seed)
 
 
 def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> HelperPlan:
