@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.run_table import accuracy_by_run, all_tags, filter_runs, run_label, runs_frame
-from app.ui_common import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN, get_store, open_page
+from app.ui_common import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN, get_store, open_page, page_path
 from storage import RUN_STATUSES
 
 PAGES = Path(__file__).resolve().parent
@@ -16,6 +16,13 @@ CONFIRM_DELETE = "runs_confirm_delete"
 st.title("Runs")
 store = get_store()
 records = store.list_runs()
+if not records:
+    st.info(
+        "No runs yet. Open **New experiment**, pick the *30-second demo (digits)* preset and press "
+        "**Launch**; a background worker trains it and the Live monitor shows it as it goes."
+    )
+    st.page_link(page_path("new_experiment"), label="New experiment", icon=":material/science:")
+    st.stop()
 frame = runs_frame(
     records, accuracy_by_run(store, records, st.session_state.setdefault("runs_acc_cache", {}))
 )
