@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 
 from app.compare import METRICS, X_AXES
+from app.formatting import format_duration
 
 CHART_WIDTH_POINTS = 1500  # series are downsampled to about this many points per run before drawing
 
@@ -84,20 +85,6 @@ def idle_heatmap(window: pd.DataFrame) -> alt.Chart:
     )
     marks = base.transform_filter("datum.straggler").mark_point(shape="diamond", color="#e45756", filled=True)
     return (cells + marks).properties(height=max(120, 12 * int(window["client"].nunique())))
-
-
-def format_duration(seconds: float | None) -> str:
-    """Seconds as ``1h 02m``, ``3m 05s`` or ``12s``; '—' when unknown."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def eta_seconds(progress: float, started_at: datetime | None, now: datetime | None = None) -> float | None:

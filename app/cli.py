@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -23,7 +23,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Write or inspect experiment
 app.add_typer(config_app, name="config")
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print a user-facing error and exit (no traceback: the message says what to change)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -36,7 +36,6 @@ def load_config_or_exit(path: Path, overrides: list[str] | None) -> ExperimentCo
         return load_config_file(path, overrides)
     except ConfigError as err:
         fail(str(err))
-        raise  # unreachable; keeps type checkers calm
 
 
 @app.command()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.formatting import format_duration
 from psl_core.engine import EPOCH_FIELDS, STEP_FIELDS, RunInfo, Sink
 
 CLIENT_FIELDS = ("epoch", "client", "samples", "steps_active", "busy_time", "idle_time")
@@ -51,13 +52,6 @@ class CsvSink(Sink):
         for f, _ in self._files.values():
             f.close()
         self._files.clear()
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class ProgressSink(Sink):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -73,12 +74,7 @@ def planned_steps(config: ExperimentConfig, client_sizes) -> int:
 def export_bundle(store: Store, run_id: int) -> bytes:
     """A zip with run.json (record + config), steps.csv, epochs.csv, clients.csv, events.json."""
     record = store.get_run(run_id)
-    run = (
-        {k: v for k, v in record.__dict__.items() if not k.startswith("_")}
-        if hasattr(record, "__dict__")
-        else dict(record)
-    )
-    run = json.loads(json.dumps(run, default=str))
+    run = json.loads(json.dumps(dataclasses.asdict(record), default=str))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("bundle.json", json.dumps({"version": BUNDLE_VERSION, "format": "psl-studio-run"}))
@@ -86,8 +82,8 @@ def export_bundle(store: Store, run_id: int) -> bytes:
         z.writestr("steps.csv", store.read_step_metrics(run_id).to_csv(index=False))
         z.writestr("epochs.csv", store.read_epoch_metrics(run_id).to_csv(index=False))
         z.writestr("clients.csv", store.read_client_stats(run_id).to_csv(index=False))
-        events = [json.loads(json.dumps(e.__dict__, default=str)) for e in store.read_events(run_id)]
-        z.writestr("events.json", json.dumps(events, indent=2))
+        events = [dataclasses.asdict(e) for e in store.read_events(run_id)]
+        z.writestr("events.json", json.dumps(events, indent=2, default=str))
     return buf.getvalue()
 
 

@@ -1,0 +1,17 @@
+"""Small text formatting shared by the CLI and the dashboard (no heavy imports)."""
+
+from __future__ import annotations
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as ``1h 02m``, ``3m 05s`` or ``12s``; '—' when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
