@@ -114,8 +114,9 @@ def check_schedule(
         if bwd[0][0] < ready - tol_ms:
             out.append(("precedence", f"client {j} backward starts at {bwd[0][0]:.6f} before forward end + gap"))
         completion[j] = bwd[-1][1] + instance.tail[j, m]
-        tasks[m].extend((float(s), float(e), f"fwd {j}") for s, e in fwd)
-        tasks[m].extend((float(s), float(e), f"bwd {j}") for s, e in bwd)
+        # A zero-length piece (a task of zero duration) occupies no helper time.
+        tasks[m].extend((float(s), float(e), f"fwd {j}") for s, e in fwd if e > s)
+        tasks[m].extend((float(s), float(e), f"bwd {j}") for s, e in bwd if e > s)
 
     for m, items in enumerate(tasks):
         items.sort()
