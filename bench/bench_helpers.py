@@ -1,20 +1,28 @@
-"""Benchmark of the helper-scheduling solvers on the paper's grid (SPEC §5, issue 6).
+"""Benchmark of the helper-scheduling solvers on the paper's grid (SPEC §5, issue 14).
 
-    .venv/bin/python bench/bench_helpers.py --quick            # 2 seeds, K in {20, 50}, H = 5
-    .venv/bin/python bench/bench_helpers.py --out docs/results_helpers.md   # full grid, 10 seeds
+    python bench/bench_helpers.py --quick                 # 1 seed, K in {20, 50}, H = 5 (minutes)
+    python bench/bench_helpers.py --out docs/results_helpers.md   # full grid (about an hour, 2 cores)
 
-Prints, per cell (model, heterogeneity, K, H), the mean makespan of each method relative to the
-baseline (random + FCFS), the mean solve time, and whether our local search is no worse than the
-decomposition on average. Gaps against the exact CP-SAT model are measured on small instances
-(K = 8, H = 2 and K = 12, H = 3, time-limited) where it can prove optimality. Ends with the
-K = 1000, H = 50 scaling line.
+Grid: scenario {corrected, tirana2024} x model {ResNet-101, VGG-19} x heterogeneity {low, high} x
+K {20, 30, 50, 70} x H {5, 10} x 3 seeds, every instance solved in BOTH variants (non-preemptive,
+preemptive). Per instance: baseline, greedy, decomposition, local search and LNS; a lower bound
+valid for both variants (chain bound and the CP-SAT assignment relaxation, computed once per
+instance); in the non-preemptive variant of instances with K·H <= 200 also the full CP-SAT model
+warm-started from LNS (its bound and, if better, its schedule). Every schedule is re-checked by
+the independent checker in its variant. "Best known" = the shortest schedule any method found for
+that instance and variant (a non-preemptive schedule is also a preemptive one, so it counts for
+both). All budgets are deterministic (steps, iterations, CP-SAT deterministic time, one worker,
+fixed seeds): a rerun prints the same numbers and the same digest. Then the K = 1000, H = 50 line
+(fixed budget, wall time) and a rerun of a sample of instances that must give identical numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,89 +30,116 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from psl_core.helpers import SCENARIO_GENERATORS, check_schedule, solve  # noqa: E402
+from psl_core.helpers import VARIANTS, check_schedule, generate_instance, solve  # noqa: E402
+from psl_core.helpers.bounds import chain_bound, relaxation_bound  # noqa: E402
 
-METHODS = ("baseline", "greedy", "decomposition", "local_search")
-
-
-def run_cell(model: str, het: str, k: int, h: int, seeds: range, ls_limit: float) -> dict:
-    rel = {m: [] for m in METHODS}
-    times = {m: [] for m in METHODS}
-    for seed in seeds:
-        inst = SCENARIO_GENERATORS[het](k, h, model=model, seed=seed)
-        base = None
-        for m in METHODS:
-            res = solve(inst, m, seed=seed, **({"time_limit_s": ls_limit} if m == "local_search" else {}))
-            rep = check_schedule(inst, res.schedule, res.makespan)
-            if not rep.feasible:
-                raise SystemExit(f"infeasible schedule from {m}: {rep.violations[:3]}")
-            base = res.makespan if m == "baseline" else base
-            rel[m].append(res.makespan / base)
-            times[m].append(res.solve_time_s)
-    row = {"model": model, "het": het, "K": k, "H": h}
-    for m in METHODS:
-        row[f"{m} rel"] = float(np.mean(rel[m]))
-    for m in METHODS:
-        row[f"{m} s"] = float(np.mean(times[m]))
-    row["best vs base"] = 1 - min(min(rel["local_search"]), 1.0)
-    row["LS<=decomp"] = bool(np.mean(rel["local_search"]) <= np.mean(rel["decomposition"]) + 1e-12)
-    return row
+METHODS = ("baseline", "greedy", "decomposition", "local_search", "lns")
+SEEDS = {"corrected": (0, 1, 2), "tirana2024": (42, 43, 44)}  # 42 = the authors' own instance
+LNS_BUDGET = {"iterations": 40, "pair_dtime": 0.5, "triple_dtime": 0.1, "patience": 6}
+RELAX_BUDGET = {"rounds": 8, "dtime_per_round": 1.0}
+EXACT_DTIME = 2.0
+EXACT_MAX_PAIRS = 200  # K·H up to which the full non-preemptive CP-SAT model is run
+SCALING_BUDGET = {"ls_steps": 150, "iterations": 6, "pair_dtime": 0.2, "patience": 3}
+PAPER = {"cell": ("tirana2024", "vgg19", "high", 20, 10), "improvement": 0.523}
 
 
-def gap_rows(seeds: range, exact_limit: float) -> pd.DataFrame:
-    rows = []
-    for model in ("resnet101", "vgg19"):
-        for het in ("low", "high"):
-            for k, h in ((8, 2), (12, 3)):
-                for seed in seeds:
-                    inst = SCENARIO_GENERATORS[het](k, h, model=model, seed=seed)
-                    ls = solve(inst, "local_search", seed=seed)
-                    ex = solve(inst, "exact", time_limit_s=exact_limit, hint=ls.schedule)
-                    assert check_schedule(inst, ex.schedule, ex.makespan).feasible
-                    row = {
-                        "model": model,
-                        "het": het,
-                        "K": k,
-                        "H": h,
-                        "seed": seed,
-                        "exact status": ex.status,
-                    }
-                    row["exact gap"] = ex.gap
-                    for m in METHODS:
-                        res = ls if m == "local_search" else solve(inst, m, seed=seed)
-                        row[f"{m} vs exact"] = res.makespan / ex.makespan - 1
-                    rows.append(row)
-    df = pd.DataFrame(rows)
-    cols = ["exact gap"] + [f"{m} vs exact" for m in METHODS]
-    opt = df[df["exact status"] == "OPTIMAL"]
-    out = opt.groupby(["model", "het", "K", "H"])[cols].mean()
-    out["proved optimal"] = df.groupby(["model", "het", "K", "H"])["exact status"].apply(
-        lambda s: f"{(s == 'OPTIMAL').sum()}/{len(s)}"
-    )
-    return out.reset_index()
-
-
-def scaling_line(ls_limit: float) -> str:
-    inst = SCENARIO_GENERATORS["low"](1000, 50, model="resnet101", seed=0)
+def solve_instance(scenario: str, model: str, het: str, k: int, h: int, seed: int) -> list[dict]:
+    """Every method in both variants on one instance; one row per (variant, method)."""
+    inst = generate_instance(scenario, het, k, h, model=model, seed=seed)
+    results = {}
+    for variant in VARIANTS:
+        for method in METHODS[:-1]:
+            results[variant, method] = solve(inst, method, variant=variant, seed=seed)
+    upper = min(r.makespan for r in results.values())  # any schedule is a preemptive schedule
     t0 = time.perf_counter()
-    res = solve(inst, "local_search", time_limit_s=ls_limit)
-    wall = time.perf_counter() - t0
-    ok = check_schedule(inst, res.schedule, res.makespan).feasible
-    base = solve(inst, "baseline").makespan
-    dec = solve(inst, "decomposition")
-    return (
-        f"K=1000, H=50 (ResNet-101, low het., seed 0): local_search {wall:.2f} s wall "
-        f"(limit {ls_limit} s), makespan {res.makespan / 1000:.2f} s vs decomposition "
-        f"{dec.makespan / 1000:.2f} s ({dec.solve_time_s:.2f} s) vs baseline {base / 1000:.2f} s; feasible={ok}"
-    )
+    relax, cuts = relaxation_bound(inst, upper_bound=upper, seed=seed, **RELAX_BUDGET)
+    relax_s = time.perf_counter() - t0
+    bound = {v: max(chain_bound(inst), relax) for v in VARIANTS}
+    lns_np = solve(inst, "lns", variant="non_preemptive", seed=seed, lower_bound=bound["non_preemptive"], **LNS_BUDGET)
+    results["non_preemptive", "lns"] = lns_np
+    # the preemptive LNS starts from the better of its local search and the non-preemptive LNS schedule
+    lns_p = solve(inst, "lns", variant="preemptive", seed=seed, lower_bound=bound["preemptive"], start=lns_np.schedule, **LNS_BUDGET)
+    results["preemptive", "lns"] = replace(lns_p, solve_time_s=lns_p.solve_time_s + lns_np.solve_time_s)
+    exact = None
+    if k * h <= EXACT_MAX_PAIRS:
+        exact = solve(inst, "exact", variant="non_preemptive", seed=seed, dtime=EXACT_DTIME,
+                      hint=lns_np.schedule, cuts=cuts)  # fmt: skip
+        bound["non_preemptive"] = max(bound["non_preemptive"], exact.lower_bound)
+    rows = []
+    for (variant, method), res in list(results.items()) + ([(("non_preemptive", "exact"), exact)] if exact else []):
+        report = check_schedule(inst, res.schedule, res.makespan, variant=variant)
+        if not report.feasible:
+            raise SystemExit(f"checker rejected {method} ({variant}) on {scenario} {model} {het} {k} {h} {seed}: {report.violations[:3]}")
+        rows.append({
+            "scenario": scenario, "model": model, "het": het, "K": k, "H": h, "seed": seed, "variant": variant,
+            "method": method, "makespan": res.makespan, "time_s": res.solve_time_s, "bound": bound[variant],
+            "relax_s": relax_s,
+        })  # fmt: skip
+    df = pd.DataFrame(rows)
+    best_np = df.loc[df["variant"] == "non_preemptive", "makespan"].min()
+    best = {"non_preemptive": best_np, "preemptive": min(best_np, df.loc[df["variant"] == "preemptive", "makespan"].min())}
+    df["best_known"] = df["variant"].map(best)
+    return df.to_dict("records")
+
+
+def cell_table(df: pd.DataFrame, scenario: str, variant: str) -> pd.DataFrame:
+    """One row per cell: methods relative to the best known (mean over seeds), LNS gaps per instance."""
+    sub = df[(df["scenario"] == scenario) & (df["variant"] == variant)]
+    rows = []
+    for (model, het, k, h), cell in sub.groupby(["model", "het", "K", "H"], sort=False):
+        row = {"model": model, "het": het, "K": k, "H": h}
+        for method in METHODS:
+            m = cell[cell["method"] == method].sort_values("seed")
+            row[f"{method} / best"] = float(np.mean(m["makespan"] / m["best_known"]))
+        lns = cell[cell["method"] == "lns"].sort_values("seed")
+        base = cell[cell["method"] == "baseline"].sort_values("seed")
+        gaps = (lns["makespan"].to_numpy() - lns["bound"].to_numpy()) / lns["makespan"].to_numpy()
+        row["LNS gap per seed (%)"] = " / ".join(f"{100 * max(g, 0):.2f}" for g in gaps)
+        row["proved optimal"] = f"{int(np.sum(gaps <= 1e-5))}/{len(gaps)}"
+        row["LNS vs best (max %)"] = 100 * float(np.max(lns["makespan"].to_numpy() / lns["best_known"].to_numpy() - 1))
+        row["LNS vs baseline (mean %)"] = 100 * float(np.mean(1 - lns["makespan"].to_numpy() / base["makespan"].to_numpy()))
+        row["LNS s (mean)"] = float(lns["time_s"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def digest(df: pd.DataFrame) -> str:
+    """sha256 of every makespan and bound, in full precision and a fixed order."""
+    keys = ["scenario", "model", "het", "K", "H", "seed", "variant", "method"]
+    text = df.sort_values(keys)[keys + ["makespan", "bound"]].to_csv(index=False, float_format="%.17g")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scaling_lines() -> list[str]:
+    inst = generate_instance("corrected", "low", 1000, 50, model="resnet101", seed=0)
+    lines = []
+    for variant in VARIANTS:
+        t0 = time.perf_counter()
+        res = solve(inst, "lns", variant=variant, seed=0, **SCALING_BUDGET)
+        wall = time.perf_counter() - t0
+        ok = check_schedule(inst, res.schedule, res.makespan, variant=variant).feasible
+        base = solve(inst, "baseline", variant=variant).makespan
+        dec = solve(inst, "decomposition", variant=variant).makespan
+        lines.append(
+            f"K=1000, H=50 (corrected, ResNet-101, low, seed 0), {variant}: lns {wall:.2f} s wall with budget "
+            f"{SCALING_BUDGET}; makespan {res.makespan / 1000:.3f} s vs decomposition {dec / 1000:.3f} s vs "
+            f"baseline {base / 1000:.3f} s; chain bound {chain_bound(inst) / 1000:.3f} s; checked feasible={ok}"
+        )
+    return lines
+
+
+def rerun_check(df: pd.DataFrame, sample: list[tuple]) -> str:
+    again = pd.DataFrame([r for key in sample for r in solve_instance(*key)])
+    keys = ["scenario", "model", "het", "K", "H", "seed", "variant", "method"]
+    first = df.set_index(keys).loc[again.set_index(keys).index, ["makespan", "bound"]]
+    same = np.array_equal(first.to_numpy(), again.set_index(keys)[["makespan", "bound"]].to_numpy())
+    return f"rerun of {len(sample)} instances ({len(again)} results): identical to the last digit = {same}"
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub markdown table (no tabulate dependency)."""
-
     def cell(v: object) -> str:
         if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 1 else f"{v:.3f}"
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
         return str(v)
 
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
@@ -114,55 +149,109 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 seeds, K in {20, 50}, H = 5, short exact runs")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--ls-limit", type=float, default=5.0, help="local search time limit (s)")
-    ap.add_argument("--exact-limit", type=float, default=20.0, help="CP-SAT time limit (s)")
-    ap.add_argument("--out", type=Path, default=None, help="write a markdown report here")
+    ap.add_argument("--quick", action="store_true", help="1 seed, K in {20, 50}, H = 5")
+    ap.add_argument("--out", type=Path, default=None, help="write the markdown tables here")
+    ap.add_argument("--csv", type=Path, default=None, help="write every (instance, variant, method) row here")
+    ap.add_argument("--skip-scaling", action="store_true")
     args = ap.parse_args(argv)
-    ks, hs, seeds = (
-        ((20, 50), (5,), range(2)) if args.quick else ((20, 30, 50, 70), (5, 10), range(args.seeds))
-    )
-    exact_limit = 5.0 if args.quick else args.exact_limit
+    ks, hs = ((20, 50), (5,)) if args.quick else ((20, 30, 50, 70), (5, 10))
     t0 = time.perf_counter()
-    rows = [
-        run_cell(model, het, k, h, seeds, args.ls_limit)
-        for model in ("resnet101", "vgg19")
-        for het in ("low", "high")
-        for k in ks
-        for h in hs
+    rows = []
+    for scenario, seeds in SEEDS.items():
+        for model in ("resnet101", "vgg19"):
+            for het in ("low", "high"):
+                for k in ks:
+                    for h in hs:
+                        for seed in seeds[: 1 if args.quick else None]:
+                            t1 = time.perf_counter()
+                            rows += solve_instance(scenario, model, het, k, h, seed)
+                            print(f"  {scenario} {model} {het} K={k} H={h} seed={seed}: {time.perf_counter() - t1:.1f} s", flush=True)
+    df = pd.DataFrame(rows)
+    if args.csv:
+        df.to_csv(args.csv, index=False, float_format="%.17g")
+    tables = {(s, v): cell_table(df, s, v) for s in SEEDS for v in VARIANTS}
+    for (s, v), table in tables.items():
+        print(f"\n{s} · {v}\n" + table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    lns = df[df["method"] == "lns"]
+    within = float((lns["makespan"] / lns["best_known"]).max() - 1)
+    proved = int(((lns["makespan"] - lns["bound"]) / lns["makespan"] <= 1e-5).sum())
+    summary = [
+        f"LNS vs best known, worst instance: +{100 * within:.3f} %",
+        f"LNS proved optimal: {proved} of {len(lns)} (instance, variant) pairs",
+        f"digest of all makespans and bounds: {digest(df)}",
+        f"grid wall time: {time.perf_counter() - t0:.0f} s",
     ]
-    grid = pd.DataFrame(rows)
-    gaps = gap_rows(range(2) if args.quick else range(5), exact_limit)
-    scale = scaling_line(args.ls_limit)
-    fmt = {c: "{:.3f}".format for c in grid.columns if c.endswith(" rel")}
-    fmt.update({c: "{:.3f}".format for c in grid.columns if c.endswith(" s")})
-    fmt["best vs base"] = "{:.1%}".format
-    print(grid.to_string(index=False, formatters=fmt))
-    print(gaps.to_string(index=False, float_format="{:.4f}".format))
-    print(scale)
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    sample = [("corrected", "vgg19", "low", 20, 10, 0), ("tirana2024", "vgg19", "high", 20, 10, 42)]
+    summary.append(rerun_check(df, sample))
+    scaling = [] if args.skip_scaling else scaling_lines()
+    print("\n".join(["", *summary, *scaling]))
     if args.out:
         cmd = "python bench/bench_helpers.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = [
-            "# Helper scheduling benchmark (SPEC §5)",
-            "",
-            f"Produced by `{cmd}` ({time.perf_counter() - t0:.0f} s on a shared 2-core machine).",
-            "",
-            "## Paper grid: makespan relative to the baseline (mean over seeds), solve time (s)",
-            "",
-            markdown_table(grid),
-            "",
-            "## Optimality gaps on small instances (mean over the seeds CP-SAT proved optimal)",
-            "",
-            markdown_table(gaps),
-            "",
-            "## Scaling",
-            "",
-            scale,
-            "",
-        ]
-        args.out.write_text("\n".join(text))
+        write_report(args.out, cmd, tables, df, summary, scaling)
+
+
+def paper_lines(df: pd.DataFrame) -> list[str]:
+    scenario, model, het, k, h = PAPER["cell"]
+    cell = df[(df["scenario"] == scenario) & (df["model"] == model) & (df["het"] == het) & (df["K"] == k) & (df["H"] == h)]
+    out = []
+    for variant in VARIANTS:
+        c = cell[cell["variant"] == variant]
+        for seed in sorted(c["seed"].unique()):
+            s = c[c["seed"] == seed].set_index("method")["makespan"]
+            out.append(
+                f"| {variant} | {seed} | {100 * (1 - s['decomposition'] / s['baseline']):.1f} | "
+                f"{100 * (1 - s['lns'] / s['baseline']):.1f} | {100 * PAPER['improvement']:.1f} (best case) |"
+            )
+    return out
+
+
+def write_report(path: Path, cmd: str, tables: dict, df: pd.DataFrame, summary: list[str], scaling: list[str]) -> None:
+    text = [
+        "# Helper scheduling: results (SPEC §5, issue 14)",
+        "",
+        f"Produced by `nice -n 10 {cmd}` on a shared 2-core machine. Methods, variants, bounds and "
+        "scenarios are described in docs/methods.md (section \"Helpers\").",
+        "",
+        "## How to read the tables",
+        "",
+        "- One table per scenario and variant. The two variants are different problems (a preemptive schedule "
+        "may interrupt a helper task): numbers are never compared across tables.",
+        "- `X / best` = mean over the 3 seeds of makespan(X) / best known makespan of that instance in that "
+        "variant (best known = shortest schedule found by any method, the full CP-SAT model included; a "
+        "non-preemptive schedule also counts for the preemptive variant).",
+        "- `LNS gap per seed` = (LNS makespan - lower bound) / LNS makespan for each seed: the bound is the best "
+        "of the chain bound, the CP-SAT assignment relaxation (valid for both variants) and, in the "
+        "non-preemptive variant when K·H <= 200, the full CP-SAT model's bound (times rounded down, so "
+        "valid). `proved optimal` counts gaps <= 0.001 %.",
+        "- `LNS vs best` = the worst seed's distance of our LNS from the best known; `LNS vs baseline` = mean "
+        "% shorter makespan than random + FCFS.",
+        "- Times are wall-clock on a loaded machine and only indicative; every budget is deterministic.",
+        "",
+        "## Summary",
+        "",
+        *[f"- {line}" for line in summary],
+        "",
+    ]
+    for (scenario, variant), table in tables.items():
+        text += [f"## {scenario} · {variant}", "", markdown_table(table), ""]
+    text += [
+        "## Beside the paper",
+        "",
+        "Tirana et al. report up to 52.3 % shorter makespan than their baseline (VGG-19, high heterogeneity, "
+        "K = 20, H = 10); their per-cell results are plotted, not tabulated, so this is the one published "
+        "number we compare with. Seed 42 of `tirana2024` is the authors' own instance (their scripts always "
+        "seed 42). Our baseline draws its random assignment with the run seed.",
+        "",
+        "| variant | seed | decomposition vs baseline (%) | LNS vs baseline (%) | paper (%) |",
+        "|---|---|---|---|---|",
+        *paper_lines(df),
+        "",
+        "## Scaling",
+        "",
+        *[f"- {line}" for line in scaling],
+        "",
+    ]
+    path.write_text("\n".join(text))
 
 
 if __name__ == "__main__":

@@ -43,12 +43,14 @@ def solve_exact(
     num_workers: int = 1,
     hint: Schedule | None = None,
     time_limit_s: float | None = None,
+    cuts: list[tuple[int, float, float]] = (),
     **opts: object,
 ) -> SolveResult:
     """CP-SAT model of ``variant`` (module docstring); ``dtime`` = CP-SAT deterministic time budget.
 
-    ``time_limit_s`` is an optional wall-clock safety cap: when it is what stops the search, the
-    result may depend on machine load (the status says so).
+    ``cuts`` are subset cuts from ``psl_core.helpers.bounds.relaxation_bound`` (they tighten the
+    non-preemptive model's bound). ``time_limit_s`` is an optional wall-clock safety cap: when it is
+    what stops the search, the result may depend on machine load (the status says so).
     """
     check_variant(variant)
     if variant == "preemptive":
@@ -74,7 +76,7 @@ def solve_exact(
     k, h_count = instance.num_clients, instance.num_helpers
     res = solve_cpsat(
         instance, np.arange(k), np.arange(h_count), cap, dem, unit,
-        int(np.ceil(hint_val / unit)) + 1, hint_map, (), dtime, seed, num_workers, time_limit_s,
+        int(np.ceil(hint_val / unit)) + 1, hint_map, list(cuts), dtime, seed, num_workers, time_limit_s,
     )  # fmt: skip
     if res.status == "INFEASIBLE":
         raise HelperInputError("no assignment of clients to helpers fits the helpers' memory; give helpers more memory")

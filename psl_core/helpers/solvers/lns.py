@@ -1,6 +1,7 @@
 """Large-neighbourhood search: CP-SAT re-solves a few helpers at a time, from local search (ours).
 
-Start: the local-search schedule (``local_search``). Each iteration frees every client of the
+Start: the local-search schedule (``local_search``); in the preemptive variant the better of that
+and the non-preemptive LNS schedule (a non-preemptive schedule is a preemptive one). Each iteration frees every client of the
 critical helper (the one that sets the makespan) and of one partner helper — or, once every pair
 with the critical helper is exhausted, of two partners drawn by a seeded generator favouring slack
 — and re-solves that sub-problem with the non-preemptive CP-SAT model (``cpsat_model``),
@@ -25,7 +26,7 @@ import time
 import numpy as np
 
 from psl_core.helpers.bounds import chain_bound, memory_units, time_unit
-from psl_core.helpers.instance import HelperInstance, check_variant, schedule_makespan
+from psl_core.helpers.instance import HelperInstance, Schedule, check_variant, schedule_makespan
 from psl_core.helpers.schedule_model import HelperModel, assemble, fragment_value, split_fragments
 from psl_core.helpers.solvers.common import SolveResult
 from psl_core.helpers.solvers.cpsat_model import hint_times, solve_cpsat
@@ -51,19 +52,30 @@ def solve_lns(
     patience: int = 6,
     ls_steps: int = 2000,
     lower_bound: float | None = None,
+    start: Schedule | None = None,
     **_: object,
 ) -> SolveResult:
     """LNS from the local-search schedule (module docstring).
 
     ``lower_bound`` (a valid bound, e.g. from ``psl_core.helpers.bounds``) only lets the search stop
-    as soon as it is reached; the chain bound is always used that way.
+    as soon as it is reached; the chain bound is always used that way. In the preemptive variant the
+    search starts from the better of the preemptive local search and ``start`` — by default the
+    non-preemptive LNS schedule, which is also a preemptive schedule.
     """
     check_variant(variant)
     t0 = time.perf_counter()
+    opts = {"iterations": iterations, "pair_dtime": pair_dtime, "triple_dtime": triple_dtime,
+            "max_sub_clients": max_sub_clients, "patience": patience, "ls_steps": ls_steps, "lower_bound": lower_bound}  # fmt: skip
     model = HelperModel(instance, variant)
     ls = solve_local_search(instance, variant, seed=seed, max_steps=ls_steps)
+    initial = ls.schedule
+    if variant == "preemptive":
+        if start is None:
+            start = solve_lns(instance, "non_preemptive", seed=seed, **opts).schedule
+        if schedule_makespan(instance, start) < ls.makespan:
+            initial = start
     h_count = instance.num_helpers
-    frags = split_fragments(ls.schedule, h_count)
+    frags = split_fragments(initial, h_count)
     values = np.array([fragment_value(instance, h, f) for h, f in enumerate(frags)])
     dem, cap = memory_units(instance)
     rng = np.random.default_rng(seed)
