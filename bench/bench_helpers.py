@@ -1,4 +1,4 @@
-"""Benchmark of the helper-scheduling solvers on the paper's grid (SPEC §5, issue 14).
+"""Benchmark of the helper-scheduling solvers on the paper's grid (methods §5, issue 14).
 
     python bench/bench_helpers.py --quick                 # 1 seed, K in {20, 50}, H = 5 (minutes)
     python bench/bench_helpers.py --out docs/results_helpers.md   # full grid (about an hour, 2 cores)
@@ -207,7 +207,7 @@ def paper_lines(df: pd.DataFrame) -> list[str]:
 
 def write_report(path: Path, cmd: str, tables: dict, df: pd.DataFrame, summary: list[str], scaling: list[str]) -> None:
     text = [
-        "# Helper scheduling: results (SPEC §5, issue 14)",
+        "# Helper scheduling: results (methods §5, issue 14)",
         "",
         f"Produced by `nice -n 10 {cmd}` on a shared 2-core machine. Methods, variants, bounds and "
         "scenarios are described in docs/methods.md (section \"Helpers\").",

@@ -76,7 +76,7 @@ def check_schedule(
     variant: str = "preemptive",
     tol_ms: float = TOL_MS,
 ) -> CheckReport:
-    """Check every rule of SPEC §5 for ``variant`` and recompute the makespan.
+    """Check every rule of methods §5 for ``variant`` and recompute the makespan.
 
     ``variant='non_preemptive'`` also rejects any task split into several pieces; the default
     'preemptive' accepts both kinds of schedule (a non-preemptive schedule is a preemptive one).

@@ -1,6 +1,6 @@
 """Helpers inside a training run: the simulated step time becomes the makespan of a helper schedule.
 
-With H helpers the model is U-shaped (SPEC §5): part-1 and part-3 on the client, part-2 on the
+With H helpers the model is U-shaped (methods §5): part-1 and part-3 on the client, part-2 on the
 client's helper. Once per run the chosen solver (any registered method, the exact one for small K)
 schedules a nominal batch — each client sends its expected share of B. Every step then runs *that
 schedule*: same client → helper assignment, and on each helper the same task order, retimed with the

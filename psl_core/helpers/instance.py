@@ -1,4 +1,4 @@
-"""The helper-scheduling problem of SPEC §5: one batch of K clients served by H helpers.
+"""The helper-scheduling problem of methods §5: one batch of K clients served by H helpers.
 
 Times are milliseconds, memory is MB (MiB). Every per-client quantity that depends on the link to
 the helper is a (K, H) array, so a client's release, gap and tail may differ by helper, and every
@@ -43,7 +43,7 @@ def memory_fits(load, capacity) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HelperInstance:
-    """One batch of the U-shaped three-part workflow (SPEC §5).
+    """One batch of the U-shaped three-part workflow (methods §5).
 
     Per client j and helper h: ``release[j,h]`` = part-1 fwd on the client + upload of cut-1
     activations; ``p_fwd``/``p_bwd`` = helper part-2 forward / backward(+update) time; ``gap`` =
@@ -158,7 +158,7 @@ def client_completion(instance: HelperInstance, schedule: Schedule) -> np.ndarra
 
 
 def schedule_makespan(instance: HelperInstance, schedule: Schedule) -> float:
-    """Makespan of a schedule = max_j (end of j's backward task + tail[j, helper]) (SPEC §5)."""
+    """Makespan of a schedule = max_j (end of j's backward task + tail[j, helper]) (methods §5)."""
     return float(np.max(client_completion(instance, schedule)))
 
 
