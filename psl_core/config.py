@@ -163,10 +163,12 @@ class HelperConfig(_Section):
         default_factory=list,
         description="Device id of each helper, one per helper (mixed helpers); empty = helper_device for all.",
     )
-    solver: Literal["baseline", "greedy", "decomposition", "local_search", "lns", "exact", "brute_force"] = Field(
-        "greedy",
-        description="How clients are assigned to helpers and tasks ordered (see the Helpers & scheduling page); "
-        "'exact' is offered for at most 10 clients, 'brute_force' for 4.",
+    solver: Literal["baseline", "greedy", "decomposition", "local_search", "lns", "exact", "brute_force"] = (
+        Field(
+            "greedy",
+            description="How clients are assigned to helpers and tasks ordered (see the Helpers & scheduling page); "
+            "'exact' is offered for at most 10 clients, 'brute_force' for 4.",
+        )
     )
     variant: Literal["non_preemptive", "preemptive"] = Field(
         "non_preemptive",

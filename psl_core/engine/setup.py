@@ -224,7 +224,9 @@ def build_stragglers(config: ExperimentConfig) -> StragglerModel:
     return StragglerModel(config.partition.num_clients, spec, seed=config.seed)
 
 
-def helper_links(config: ExperimentConfig, system: ClientSystem, num_helpers: int) -> tuple[np.ndarray, np.ndarray]:
+def helper_links(
+    config: ExperimentConfig, system: ClientSystem, num_helpers: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(K, H) up and down bandwidths (bit/s) of every client-helper link (methods §5)."""
     hc = config.system.helpers
     k = len(system.up_bps)
@@ -236,7 +238,9 @@ def helper_links(config: ExperimentConfig, system: ClientSystem, num_helpers: in
         rng = np.random.default_rng([config.seed, _STREAM_HELPER_LINKS])
         bw = rng.uniform(lo, hi, size=(k, num_helpers)) * 1e6
         return bw, bw
-    return np.repeat(system.up_bps[:, None], num_helpers, 1), np.repeat(system.down_bps[:, None], num_helpers, 1)
+    return np.repeat(system.up_bps[:, None], num_helpers, 1), np.repeat(
+        system.down_bps[:, None], num_helpers, 1
+    )
 
 
 def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> HelperPlan:

@@ -144,7 +144,11 @@ def relaxation_bound(
     best = chain_bound(instance)
     for round_no in range(rounds):
         m = cp_model.CpModel()
-        top = int(ub_u if ub_u is not None else chain_u.max() + floor_units(instance.p_fwd + instance.p_bwd, unit).sum())
+        top = int(
+            ub_u
+            if ub_u is not None
+            else chain_u.max() + floor_units(instance.p_fwd + instance.p_bwd, unit).sum()
+        )
         cmax = m.new_int_var(0, top, "cmax")
         y = {}
         for j in range(k):
@@ -164,7 +168,9 @@ def relaxation_bound(
         for hh, a, b in cuts:
             r, pf = instance.release[:, hh], instance.p_fwd[:, hh]
             g, pb, q = instance.gap[:, hh], instance.p_bwd[:, hh], instance.tail[:, hh]
-            w = np.where((r >= a) & (g + pb + q >= b), pf, 0.0) + np.where((r + pf + g >= a) & (q >= b), pb, 0.0)
+            w = np.where((r >= a) & (g + pb + q >= b), pf, 0.0) + np.where(
+                (r + pf + g >= a) & (q >= b), pb, 0.0
+            )
             wu = floor_units(w, unit)
             const = int(floor_units(a, unit) + floor_units(b, unit))
             m.add(cmax >= const + sum(int(wu[j]) * y[j, hh] for j in range(k) if (j, hh) in y and wu[j] > 0))
@@ -183,7 +189,9 @@ def relaxation_bound(
         best = max(best, float(solver.best_objective_bound) * unit)
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE) or round_no == rounds - 1:
             break
-        assign = np.array([next(hh for hh in range(h) if (j, hh) in y and solver.value(y[j, hh])) for j in range(k)])
+        assign = np.array(
+            [next(hh for hh in range(h) if (j, hh) in y and solver.value(y[j, hh])) for j in range(k)]
+        )
         found = solver.objective_value * unit
         new = []
         for hh in range(h):

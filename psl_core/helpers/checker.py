@@ -107,12 +107,16 @@ def check_schedule(
         if any(kind == "value" for kind, _ in bad) or not len(fwd) or not len(bwd):
             continue
         if variant == "non_preemptive" and (len(fwd) > 1 or len(bwd) > 1):
-            out.append(("preemption", f"client {j}: a task is split into pieces in the non-preemptive variant"))
+            out.append(
+                ("preemption", f"client {j}: a task is split into pieces in the non-preemptive variant")
+            )
         if fwd[0][0] < instance.release[j, m] - tol_ms:
             out.append(("release", f"client {j} forward starts at {fwd[0][0]:.6f} before its release"))
         ready = fwd[-1][1] + instance.gap[j, m]
         if bwd[0][0] < ready - tol_ms:
-            out.append(("precedence", f"client {j} backward starts at {bwd[0][0]:.6f} before forward end + gap"))
+            out.append(
+                ("precedence", f"client {j} backward starts at {bwd[0][0]:.6f} before forward end + gap")
+            )
         completion[j] = bwd[-1][1] + instance.tail[j, m]
         # A zero-length piece (a task of zero duration) occupies no helper time.
         tasks[m].extend((float(s), float(e), f"fwd {j}") for s, e in fwd if e > s)
@@ -122,7 +126,9 @@ def check_schedule(
         items.sort()
         for (s0, e0, a), (s1, _, b) in zip(items, items[1:]):
             if s1 < e0 - tol_ms:
-                out.append(("overlap", f"helper {m}: {a} [{s0:.6f}, {e0:.6f}) overlaps {b} starting {s1:.6f}"))
+                out.append(
+                    ("overlap", f"helper {m}: {a} [{s0:.6f}, {e0:.6f}) overlaps {b} starting {s1:.6f}")
+                )
 
     makespan = float(np.max(completion)) if np.all(np.isfinite(completion)) else nan
     if reported_makespan is not None and not abs(reported_makespan - makespan) <= tol_ms:

@@ -127,7 +127,9 @@ def plan_helpers(
     return HelperPlan(costs, variant, method, result, task_ranks(result))
 
 
-def check_step_memory(plan: HelperPlan, step: np.ndarray, client: np.ndarray, count: np.ndarray, num_steps: int) -> None:
+def check_step_memory(
+    plan: HelperPlan, step: np.ndarray, client: np.ndarray, count: np.ndarray, num_steps: int
+) -> None:
     """Raise HelperInputError naming the first (step, helper) whose clients overflow its memory."""
     costs = plan.costs
     h = costs.num_helpers
@@ -184,7 +186,9 @@ def step_makespans(
         _, bwd_end, _ = batch_priority_schedule(instance, members, mask, zeros, -task_rank.astype(float))
     else:
         sequence = np.argsort(task_rank, axis=1, kind="stable")
-        sequence = np.where(np.take_along_axis(task_rank, sequence, axis=1) == np.iinfo(np.int64).max, -1, sequence)
+        sequence = np.where(
+            np.take_along_axis(task_rank, sequence, axis=1) == np.iinfo(np.int64).max, -1, sequence
+        )
         _, bwd_start, _ = batch_sequence_retime(instance, members, mask, zeros, sequence)
         bwd_end = bwd_start + instance.p_bwd[members, 0]
     completion = np.empty(nnz)

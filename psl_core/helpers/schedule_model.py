@@ -86,7 +86,9 @@ class HelperModel:
         m = len(clients)
         order = np.array([[pos[j] + (m if kind == "b" else 0) for kind, j in sequence]])
         members = np.array([clients])
-        fs, bs, value = batch_sequence_retime(self.instance, members, np.ones_like(members, bool), [helper], order)
+        fs, bs, value = batch_sequence_retime(
+            self.instance, members, np.ones_like(members, bool), [helper], order
+        )
         inst = self.instance
         frag = {
             j: (_single(fs[0, i], inst.p_fwd[j, helper]), _single(bs[0, i], inst.p_bwd[j, helper]))

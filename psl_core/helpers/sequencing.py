@@ -25,7 +25,10 @@ from psl_core.helpers.instance import HelperInstance
 
 LIST_RULES = ("fcfs", "delivery")
 #: Sequencing rules whose schedules are judged (and returned) per variant, best per helper.
-VARIANT_RULES = {"non_preemptive": ("fcfs", "delivery"), "preemptive": ("fcfs", "delivery", "preemptive_delivery")}
+VARIANT_RULES = {
+    "non_preemptive": ("fcfs", "delivery"),
+    "preemptive": ("fcfs", "delivery", "preemptive_delivery"),
+}
 
 
 def _row_data(instance: HelperInstance, members: np.ndarray, helpers: np.ndarray):
@@ -165,7 +168,9 @@ def _assemble_pieces(log, bsz: int) -> list[dict[int, list[tuple[float, float]]]
     start = np.concatenate([e[2] for e in log])
     stop = np.concatenate([e[3] for e in log])
     order = np.lexsort((start, task, rows))
-    for b, i, s, e in zip(rows[order].tolist(), task[order].tolist(), start[order].tolist(), stop[order].tolist()):
+    for b, i, s, e in zip(
+        rows[order].tolist(), task[order].tolist(), start[order].tolist(), stop[order].tolist()
+    ):
         pieces = out[b].setdefault(i, [])
         if pieces and pieces[-1][1] == s:
             pieces[-1] = (pieces[-1][0], e)

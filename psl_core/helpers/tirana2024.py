@@ -94,18 +94,22 @@ def tirana2024_instance(
     """The authors' scenario 1 ('low') or 2 ('high') for ``model`` on CIFAR-10 (module docstring)."""
     k, h = int(num_clients), int(num_helpers)
     if k < 1 or h < 1:
-        raise HelperInputError(f"need num_clients >= 1 and num_helpers >= 1, got {num_clients}, {num_helpers}")
+        raise HelperInputError(
+            f"need num_clients >= 1 and num_helpers >= 1, got {num_clients}, {num_helpers}"
+        )
     if heterogeneity not in ("low", "high"):
         raise HelperInputError(f"heterogeneity must be 'low' or 'high', got {heterogeneity!r}")
     if not kb_to_mbit > 0:
-        raise HelperInputError(f"kb_to_mbit must be > 0 (authors: {AUTHORS_KB_TO_MBIT}, true: {TRUE_KB_TO_MBIT})")
+        raise HelperInputError(
+            f"kb_to_mbit must be > 0 (authors: {AUTHORS_KB_TO_MBIT}, true: {TRUE_KB_TO_MBIT})"
+        )
     if slots is not None and int(slots) < 1:
         raise HelperInputError(f"slots must be a positive number of slots or None, got {slots}")
     cuts = check_cuts(model, "cifar10", tuple(cuts or DEFAULT_CUTS[model]))
     parts = _parts(model, cuts)
     costs = load_layer_costs(model, "cifar10")
     act_cut1, act_cut2 = float(costs.activation_kb[cuts[0] - 1]), float(costs.activation_kb[cuts[1] - 1])
-    rng = random.Random(seed)
+    rng = random.Random(int(seed))
     bw = _links(rng, k, h)
     helper_dev = [rng.randint(0, 1) for _ in range(h)]
     client_dev = [rng.randint(0, 1) for _ in range(k)]
@@ -137,7 +141,9 @@ def tirana2024_instance(
         pick = [rng.randint(0, k - 1) for _ in range(k)]
         hf_lo, hf_hi = span([hv["fwd_mid"], hl["fwd_mid"]])
         hb_lo, hb_hi = span([hv["back_mid"], hl["back_mid"]])
-        hdraw = np.array([[rng.randint(hf_lo, hf_hi), rng.randint(hb_lo, hb_hi)] for _ in range(h)], dtype=float)
+        hdraw = np.array(
+            [[rng.randint(hf_lo, hf_hi), rng.randint(hb_lo, hb_hi)] for _ in range(h)], dtype=float
+        )
         hdraw.sort(axis=0)
         hpick = [rng.randint(0, h - 1) for _ in range(h)]
         first_f, last_b, last_f = draws[pick, 0], draws[pick, 1], draws[pick, 2]
@@ -166,7 +172,9 @@ def tirana2024_instance(
         def to_slots(x, at_least=0):
             return np.maximum(np.ceil(np.asarray(x) * slots / peak), at_least)
 
-        release, trans_back, release_back, grads_back = map(to_slots, (release, trans_back, release_back, grads_back))
+        release, trans_back, release_back, grads_back = map(
+            to_slots, (release, trans_back, release_back, grads_back)
+        )
         proc_local, proc_local_back = to_slots(proc_local), to_slots(proc_local_back)
         p_fwd, p_bwd = to_slots(p_fwd, 1), to_slots(p_bwd, 1)
         slot_ms = float(peak) / slots

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -41,7 +40,9 @@ def test_d1_solvers_pack_tight_memory_instead_of_crashing(method):
 
 def test_d2_exact_accepts_memory_that_is_exactly_full():
     # 0.1 + 0.2 is 0.30000000000000004 in floating point: exactly full, not over.
-    inst = replace(random_instance(3, 2, seed=4), mem_demand=np.array([0.1, 0.2, 0.3]), mem_capacity=np.array([0.3, 0.3]))
+    inst = replace(
+        random_instance(3, 2, seed=4), mem_demand=np.array([0.1, 0.2, 0.3]), mem_capacity=np.array([0.3, 0.3])
+    )
     res = solve(inst, "exact")
     assert check_schedule(inst, res.schedule, res.makespan).feasible
     assert res.status == "OPTIMAL"
@@ -49,7 +50,9 @@ def test_d2_exact_accepts_memory_that_is_exactly_full():
 
 def test_d3_brute_force_says_when_nothing_fits():
     # Total memory suffices (6 = 6) and each client fits alone, but no packing exists.
-    inst = replace(random_instance(3, 2, seed=1), mem_demand=np.array([2.0, 2.0, 2.0]), mem_capacity=np.array([3.0, 3.0]))
+    inst = replace(
+        random_instance(3, 2, seed=1), mem_demand=np.array([2.0, 2.0, 2.0]), mem_capacity=np.array([3.0, 3.0])
+    )
     with pytest.raises(HelperInputError, match="fits the helpers' memory"):
         solve(inst, "brute_force")
 

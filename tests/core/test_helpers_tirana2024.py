@@ -41,10 +41,22 @@ def authors_scenario(model, point_a, point_b, K, H, scenario, max_slot, seed=42)
         fl, bl = sums(data, point_b, len(data))
         dev[s] = {"ff": ff, "bf": bf, "fl": fl, "bl": bl}
     d1, d2, jc, jg = dev["d1"], dev["d2"], dev["jetson-cpu"], dev["jetson-gpu"]
-    max_fwd_first, min_fwd_first = int(max(d1["ff"], d2["ff"], jc["ff"], jg["ff"])), int(min(d1["ff"], d2["ff"], jc["ff"], jg["ff"]))
-    max_fwd_last, min_fwd_last = int(max(d1["fl"], d2["fl"], jc["ff"], jg["fl"])), int(min(d1["fl"], d2["fl"], jc["ff"], jg["fl"]))
-    max_back_first, min_back_first = int(max(d1["bf"], d2["bf"], jc["bf"], jg["bf"])), int(min(d1["bf"], d2["bf"], jc["bf"], jg["bf"]))
-    max_back_last, min_back_last = int(max(d1["bl"], d2["bl"], jc["bf"], jg["bl"])), int(min(d1["bl"], d2["bl"], jc["bf"], jg["bl"]))
+    max_fwd_first, min_fwd_first = (
+        int(max(d1["ff"], d2["ff"], jc["ff"], jg["ff"])),
+        int(min(d1["ff"], d2["ff"], jc["ff"], jg["ff"])),
+    )
+    max_fwd_last, min_fwd_last = (
+        int(max(d1["fl"], d2["fl"], jc["ff"], jg["fl"])),
+        int(min(d1["fl"], d2["fl"], jc["ff"], jg["fl"])),
+    )
+    max_back_first, min_back_first = (
+        int(max(d1["bf"], d2["bf"], jc["bf"], jg["bf"])),
+        int(min(d1["bf"], d2["bf"], jc["bf"], jg["bf"])),
+    )
+    max_back_last, min_back_last = (
+        int(max(d1["bl"], d2["bl"], jc["bf"], jg["bl"])),
+        int(min(d1["bl"], d2["bl"], jc["bf"], jg["bl"])),
+    )
     max_proc_fwd, min_proc_fwd = int(max(vm_f, lp_f)), int(min(vm_f, lp_f))
     max_proc_back, min_proc_back = int(max(vm_b, lp_b)), int(min(vm_b, lp_b))
     to_cn, to_do = c.activation_kb[point_a - 1], c.activation_kb[point_b - 1]
@@ -111,7 +123,9 @@ def authors_scenario(model, point_a, point_b, K, H, scenario, max_slot, seed=42)
                     plocb[j] = plocb[owner[j]]  # as the authors wrote it
                 proc[j, i], procb[j, i] = pf_[machine[i]], pb_[machine[i]]
     demand = math.ceil(store)
-    values = [int(np.rint(x)) for x in (*rel.ravel(), *relb.ravel(), *ploc, *plocb, *tb.ravel(), *tbg.ravel())]
+    values = [
+        int(np.rint(x)) for x in (*rel.ravel(), *relb.ravel(), *ploc, *plocb, *tb.ravel(), *tbg.ravel())
+    ]
     mx = max(values)
 
     def slot(x, least=0):
@@ -148,7 +162,12 @@ def test_documented_facts_of_the_authors_generator():
     bw = inst.meta["bandwidth"]
     assert inst.meta["kb_to_mbit"] == AUTHORS_KB_TO_MBIT == 0.0008
     # link classes: 30 % <= 4, 42 % in 5-10, 28 % in 16-20, and the 11-15 class gets the remainder (none)
-    assert [np.sum((bw >= lo) & (bw <= hi)) for lo, hi in ((1, 4), (5, 10), (11, 15), (16, 20))] == [90, 126, 0, 84]
+    assert [np.sum((bw >= lo) & (bw <= hi)) for lo, hi in ((1, 4), (5, 10), (11, 15), (16, 20))] == [
+        90,
+        126,
+        0,
+        84,
+    ]
     # memory never binds: every helper holds all K clients
     assert np.all(inst.mem_capacity == inst.mem_demand.sum())
     # whole slots, kept exactly

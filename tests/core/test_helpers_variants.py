@@ -114,7 +114,9 @@ def test_subset_bound_equals_enumeration_over_all_subsets():
     for _ in range(20):
         n = int(rng.integers(1, 8))
         rel, proc, follow = rng.uniform(0, 10, n), rng.uniform(0, 5, n), rng.uniform(0, 10, n)
-        assert best_subset(rel, proc, follow)[0] == pytest.approx(_subset_bound_by_enumeration(rel, proc, follow))
+        assert best_subset(rel, proc, follow)[0] == pytest.approx(
+            _subset_bound_by_enumeration(rel, proc, follow)
+        )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -172,7 +174,9 @@ def instances(draw):
     times = st.floats(0, 50, allow_nan=False, allow_infinity=False)
 
     def grid(shape):
-        return np.array(draw(st.lists(times, min_size=shape[0] * shape[1], max_size=shape[0] * shape[1]))).reshape(shape)
+        return np.array(
+            draw(st.lists(times, min_size=shape[0] * shape[1], max_size=shape[0] * shape[1]))
+        ).reshape(shape)
 
     demand = np.array(draw(st.lists(st.floats(0, 5), min_size=k, max_size=k)))
     capacity = np.full(h, max(demand.sum(), demand.max(initial=0.0), 1e-3))  # memory never blocks here

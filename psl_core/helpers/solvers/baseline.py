@@ -32,10 +32,14 @@ def fcfs_schedule(instance: HelperInstance, assignment: np.ndarray, variant: str
     return sched
 
 
-def solve_baseline(instance: HelperInstance, variant: str = "non_preemptive", seed: int = 0, **_: object) -> SolveResult:
+def solve_baseline(
+    instance: HelperInstance, variant: str = "non_preemptive", seed: int = 0, **_: object
+) -> SolveResult:
     """Random feasible assignment + FCFS on every helper (the same schedule in both variants)."""
     from psl_core.helpers.instance import schedule_makespan
 
     t0 = time.perf_counter()
     sched = fcfs_schedule(instance, random_assignment(instance, np.random.default_rng(seed)), variant)
-    return SolveResult("baseline", variant, sched, schedule_makespan(instance, sched), time.perf_counter() - t0)
+    return SolveResult(
+        "baseline", variant, sched, schedule_makespan(instance, sched), time.perf_counter() - t0
+    )

@@ -56,7 +56,9 @@ def check_assignment(instance: HelperInstance, assignment: np.ndarray) -> np.nda
     return a
 
 
-def packing_assignment(instance: HelperInstance, prefer: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+def packing_assignment(
+    instance: HelperInstance, prefer: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
     """A memory-feasible assignment by CP-SAT bin packing, keeping as many ``prefer`` choices as it can.
 
     Deterministic (one worker, fixed seed). Raises HelperInputError when no assignment fits.

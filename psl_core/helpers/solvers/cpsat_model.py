@@ -114,7 +114,7 @@ def solve_cpsat(
             m.add(cmax >= int(floor_units(a, unit) + floor_units(b_thr, unit)) + sum(expr))
     m.minimize(cmax)
     if hint:
-        lows_f = {key: (var, int(r[key] )) for key, var in fs.items()}
+        lows_f = {key: (var, int(r[key])) for key, var in fs.items()}
         lows_b = {key: (var, int(r[key] + pf[key] + g[key])) for key, var in bs.items()}
         _add_hint(m, hint, x, lows_f, lows_b, cmax, unit, instance)
     solver = cp_model.CpSolver()
@@ -126,7 +126,12 @@ def solve_cpsat(
     code = solver.solve(m)
     name = solver.status_name(code)
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return SubResult(name, None, float(solver.best_objective_bound) if code != cp_model.INFEASIBLE else float("inf"), None)
+        return SubResult(
+            name,
+            None,
+            float(solver.best_objective_bound) if code != cp_model.INFEASIBLE else float("inf"),
+            None,
+        )
     sequences: dict[int, list[tuple[str, int]]] = {}
     for h in per_helper:
         tasks = []

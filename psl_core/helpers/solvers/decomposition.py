@@ -48,7 +48,11 @@ def decomposition_schedule(instance: HelperInstance, assignment: np.ndarray) -> 
             continue
         cols = (grp, h)
         fs, ps, _ = decomposition_helper_schedule(
-            instance.release[cols], instance.p_fwd[cols], instance.gap[cols], instance.p_bwd[cols], instance.tail[cols]
+            instance.release[cols],
+            instance.p_fwd[cols],
+            instance.gap[cols],
+            instance.p_bwd[cols],
+            instance.tail[cols],
         )
         for j, s, p in zip(grp, fs, ps):
             fwd[j] = ((float(s), float(s + instance.p_fwd[j, h])),)
@@ -66,7 +70,11 @@ def _schedule(instance: HelperInstance, assignment: np.ndarray, variant: str) ->
 
 
 def solve_decomposition(
-    instance: HelperInstance, variant: str = "non_preemptive", iterations: int = 20, step: float = 0.5, **_: object
+    instance: HelperInstance,
+    variant: str = "non_preemptive",
+    iterations: int = 20,
+    step: float = 0.5,
+    **_: object,
 ) -> SolveResult:
     """Price iterations over assignments; the paper's per-helper forward/backward schedule for each."""
     check_variant(variant)
@@ -94,4 +102,3 @@ def solve_decomposition(
         "decomposition", variant, best_sched, schedule_makespan(instance, best_sched), time.perf_counter() - t0,
         stats={"iterations": iterations},
     )  # fmt: skip
-

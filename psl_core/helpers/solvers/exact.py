@@ -57,7 +57,13 @@ def solve_exact(
         from psl_core.helpers.solvers.exact_preemptive import solve_exact_preemptive
 
         return solve_exact_preemptive(
-            instance, seed=seed, dtime=dtime, num_workers=num_workers, hint=hint, time_limit_s=time_limit_s, **opts
+            instance,
+            seed=seed,
+            dtime=dtime,
+            num_workers=num_workers,
+            hint=hint,
+            time_limit_s=time_limit_s,
+            **opts,
         )
     t0 = time.perf_counter()
     if hint is None:
@@ -79,7 +85,9 @@ def solve_exact(
         int(np.ceil(hint_val / unit)) + 1, hint_map, list(cuts), dtime, seed, num_workers, time_limit_s,
     )  # fmt: skip
     if res.status == "INFEASIBLE":
-        raise HelperInputError("no assignment of clients to helpers fits the helpers' memory; give helpers more memory")
+        raise HelperInputError(
+            "no assignment of clients to helpers fits the helpers' memory; give helpers more memory"
+        )
     best, best_val = hint, hint_val
     if res.sequences is not None:
         new = [model.retime_sequence(h, res.sequences.get(h, [])) for h in range(h_count)]
@@ -122,7 +130,10 @@ def _helper_optimum(instance: HelperInstance, h: int, clients: list[int], varian
         fs, bs, val = batch_sequence_retime(instance, members, mask, helpers, orders)
         b = int(np.argmin(val))
         frag = {
-            j: (((fs[b, i], fs[b, i] + instance.p_fwd[j, h]),), ((bs[b, i], bs[b, i] + instance.p_bwd[j, h]),))
+            j: (
+                ((fs[b, i], fs[b, i] + instance.p_fwd[j, h]),),
+                ((bs[b, i], bs[b, i] + instance.p_bwd[j, h]),),
+            )
             for i, j in enumerate(clients)
         }
         return float(val[b]), frag
@@ -132,7 +143,9 @@ def _helper_optimum(instance: HelperInstance, h: int, clients: list[int], varian
     prio[np.arange(len(orders))[:, None], orders] = 2 * n - np.arange(2 * n)[None, :]
     _, _, val = batch_priority_schedule(instance, members, mask, helpers, prio)
     b = int(np.argmin(val))
-    _, _, _, pieces = batch_priority_schedule(instance, members[[b]], mask[[b]], helpers[[b]], prio[[b]], True)
+    _, _, _, pieces = batch_priority_schedule(
+        instance, members[[b]], mask[[b]], helpers[[b]], prio[[b]], True
+    )
     frag = {j: (tuple(pieces[0][i]), tuple(pieces[0][n + i])) for i, j in enumerate(clients)}
     return float(val[b]), frag
 
@@ -148,7 +161,9 @@ def solve_brute_force(instance: HelperInstance, variant: str = "non_preemptive",
     cache: dict = {}
     for assign in itertools.product(range(h), repeat=k):
         a = np.array(assign)
-        if not np.all(memory_fits(np.bincount(a, weights=instance.mem_demand, minlength=h), instance.mem_capacity)):
+        if not np.all(
+            memory_fits(np.bincount(a, weights=instance.mem_demand, minlength=h), instance.mem_capacity)
+        ):
             continue
         parts = []
         for m in range(h):
@@ -165,4 +180,12 @@ def solve_brute_force(instance: HelperInstance, variant: str = "non_preemptive",
         )
     sched = assemble(instance, best)
     makespan = schedule_makespan(instance, sched)
-    return SolveResult("brute_force", variant, sched, makespan, time.perf_counter() - t0, lower_bound=makespan, status="OPTIMAL")
+    return SolveResult(
+        "brute_force",
+        variant,
+        sched,
+        makespan,
+        time.perf_counter() - t0,
+        lower_bound=makespan,
+        status="OPTIMAL",
+    )

@@ -19,7 +19,13 @@ import time
 import numpy as np
 
 from psl_core.helpers.bounds import chain_bound, floor_units, memory_units
-from psl_core.helpers.instance import HelperInputError, HelperInstance, Schedule, memory_fits, schedule_makespan
+from psl_core.helpers.instance import (
+    HelperInputError,
+    HelperInstance,
+    Schedule,
+    memory_fits,
+    schedule_makespan,
+)
 from psl_core.helpers.schedule_model import assemble
 from psl_core.helpers.sequencing import batch_priority_schedule
 from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
@@ -39,7 +45,9 @@ def priority_schedule(instance: HelperInstance, assignment: np.ndarray, rank: np
         n = len(clients)
         prio = -np.concatenate([rank[clients, 0], rank[clients, 1]])[None, :].astype(float)
         members = clients[None, :]
-        _, _, _, pieces = batch_priority_schedule(instance, members, np.ones_like(members, bool), [h], prio, True)
+        _, _, _, pieces = batch_priority_schedule(
+            instance, members, np.ones_like(members, bool), [h], prio, True
+        )
         frags.append({int(j): (tuple(pieces[0][i]), tuple(pieces[0][n + i])) for i, j in enumerate(clients)})
     return assemble(instance, frags)
 
@@ -66,7 +74,9 @@ def solve_exact_preemptive(
     ub = schedule_makespan(instance, hint)
     slot = float(slot_ms or instance.meta.get("slot_ms") or ub / max_slots)
     k, h_count = instance.num_clients, instance.num_helpers
-    r, pf, g, pb, q = (floor_units(getattr(instance, n), slot) for n in ("release", "p_fwd", "gap", "p_bwd", "tail"))
+    r, pf, g, pb, q = (
+        floor_units(getattr(instance, n), slot) for n in ("release", "p_fwd", "gap", "p_bwd", "tail")
+    )
     horizon = int(np.floor(ub / slot * (1 + 1e-12) + 1e-9))  # the rounded optimum is at most ub / slot
     if k * h_count * horizon * 2 > MAX_BOOLEANS:
         raise HelperInputError(
@@ -105,7 +115,9 @@ def solve_exact_preemptive(
             m.add(cmax >= bend[j] + int(q[j, h])).only_enforce_if(lit)
             slots_f[j, h], slots_b[j, h] = fa, fb
         if not lits:
-            raise HelperInputError(f"client {j} fits on no helper within the hint's makespan; check the instance")
+            raise HelperInputError(
+                f"client {j} fits on no helper within the hint's makespan; check the instance"
+            )
         m.add_exactly_one(lits)
     for lits in busy.values():
         m.add_at_most_one(lits)
@@ -122,12 +134,18 @@ def solve_exact_preemptive(
         solver.parameters.max_time_in_seconds = float(time_limit_s)
     code = solver.solve(m)
     if code == cp_model.INFEASIBLE:
-        raise HelperInputError("no assignment of clients to helpers fits the helpers' memory; give helpers more memory")
+        raise HelperInputError(
+            "no assignment of clients to helpers fits the helpers' memory; give helpers more memory"
+        )
     best, best_val = hint, ub
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        assign = np.array([next(h for h in range(h_count) if (j, h) in y and solver.value(y[j, h])) for j in range(k)])
+        assign = np.array(
+            [next(h for h in range(h_count) if (j, h) in y and solver.value(y[j, h])) for j in range(k)]
+        )
         done = np.array([[solver.value(fend[j]), solver.value(bend[j])] for j in range(k)], dtype=float)
-        rank = np.argsort(np.argsort(np.stack([done[:, 0] * 2, done[:, 1] * 2 + 1], axis=1).ravel(), kind="stable"))
+        rank = np.argsort(
+            np.argsort(np.stack([done[:, 0] * 2, done[:, 1] * 2 + 1], axis=1).ravel(), kind="stable")
+        )
         sched = priority_schedule(instance, assign, rank.reshape(k, 2))
         val = schedule_makespan(instance, sched)
         if val < best_val:

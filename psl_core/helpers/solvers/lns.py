@@ -16,7 +16,7 @@ helpers changes.
 The budget is deterministic: at most ``iterations`` re-solves of ``pair_dtime`` / ``triple_dtime``
 CP-SAT deterministic seconds, one worker, fixed seeds — the same input gives the same schedule to
 the last digit on any machine. It stops early after ``patience`` fruitless three-helper re-solves,
-or when a lower bound is reached.
+or when a lower bound is reached (to ``OPTIMAL_GAP``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from psl_core.helpers.bounds import chain_bound, memory_units, time_unit
 from psl_core.helpers.instance import HelperInstance, Schedule, check_variant, schedule_makespan
 from psl_core.helpers.schedule_model import HelperModel, assemble, fragment_value, split_fragments
-from psl_core.helpers.solvers.common import SolveResult
+from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
 from psl_core.helpers.solvers.cpsat_model import hint_times, solve_cpsat
 from psl_core.helpers.solvers.local_search import solve_local_search
 
@@ -38,18 +38,20 @@ def _slack_partners(values: np.ndarray, crit: int, count: int, rng: np.random.Ge
     if len(others) == 0 or count == 0:
         return []
     slack = values[crit] - values[others] + 1e-9 * max(values[crit], 1.0)
-    return sorted(int(h) for h in rng.choice(others, size=min(count, len(others)), replace=False, p=slack / slack.sum()))
+    return sorted(
+        int(h) for h in rng.choice(others, size=min(count, len(others)), replace=False, p=slack / slack.sum())
+    )
 
 
 def solve_lns(
     instance: HelperInstance,
     variant: str = "non_preemptive",
     seed: int = 0,
-    iterations: int = 40,
-    pair_dtime: float = 0.5,
+    iterations: int = 30,
+    pair_dtime: float = 0.2,
     triple_dtime: float = 0.1,
-    max_sub_clients: int = 48,
-    patience: int = 6,
+    max_sub_clients: int = 40,
+    patience: int = 4,
     ls_steps: int = 2000,
     lower_bound: float | None = None,
     start: Schedule | None = None,
@@ -77,6 +79,11 @@ def solve_lns(
     h_count = instance.num_helpers
     frags = split_fragments(initial, h_count)
     values = np.array([fragment_value(instance, h, f) for h, f in enumerate(frags)])
+    if variant == "preemptive":  # a non-preemptive start: let each helper try the preemptive rules first
+        groups = [np.array(sorted(f), dtype=int) for f in frags]
+        alt, alt_values = model.fragments(groups, np.arange(h_count))
+        for h in np.flatnonzero(alt_values < values):
+            frags[h], values[h] = alt[h], float(alt_values[h])
     dem, cap = memory_units(instance)
     rng = np.random.default_rng(seed)
     floor = max(chain_bound(instance), lower_bound or 0.0)
@@ -88,7 +95,7 @@ def solve_lns(
 
     for it in range(iterations if h_count > 1 else 0):
         crit = int(np.argmax(values))
-        if stale >= patience or values[crit] <= floor * (1 + 1e-12):
+        if stale >= patience or values[crit] - floor <= OPTIMAL_GAP * values[crit]:
             break
         by_slack = [int(h) for h in np.argsort(values, kind="stable") if h != crit]
         fresh = [

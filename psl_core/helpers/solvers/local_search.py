@@ -110,7 +110,9 @@ def local_search_assignment(
     instance = model.instance
     assign = np.asarray(start, dtype=int).copy()
     values = model.assignment_values(assign)
-    free = instance.mem_capacity - np.bincount(assign, weights=instance.mem_demand, minlength=instance.num_helpers)
+    free = instance.mem_capacity - np.bincount(
+        assign, weights=instance.mem_demand, minlength=instance.num_helpers
+    )
     steps = 0
     while steps < max_steps:
         crit = int(np.argmax(values))
