@@ -73,7 +73,7 @@ def gantt_chart(
     )
     tails = (
         alt.Chart(df[df["phase"] == "tail"])
-        .mark_bar(height=5, opacity=0.8)
+        .mark_bar(height=4, yOffset=9, opacity=0.9)  # along the lower edge of the helper's row
         .encode(y=y, x=x, x2="end_s:Q", color=colour, tooltip=tooltip)
     )
     rule_df = pd.DataFrame({"makespan_s": [makespan], "text": [f"makespan {makespan:.3f} s"]})
@@ -87,7 +87,7 @@ def gantt_chart(
         .mark_text(align="right", baseline="bottom", dx=-4, dy=-2, color="#d62728", fontWeight="bold")
         .encode(x="makespan_s:Q", y=alt.value(0), text="text:N")
     )
-    layers = [bars, tails, rule, rule_text]
+    layers = [tails, bars, rule, rule_text]
     if instance.num_clients <= LABEL_MAX_CLIENTS:
         mid = tasks.assign(mid_s=(tasks["start_s"] + tasks["end_s"]) / 2)
         wide = mid[mid["end_s"] - mid["start_s"] > makespan / 60]  # only where the id fits
@@ -96,8 +96,8 @@ def gantt_chart(
             .mark_text(color="white", fontSize=9)
             .encode(y=y, x="mid_s:Q", text="label:N", tooltip=tooltip)
         )
-    height = max(120, 26 * len(order))
-    return alt.layer(*layers).properties(title="Helper schedule (one row per helper)", height=height)
+    # One fixed-height band per helper (a step, not a total height, so that no container squeezes rows).
+    return alt.layer(*layers).properties(title="Helper schedule (one row per helper)", height=alt.Step(26))
 
 
 def comparison_table(results: Iterable[SolveResult], lower_bound_ms: float | None = None) -> pd.DataFrame:
@@ -112,12 +112,12 @@ def comparison_table(results: Iterable[SolveResult], lower_bound_ms: float | Non
             {
                 "method": r.method,
                 "title": SOLVERS[r.method].title if r.method in SOLVERS else r.method,
-                "variant": r.variant,
                 "makespan_s": r.makespan / 1000.0,
+                "gap_%": None if bound is None else 100 * max(0.0, (r.makespan - bound) / r.makespan),
+                "lower_bound_s": None if bound is None else bound / 1000.0,
                 "solve_time_s": r.solve_time_s,
                 "status": r.status,
-                "lower_bound_s": None if bound is None else bound / 1000.0,
-                "gap_%": None if bound is None else 100 * max(0.0, (r.makespan - bound) / r.makespan),
+                "variant": r.variant,
             }
         )
     df = pd.DataFrame(rows)
@@ -125,5 +125,5 @@ def comparison_table(results: Iterable[SolveResult], lower_bound_ms: float | Non
         return df
     base = df.loc[df["method"] == "baseline", "makespan_s"]
     ref = float(base.iloc[0]) if len(base) else float(df["makespan_s"].max())
-    df.insert(4, "vs_baseline", df["makespan_s"] / ref)
+    df.insert(5, "vs_baseline", df["makespan_s"] / ref)
     return df.sort_values("makespan_s", kind="stable").reset_index(drop=True)
