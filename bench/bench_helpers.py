@@ -35,7 +35,7 @@ from psl_core.helpers.bounds import chain_bound, relaxation_bound  # noqa: E402
 
 METHODS = ("baseline", "greedy", "decomposition", "local_search", "lns")
 SEEDS = {"corrected": (0, 1, 2), "tirana2024": (42, 43, 44)}  # 42 = the authors' own instance
-LNS_BUDGET = {"iterations": 30, "pair_dtime": 0.2, "triple_dtime": 0.1, "patience": 2}
+LNS_BUDGET = {"iterations": 20, "pair_dtime": 0.2, "triple_dtime": 0.1, "patience": 2}
 # The preemptive LNS continues from the non-preemptive LNS schedule: a shorter second phase.
 LNS_PREEMPTIVE_BUDGET = {"iterations": 3, "pair_dtime": 0.2, "triple_dtime": 0.1, "patience": 1}
 RELAX_BUDGET = {"rounds": 8, "dtime_per_round": 1.0}

@@ -1,17 +1,17 @@
 """Large-neighbourhood search: CP-SAT re-solves a few helpers at a time, from local search (ours).
 
 Start: the local-search schedule (``local_search``); in the preemptive variant the better of that
-and the non-preemptive LNS schedule (a non-preemptive schedule is a preemptive one). Each iteration frees every client of the
-critical helper (the one that sets the makespan) and of one partner helper — or, once every pair
-with the critical helper is exhausted, of two partners drawn by a seeded generator favouring slack
-— and re-solves that sub-problem with the non-preemptive CP-SAT model (``cpsat_model``),
-warm-started with the current schedule. The new per-helper task orders are retimed in true
-milliseconds; in the preemptive variant each changed helper also tries the variant's preemptive
-rules on its new client set and keeps whichever is shorter. A move is accepted only if the sorted
-makespans of the touched helpers decrease lexicographically — judged on the very schedules that are
-kept, so the result's makespan is the value the search optimised, and the search cannot cycle. A
-pair whose re-solve was proven optimal without improvement is not tried again until one of its
-helpers changes.
+and the non-preemptive LNS schedule (a non-preemptive schedule is a preemptive one). Each iteration
+frees the clients of the critical helper (the one that sets the makespan) — first alone (to re-order
+its tasks), then with one partner helper, and once every pair with it is exhausted with two partners
+drawn by a seeded generator favouring slack — and re-solves that sub-problem with the
+non-preemptive CP-SAT model (``cpsat_model``), warm-started with the current schedule. The new
+per-helper task orders are retimed in true milliseconds; in the preemptive variant each changed
+helper also tries the variant's preemptive rules on its new client set and keeps whichever is
+shorter. A move is accepted only if the sorted makespans of the touched helpers decrease
+lexicographically — judged on the very schedules that are kept, so the result's makespan is the
+value the search optimised, and the search cannot cycle. A helper, or pair, whose re-solve did not
+improve is not tried again until one of its helpers changes.
 
 The budget is deterministic: at most ``iterations`` re-solves of ``pair_dtime`` / ``triple_dtime``
 CP-SAT deterministic seconds, one worker, fixed seeds — the same input gives the same schedule to
@@ -87,7 +87,7 @@ def solve_lns(
     dem, cap = memory_units(instance)
     rng = np.random.default_rng(seed)
     floor = max(chain_bound(instance), lower_bound or 0.0)
-    exhausted: set[tuple] = set()  # (helper, clients) pairs proven not to improve together
+    exhausted: set[frozenset] = set()  # helpers (with their clients) alone or in pairs that did not improve
     accepted, tried, stale = 0, 0, 0
 
     def key(h: int) -> tuple:
@@ -102,8 +102,12 @@ def solve_lns(
             h for h in by_slack
             if frozenset((key(crit), key(h))) not in exhausted and len(frags[crit]) + len(frags[h]) <= max_sub_clients
         ]  # fmt: skip
-        pair = bool(fresh)
-        chosen = sorted([crit, fresh[0]] if pair else [crit, *_slack_partners(values, crit, 2, rng)])
+        alone = frozenset((key(crit),)) not in exhausted  # first re-sequence the critical helper by itself
+        pair = alone or bool(fresh)
+        if alone:
+            chosen = [crit]
+        else:
+            chosen = sorted([crit, fresh[0]] if fresh else [crit, *_slack_partners(values, crit, 2, rng)])
         clients = np.array(sorted(j for h in chosen for j in frags[h]), dtype=int)
         hint = {j: (h, f, b) for h in chosen for j, (f, b) in hint_times(model, h, frags[h]).items()}
         old = np.sort(values[chosen])[::-1]
@@ -131,7 +135,7 @@ def solve_lns(
         if improved:
             stale = 0
         elif pair:
-            exhausted.add(frozenset((key(chosen[0]), key(chosen[1]))))
+            exhausted.add(frozenset(key(h) for h in chosen))
         else:
             stale += 1
     sched = assemble(instance, frags)
