@@ -45,6 +45,20 @@ class SolveResult:
         return None if self.gap is None else self.gap <= OPTIMAL_GAP
 
 
+def proof_status(makespan: float, bound: float) -> str:
+    """What a bound proves about a makespan, in words that claim no more than it proves.
+
+    'OPTIMAL' when they agree to float precision; 'OPTIMAL within x %' when the gap is below
+    ``OPTIMAL_GAP`` (the integer models round times to about 1e-8 of the makespan); else 'FEASIBLE'.
+    """
+    gap = max(0.0, makespan - bound) / max(makespan, 1e-300)
+    if gap <= 1e-12:
+        return "OPTIMAL"
+    if gap <= OPTIMAL_GAP:
+        return f"OPTIMAL within {100 * gap:.1g} %"
+    return "FEASIBLE"
+
+
 def check_assignment(instance: HelperInstance, assignment: np.ndarray) -> np.ndarray:
     """Validate an assignment vector (one helper id per client, memory respected)."""
     a = np.asarray(assignment, dtype=int)

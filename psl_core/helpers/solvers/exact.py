@@ -6,7 +6,7 @@
 Both are warm-started with a schedule (by default our local search) and return the better of that
 schedule and the model's, judged in true milliseconds: an exact run is never worse than its hint.
 The lower bound is the model's bound (a relaxation: times rounded down) combined with the chain
-bound; the result is proven optimal when makespan and bound agree to ``OPTIMAL_GAP``.
+bound; the status says what the bound proves (``proof_status``).
 """
 
 from __future__ import annotations
@@ -27,12 +27,8 @@ from psl_core.helpers.instance import (
 )
 from psl_core.helpers.schedule_model import HelperModel, assemble, split_fragments
 from psl_core.helpers.sequencing import batch_priority_schedule, batch_sequence_retime
-from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
+from psl_core.helpers.solvers.common import SolveResult, proof_status
 from psl_core.helpers.solvers.cpsat_model import hint_times, solve_cpsat
-
-
-def _status(makespan: float, bound: float) -> str:
-    return "OPTIMAL" if makespan - bound <= OPTIMAL_GAP * makespan else "FEASIBLE"
 
 
 def solve_exact(
@@ -96,8 +92,8 @@ def solve_exact(
         if val < best_val:
             best, best_val = sched, val
     bound = max(chain_bound(instance), res.bound_units * unit)
-    status = _status(best_val, bound)
-    if time_limit_s is not None and status != "OPTIMAL":
+    status = proof_status(best_val, bound)
+    if time_limit_s is not None and status == "FEASIBLE":
         status += " (wall-clock cap)"
     return SolveResult(
         "exact", variant, best, best_val, time.perf_counter() - t0, lower_bound=min(bound, best_val), status=status,

@@ -28,7 +28,7 @@ from psl_core.helpers.instance import (
 )
 from psl_core.helpers.schedule_model import assemble
 from psl_core.helpers.sequencing import batch_priority_schedule
-from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
+from psl_core.helpers.solvers.common import SolveResult, proof_status
 
 #: The model has about K·H·T Booleans per task kind; beyond this many it is refused.
 MAX_BOOLEANS = 60_000
@@ -151,8 +151,8 @@ def solve_exact_preemptive(
         if val < best_val:
             best, best_val = sched, val
     bound = max(chain_bound(instance), float(solver.best_objective_bound) * slot)
-    status = "OPTIMAL" if best_val - bound <= OPTIMAL_GAP * best_val else "FEASIBLE"
-    if time_limit_s is not None and status != "OPTIMAL":
+    status = proof_status(best_val, bound)
+    if time_limit_s is not None and status == "FEASIBLE":
         status += " (wall-clock cap)"
     return SolveResult(
         "exact", "preemptive", best, best_val, time.perf_counter() - t0, lower_bound=min(bound, best_val),
