@@ -13,10 +13,11 @@ lexicographically — judged on the very schedules that are kept, so the result'
 value the search optimised, and the search cannot cycle. A helper, or pair, whose re-solve did not
 improve is not tried again until one of its helpers changes.
 
-The budget is deterministic: at most ``iterations`` re-solves of ``pair_dtime`` / ``triple_dtime``
-CP-SAT deterministic seconds, one worker, fixed seeds — the same input gives the same schedule to
-the last digit on any machine. It stops early after ``patience`` fruitless three-helper re-solves,
-or when a lower bound is reached (to ``OPTIMAL_GAP``).
+On small instances (K·H <= ``full_pairs``) a last re-solve takes the whole instance
+(``full_dtime``). The budget is deterministic: at most ``iterations`` re-solves of ``pair_dtime`` /
+``triple_dtime`` CP-SAT deterministic seconds, one worker, fixed seeds — the same input gives the
+same schedule to the last digit on any machine. It stops early after ``patience`` fruitless
+three-helper re-solves, or when a lower bound is reached (to ``OPTIMAL_GAP``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def solve_lns(
     max_sub_clients: int = 40,
     patience: int = 4,
     ls_steps: int = 2000,
+    max_swap_candidates: int = 600,
+    full_pairs: int = 200,
+    full_dtime: float = 2.0,
     lower_bound: float | None = None,
     start: Schedule | None = None,
     **_: object,
@@ -61,88 +65,109 @@ def solve_lns(
 
     ``lower_bound`` (a valid bound, e.g. from ``psl_core.helpers.bounds``) only lets the search stop
     as soon as it is reached; the chain bound is always used that way. In the preemptive variant the
-    search starts from the better of the preemptive local search and ``start`` — by default the
-    non-preemptive LNS schedule, which is also a preemptive schedule.
+    search starts from the better of the preemptive local search (skipped when ``start`` is given and
+    ``ls_steps`` is 0) and ``start`` — by default the non-preemptive LNS schedule, which is also a
+    preemptive schedule. When K·H <= ``full_pairs`` the last neighbourhood is the whole instance.
     """
     check_variant(variant)
     t0 = time.perf_counter()
     opts = {"iterations": iterations, "pair_dtime": pair_dtime, "triple_dtime": triple_dtime,
-            "max_sub_clients": max_sub_clients, "patience": patience, "ls_steps": ls_steps, "lower_bound": lower_bound}  # fmt: skip
+            "max_sub_clients": max_sub_clients, "patience": patience, "ls_steps": ls_steps,
+            "max_swap_candidates": max_swap_candidates,
+            "full_pairs": full_pairs, "full_dtime": full_dtime, "lower_bound": lower_bound}  # fmt: skip
     model = HelperModel(instance, variant)
-    ls = solve_local_search(instance, variant, seed=seed, max_steps=ls_steps)
-    initial = ls.schedule
-    if variant == "preemptive":
-        if start is None:
+    h_count, k = instance.num_helpers, instance.num_clients
+    initial, ls_done = start, 0
+    if variant == "non_preemptive" or start is None or ls_steps > 0:
+        ls = solve_local_search(
+            instance, variant, seed=seed, max_steps=ls_steps, max_swap_candidates=max_swap_candidates
+        )
+        ls_done = ls.stats.get("steps", 0)
+        if variant == "preemptive" and start is None:
             start = solve_lns(instance, "non_preemptive", seed=seed, **opts).schedule
-        if schedule_makespan(instance, start) < ls.makespan:
-            initial = start
-    h_count = instance.num_helpers
+        use_ls = (
+            start is None or variant == "non_preemptive" or ls.makespan <= schedule_makespan(instance, start)
+        )
+        initial = ls.schedule if use_ls else start
     frags = split_fragments(initial, h_count)
     values = np.array([fragment_value(instance, h, f) for h, f in enumerate(frags)])
     if variant == "preemptive":  # a non-preemptive start: let each helper try the preemptive rules first
-        groups = [np.array(sorted(f), dtype=int) for f in frags]
-        alt, alt_values = model.fragments(groups, np.arange(h_count))
+        alt, alt_values = model.fragments([np.array(sorted(f), dtype=int) for f in frags], np.arange(h_count))
         for h in np.flatnonzero(alt_values < values):
             frags[h], values[h] = alt[h], float(alt_values[h])
     dem, cap = memory_units(instance)
     rng = np.random.default_rng(seed)
     floor = max(chain_bound(instance), lower_bound or 0.0)
     exhausted: set[frozenset] = set()  # helpers (with their clients) alone or in pairs that did not improve
-    accepted, tried, stale = 0, 0, 0
+    counts = {"tried": 0, "accepted": 0}
 
     def key(h: int) -> tuple:
         return (h, tuple(sorted(frags[h])))
 
-    for it in range(iterations if h_count > 1 else 0):
-        crit = int(np.argmax(values))
-        if stale >= patience or values[crit] - floor <= OPTIMAL_GAP * values[crit]:
-            break
-        by_slack = [int(h) for h in np.argsort(values, kind="stable") if h != crit]
-        fresh = [
-            h for h in by_slack
-            if frozenset((key(crit), key(h))) not in exhausted and len(frags[crit]) + len(frags[h]) <= max_sub_clients
-        ]  # fmt: skip
-        alone = frozenset((key(crit),)) not in exhausted  # first re-sequence the critical helper by itself
-        pair = alone or bool(fresh)
-        if alone:
-            chosen = [crit]
-        else:
-            chosen = sorted([crit, fresh[0]] if fresh else [crit, *_slack_partners(values, crit, 2, rng)])
+    def at_bound() -> bool:
+        return values.max() - floor <= OPTIMAL_GAP * values.max()
+
+    def resolve(chosen: list[int], dtime: float, sub_seed: int) -> bool:
+        """Re-solve the clients of ``chosen`` on ``chosen``; keep the result if it is better."""
         clients = np.array(sorted(j for h in chosen for j in frags[h]), dtype=int)
         hint = {j: (h, f, b) for h in chosen for j, (f, b) in hint_times(model, h, frags[h]).items()}
         old = np.sort(values[chosen])[::-1]
         unit = time_unit(instance, old[0])
         res = solve_cpsat(
             instance, clients, np.array(chosen), cap[chosen], dem, unit, int(np.ceil(old[0] / unit)) + 1, hint,
-            dtime=pair_dtime if pair else triple_dtime, seed=seed * 7919 + it,
+            dtime=dtime, seed=sub_seed,
         )  # fmt: skip
-        tried += 1
-        improved = False
-        if res.sequences is not None:
-            new_frags, new_vals = {}, {}
-            for h in chosen:
-                frag, val = model.retime_sequence(h, res.sequences.get(h, []))
-                if variant == "preemptive" and frag:
-                    alt, alt_val = model.fragments([np.array(sorted(frag), dtype=int)], np.array([h]))
-                    if alt_val[0] < val:
-                        frag, val = alt[0], float(alt_val[0])
-                new_frags[h], new_vals[h] = frag, val
-            if _lex_less(np.sort([new_vals[h] for h in chosen])[::-1], old):
-                for h in chosen:
-                    frags[h], values[h] = new_frags[h], new_vals[h]
-                accepted += 1
-                improved = True
-        if improved:
+        counts["tried"] += 1
+        if res.sequences is None:
+            return False
+        new_frags, new_vals = {}, {}
+        for h in chosen:
+            frag, val = model.retime_sequence(h, res.sequences.get(h, []))
+            if variant == "preemptive" and frag:
+                alt, alt_val = model.fragments([np.array(sorted(frag), dtype=int)], np.array([h]))
+                if alt_val[0] < val:
+                    frag, val = alt[0], float(alt_val[0])
+            new_frags[h], new_vals[h] = frag, val
+        if not _lex_less(np.sort([new_vals[h] for h in chosen])[::-1], old):
+            return False
+        for h in chosen:
+            frags[h], values[h] = new_frags[h], new_vals[h]
+        counts["accepted"] += 1
+        return True
+
+    stale = 0
+    for it in range(iterations if h_count > 1 else 0):
+        if stale >= patience or at_bound():
+            break
+        crit = int(np.argmax(values))
+        by_slack = [int(h) for h in np.argsort(values, kind="stable") if h != crit]
+        fresh = [
+            h
+            for h in by_slack
+            if frozenset((key(crit), key(h))) not in exhausted
+            and len(frags[crit]) + len(frags[h]) <= max_sub_clients
+        ]
+        alone = frozenset((key(crit),)) not in exhausted  # first re-order the critical helper by itself
+        if alone:
+            chosen = [crit]
+        else:
+            chosen = sorted([crit, fresh[0]] if fresh else [crit, *_slack_partners(values, crit, 2, rng)])
+        small = alone or bool(fresh)
+        if resolve(chosen, pair_dtime if small else triple_dtime, seed * 7919 + it):
             stale = 0
-        elif pair:
+        elif small:
             exhausted.add(frozenset(key(h) for h in chosen))
         else:
             stale += 1
+    if (
+        k * h_count <= full_pairs and not at_bound()
+    ):  # small instances: the whole instance is the neighbourhood
+        resolve(list(range(h_count)), full_dtime, seed * 7919 + iterations)
     sched = assemble(instance, frags)
     return SolveResult(
         "lns", variant, sched, schedule_makespan(instance, sched), time.perf_counter() - t0,
-        status=f"FEASIBLE ({accepted} of {tried} re-solves accepted)",
-        stats={"ls_steps": ls.stats.get("steps", 0), "lns_tried": tried, "lns_accepted": accepted},
+        status=f"FEASIBLE ({counts['accepted']} of {counts['tried']} re-solves accepted)",
+        stats={"ls_steps": ls_done, "lns_tried": counts["tried"], "lns_accepted": counts["accepted"]},
     )  # fmt: skip
 
 
