@@ -114,11 +114,17 @@ def executor_or_exit(
     verbose: bool = False,
     on_result=None,  # noqa: ANN001 - callable(run_id, status)
 ):  # noqa: ANN201 - an app.worker.executors.Executor
-    """The executor the options describe; a clear exit for options that do not fit the backend."""
+    """The executor the options describe; a clear exit for options that do not fit the backend, or
+    for a checkpoint location the workers could not use."""
+    from app.worker.checkpoints import CheckpointLocation
     from app.worker.executors import BACKENDS, LocalExecutor, WorkerTiming
 
     if backend not in BACKENDS:
         fail(f"--backend {backend!r} is not a backend; use one of {', '.join(BACKENDS)}")
+    try:
+        CheckpointLocation(settings)
+    except SettingsError as err:
+        fail(str(err))
     timing = timing or WorkerTiming()
     if backend == "local":
         ray_only = {

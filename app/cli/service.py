@@ -17,7 +17,6 @@ from app.cli.common import (
     fail,
     settings_or_exit,
 )
-from app.settings import SettingsError
 
 service_app = typer.Typer()
 
@@ -46,7 +45,6 @@ def worker(
 
     --backend ray drains the queue onto a Ray cluster, one task per run. SIGTERM/SIGINT stop it
     between steps; its runs go back to the queue and resume elsewhere from their checkpoints."""
-    from app.worker.checkpoints import CheckpointLocation
     from app.worker.executors import BackendUnavailable, WorkerTiming
 
     try:
@@ -54,10 +52,6 @@ def worker(
     except ValueError as err:
         fail(str(err))
     settings = settings_or_exit(writable=True)
-    try:
-        CheckpointLocation(settings)
-    except SettingsError as err:
-        fail(str(err))
     executor = executor_or_exit(
         backend or "local",
         settings,

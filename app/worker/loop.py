@@ -73,8 +73,13 @@ class ShutdownFlag:
             log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
             self.event.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, on_signal)
+        self.previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def uninstall(self) -> None:
+        """Put back the handlers :meth:`install` replaced (a process that goes on after draining)."""
+        for sig, handler in getattr(self, "previous", {}).items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
 
 class Heartbeat(threading.Thread):

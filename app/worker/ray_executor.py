@@ -141,6 +141,7 @@ def run_ray_task(
     # only asks it to stop between steps and hand the run back, never tears a step or a write.
     shutdown = ShutdownFlag()
     outcome: dict[str, Any] = {}
+    finished = threading.Event()
 
     def train() -> None:
         try:
@@ -149,15 +150,19 @@ def run_ray_task(
             )
         except BaseException as err:  # re-raised below, so Ray reports it to the driver
             outcome["error"] = err
+        finally:
+            finished.set()
 
     trainer = threading.Thread(target=train, name=f"psl-run-{run_id}")
     trainer.start()
-    while trainer.is_alive():
+    # Wait on an Event, not on join(): an interrupted Thread.join can leave is_alive() wrong (CPython < 3.13).
+    while not finished.is_set():
         try:
-            trainer.join(0.5)
+            finished.wait(0.5)
         except KeyboardInterrupt:
             log.info("run %s: the Ray task was cancelled; handing the run back after this step", run_id)
             shutdown.event.set()
+    trainer.join()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["status"]
@@ -216,7 +221,8 @@ class RayExecutor:
     ) -> int:
         ray = import_ray()
         store = Store(self.settings.database_url)
-        if shutdown is None:
+        own_flag = shutdown is None
+        if own_flag:
             shutdown = ShutdownFlag()
             shutdown.install()
         started_here = self._connect(ray)
@@ -227,6 +233,8 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+            if own_flag:
+                shutdown.uninstall()
 
     def _connect(self, ray) -> bool:  # noqa: ANN001
         """Join (or start) the cluster unless this process already did; True if it is ours to shut down."""
