@@ -122,24 +122,3 @@ class LocalExecutor:
         while not counts.empty():
             done += counts.get()
         return done
-
-
-def make_executor(
-    backend: str,
-    settings: Settings,
-    *,
-    concurrency: int | None = None,
-    timing: WorkerTiming | None = None,
-    ray_options=None,  # noqa: ANN001 - app.worker.ray_executor.RayOptions
-    verbose: bool = False,
-) -> Executor:
-    """The executor of ``backend`` ('local' or 'ray'); ValueError naming the choices otherwise."""
-    if backend == "local":
-        return LocalExecutor(settings, concurrency=concurrency or 1, timing=timing, verbose=verbose)
-    if backend == "ray":
-        from app.worker.ray_executor import RayExecutor, RayOptions
-
-        return RayExecutor(
-            settings, options=ray_options or RayOptions(), concurrency=concurrency, timing=timing
-        )
-    raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")

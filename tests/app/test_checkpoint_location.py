@@ -3,6 +3,11 @@ handed over between two PSL_HOMEs that share one database and one checkpoint loc
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +20,8 @@ from app.worker.loop import ShutdownFlag, execute_run
 from psl_core.config import ExperimentConfig, apply_overrides
 from psl_core.engine import NONDETERMINISTIC_FIELDS, MemorySink, run_experiment
 from storage import Store
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings(home: Path, **env: str):
@@ -81,12 +88,72 @@ class StopBeforeStep(ShutdownFlag):
         return self.event.is_set()
 
 
-@pytest.mark.parametrize("location", ["shared-folder", "object-store-url"])
-def test_a_run_stopped_on_one_home_resumes_on_another_from_the_shared_checkpoint(tmp_path, location):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    ckpt = (
-        str(tmp_path / "shared-ckpt") if location == "shared-folder" else f"memory://psl-{uuid.uuid4().hex}"
+def expected_steps(cfg: ExperimentConfig) -> tuple[list[dict], list]:
+    """An uninterrupted run's step metrics (deterministic fields) and test accuracies."""
+    reference = MemorySink()
+    run_experiment(cfg, reference)
+    steps = [{k: v for k, v in r.items() if k not in NONDETERMINISTIC_FIELDS} for r in reference.steps]
+    return steps, [e["test_acc"] for e in reference.epochs]
+
+
+def stored_steps(store: Store, run_id: int, like: dict) -> list[dict]:
+    steps = store.read_step_metrics(run_id)
+    return steps[[c for c in steps.columns if c in like]].to_dict("records")
+
+
+def _worker(home: Path, env: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "worker", "--stale-after", "2", "--heartbeat-every", "0.5", *extra],
+        cwd=ROOT,
+        env={**os.environ, **env, "PSL_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+
+
+def test_a_worker_killed_on_one_home_is_resumed_on_another_from_the_shared_folder(tmp_path):
+    env = {
+        "PSL_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
+        "PSL_CHECKPOINT_URL": str(tmp_path / "shared"),
+    }
+    store = Store(env["PSL_DATABASE_URL"])
+    cfg = apply_overrides(small_config(), {"training.epochs": 4, "training.max_steps_per_epoch": None})
+    run_id = submit(store, cfg)
+    total = 4 * 23
+    first = _worker(tmp_path / "home-a", env)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            ckpt = store.latest_checkpoint(run_id)
+            if ckpt is not None and ckpt.step >= 10 and store.count_step_metrics(run_id) > ckpt.step:
+                break
+            time.sleep(0.05)
+        assert store.get_run(run_id).status == "running", "the run ended before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)  # host A dies
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert store.count_step_metrics(run_id) < total
+
+    second = _worker(tmp_path / "home-b", env, "--exit-when-idle")  # host B: its own home, same database
+    out, _ = second.communicate(timeout=240)
+    assert second.returncode == 0, out.decode()[-2000:]
+    record = store.get_run(run_id)
+    assert (record.status, record.attempts) == ("completed", 2)
+    events = [e.message for e in store.read_events(run_id)]
+    assert any("resuming from checkpoint" in m for m in events), events
+    steps, accuracies = expected_steps(cfg)
+    assert stored_steps(store, run_id, steps[0]) == steps  # nothing lost, nothing duplicated
+    assert list(store.read_epoch_metrics(run_id)["test_acc"]) == accuracies
+    assert Path(store.latest_checkpoint(run_id).path).parent == tmp_path / "shared" / str(run_id)
+    for home in ("home-a", "home-b"):
+        assert not any((tmp_path / home).rglob("*.pt"))
+
+
+def test_a_run_stopped_on_one_home_resumes_on_another_from_an_object_store_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ckpt = f"memory://psl-{uuid.uuid4().hex}"  # an in-process object store: both homes live in this process
     home_a = _settings(tmp_path / "home-a", PSL_DATABASE_URL=url, PSL_CHECKPOINT_URL=ckpt)
     home_b = _settings(tmp_path / "home-b", PSL_DATABASE_URL=url, PSL_CHECKPOINT_URL=ckpt)
     store = Store(url)
@@ -107,14 +174,10 @@ def test_a_run_stopped_on_one_home_resumes_on_another_from_the_shared_checkpoint
     events = [e.message for e in store.read_events(run_id)]
     assert any("resuming from checkpoint at step 5" in m for m in events), events
 
-    reference = MemorySink()
-    run_experiment(cfg, reference)
-    steps = store.read_step_metrics(run_id)
-    assert list(steps["step"]) == list(range(1, 21))  # nothing lost, nothing duplicated
-    expected = [{k: v for k, v in r.items() if k not in NONDETERMINISTIC_FIELDS} for r in reference.steps]
-    got = steps[[c for c in steps.columns if c in expected[0]]].to_dict("records")
-    assert got == expected
-    assert list(store.read_epoch_metrics(run_id)["test_acc"]) == [e["test_acc"] for e in reference.epochs]
+    steps, accuracies = expected_steps(cfg)
+    assert list(store.read_step_metrics(run_id)["step"]) == list(range(1, 21))  # nothing lost or duplicated
+    assert stored_steps(store, run_id, steps[0]) == steps
+    assert list(store.read_epoch_metrics(run_id)["test_acc"]) == accuracies
     # Nothing was written to either home's own checkpoint folder, and nothing stays staged.
     for home in (home_a, home_b):
         assert not any((home.home / "checkpoints").rglob("*.pt"))
