@@ -105,21 +105,21 @@ def _worker(home: Path, env: dict, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "app", "worker", "--stale-after", "2", "--heartbeat-every", "0.5", *extra],
         cwd=ROOT,
-        env={**os.environ, **env, "PSL_HOME": str(home)},
+        env={**os.environ, **env, "PSL_HOME": str(home), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
 
 
-def test_a_worker_killed_on_one_home_is_resumed_on_another_from_the_shared_folder(tmp_path):
+def test_a_worker_killed_on_one_home_is_resumed_on_another_from_the_shared_folder(tmp_path, one_torch_thread):
     env = {
         "PSL_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
         "PSL_CHECKPOINT_URL": str(tmp_path / "shared"),
     }
     store = Store(env["PSL_DATABASE_URL"])
-    cfg = apply_overrides(small_config(), {"training.epochs": 4, "training.max_steps_per_epoch": None})
+    cfg = apply_overrides(small_config(), {"training.epochs": 3, "training.max_steps_per_epoch": None})
     run_id = submit(store, cfg)
-    total = 4 * 23
+    total = 3 * 23
     first = _worker(tmp_path / "home-a", env)
     try:
         deadline = time.time() + 180
@@ -151,7 +151,7 @@ def test_a_worker_killed_on_one_home_is_resumed_on_another_from_the_shared_folde
         assert not any((tmp_path / home).rglob("*.pt"))
 
 
-def test_a_run_stopped_on_one_home_resumes_on_another_from_an_object_store_url(tmp_path):
+def test_a_run_stopped_on_one_home_resumes_on_another_from_an_object_store_url(tmp_path, one_torch_thread):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     ckpt = f"memory://psl-{uuid.uuid4().hex}"  # an in-process object store: both homes live in this process
     home_a = _settings(tmp_path / "home-a", PSL_DATABASE_URL=url, PSL_CHECKPOINT_URL=ckpt)
@@ -184,7 +184,7 @@ def test_a_run_stopped_on_one_home_resumes_on_another_from_an_object_store_url(t
         assert not any((home.cache_dir / "checkpoint-staging").rglob("*"))
 
 
-def test_an_unreadable_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path):
+def test_an_unreadable_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_path, one_torch_thread):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     store = Store(url)
     run_id = submit(store, small_config())

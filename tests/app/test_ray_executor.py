@@ -67,18 +67,6 @@ def ray_cluster():
 
 
 @pytest.fixture
-def one_torch_thread():
-    """Each Ray task trains with one thread (num_cpus=1); the in-process references do too, so a loaded
-    2-core machine is not oversubscribed. Restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def settings(tmp_path, ray_cluster, one_torch_thread):
     return ensure_home(
         get_settings({"PSL_HOME": str(tmp_path), "PSL_DATABASE_URL": f"sqlite:///{tmp_path}/psl.db"})
