@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.logs import get_logger
-from app.settings import Settings
+from app.settings import HOME_ENV, Settings, SettingsError, ensure_home, get_settings
 from app.worker.executors import BackendUnavailable, WorkerTiming
 from app.worker.loop import ShutdownFlag
 from storage import Store
@@ -100,6 +100,24 @@ def pid_of_ray_worker(worker_id: str) -> int:
 
 
 # ---------------------------------------------------------------- the task (runs on a Ray worker)
+class TaskSetupError(RuntimeError):
+    """A Ray task could not start on its host (e.g. the checkpoint folder is not mounted there): a
+    setting to fix, not a fault of the run, so the driver stops instead of failing run after run."""
+
+
+def task_settings(env: dict[str, str]) -> Settings:
+    """The driver's settings (same database, same checkpoint location) on the task's host. The
+    driver's PSL_HOME (logs, caches) is used where it exists or can be made; on a host where it cannot,
+    the host's own (its environment's PSL_HOME, else the default)."""
+    try:
+        return ensure_home(get_settings(env))
+    except SettingsError:
+        here = {k: v for k, v in env.items() if k != HOME_ENV}
+        if HOME_ENV in os.environ:
+            here[HOME_ENV] = os.environ[HOME_ENV]
+        return ensure_home(get_settings(here))
+
+
 def run_ray_task(
     run_id: int, lease: str, slot: str, env: dict[str, str], timing: WorkerTiming, num_cpus: float
 ) -> str:
@@ -109,14 +127,17 @@ def run_ray_task(
     import torch
 
     from app.logs import configure_logging
-    from app.settings import configure_core, ensure_home, get_settings
+    from app.settings import configure_core
     from app.worker.checkpoints import CheckpointLocation
     from app.worker.loop import execute_run
 
-    settings = ensure_home(get_settings(env))  # the driver's settings: same database, same checkpoints
+    try:
+        settings = task_settings(env)
+        CheckpointLocation(settings)  # refuse an unusable location before claiming the run
+    except SettingsError as err:
+        raise TaskSetupError(f"{socket.gethostname()}: {err}") from None
     configure_core(settings)
     configure_logging(settings, file_name="worker.log")
-    CheckpointLocation(settings)  # refuse an unusable location before claiming the run
     # The task reserved num_cpus CPUs: its intra-op threads must not take the whole node.
     torch.set_num_threads(max(1, int(num_cpus)))
     host, gpus = socket.gethostname(), ray.get_gpu_ids()
@@ -290,31 +311,31 @@ class RayExecutor:
         inflight: dict[Any, _Dispatch] = {}
         free = list(range(1, slots + 1))
         ended = 0
-        while True:
-            if not shutdown() and free:
-                busy = {d.run_id for d in inflight.values()}
-                candidates = store.claimable_run_ids(
-                    stale_after_s=self.timing.stale_after_s, sweep_id=sweep_id, limit=slots + len(busy)
-                )
-                for run_id in [r for r in candidates if r not in busy][: len(free)]:
-                    ref, dispatch = self._submit(ray, store, run_id, free.pop(0), slots)
-                    inflight[ref] = dispatch
-            if shutdown():
-                self._stop(ray, store, inflight)
-                break
-            if not inflight:
-                if exit_when_idle:
-                    break
-                shutdown.event.wait(self.timing.poll_s)
-                continue
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.timing.poll_s)
-            for ref in ready:
-                dispatch = inflight.pop(ref)
-                free = sorted([*free, dispatch.slot])
-                status = self._outcome(ray, store, ref, dispatch)
-                ended += status != "taken"
-                log.info("run %s: %s", dispatch.run_id, status)
-                self.on_result(dispatch.run_id, status)
+        try:
+            while not shutdown():
+                if free:
+                    busy = {d.run_id for d in inflight.values()}
+                    candidates = store.claimable_run_ids(
+                        stale_after_s=self.timing.stale_after_s, sweep_id=sweep_id, limit=slots + len(busy)
+                    )
+                    for run_id in [r for r in candidates if r not in busy][: len(free)]:
+                        ref, dispatch = self._submit(ray, store, run_id, free.pop(0), slots)
+                        inflight[ref] = dispatch
+                if not inflight:
+                    if exit_when_idle:
+                        break
+                    shutdown.event.wait(self.timing.poll_s)
+                    continue
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=self.timing.poll_s)
+                for ref in ready:
+                    dispatch = inflight.pop(ref)
+                    free = sorted([*free, dispatch.slot])
+                    status = self._outcome(ray, store, ref, dispatch)
+                    ended += status != "taken"
+                    log.info("run %s: %s", dispatch.run_id, status)
+                    self.on_result(dispatch.run_id, status)
+        finally:  # asked to stop, or a task could not start: hand every run in flight back
+            self._stop(ray, store, inflight)
         return ended
 
     def _outcome(self, ray, store: Store, ref, dispatch: _Dispatch) -> str:  # noqa: ANN001
@@ -322,6 +343,8 @@ class RayExecutor:
             return ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             return "requeued"
+        except TaskSetupError as err:  # Ray re-raises it as a subclass of both RayTaskError and it
+            raise BackendUnavailable(f"a Ray task could not start on {getattr(err, 'cause', err)}") from None
         except Exception as err:  # noqa: BLE001 - every retry died, or the task raised
             record = store.get_run(dispatch.run_id)
             if record.status != "running" or not (record.worker_id or "").startswith(dispatch.worker_prefix):
@@ -342,4 +365,8 @@ class RayExecutor:
             ray.cancel(ref)
         ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=STOP_GRACE_S)
         for ref in ready:
-            self.on_result(inflight[ref].run_id, self._outcome(ray, store, ref, inflight[ref]))
+            try:
+                status = self._outcome(ray, store, ref, inflight[ref])
+            except BackendUnavailable:
+                status = "not started"
+            self.on_result(inflight[ref].run_id, status)

@@ -231,3 +231,24 @@ def test_psl_sweep_with_the_ray_backend_runs_the_sweep_on_the_cluster(settings, 
     assert ray.is_initialized()  # the driver joined the test's Ray instance and left it running
     store = Store(settings.database_url)
     assert {store.get_run(i).backend for i in (1, 2)} == {"ray"}
+
+
+def test_a_task_that_cannot_start_on_its_host_stops_the_driver_and_leaves_the_run_queued(
+    tmp_path, ray_cluster
+):
+    from app.worker.executors import BackendUnavailable
+
+    broken = get_settings(
+        {
+            "PSL_HOME": str(tmp_path),
+            "PSL_DATABASE_URL": f"sqlite:///{tmp_path}/psl.db",
+            "PSL_CHECKPOINT_URL": "nosuchscheme://bucket/ckpt",  # no fsspec filesystem on the workers
+        }
+    )
+    store = Store(broken.database_url)
+    run_id = submit(store, tiny_config())
+    executor = RayExecutor(broken, concurrency=1, timing=FAST)
+    with pytest.raises(BackendUnavailable, match="could not start on .*PSL_CHECKPOINT_URL.*nosuchscheme"):
+        executor.drain(exit_when_idle=True, shutdown=ShutdownFlag())
+    record = store.get_run(run_id)
+    assert (record.status, record.attempts) == ("queued", 0)

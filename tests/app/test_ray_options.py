@@ -59,3 +59,17 @@ def test_every_attempt_of_a_task_shares_its_lease_prefix_and_names_its_process()
     assert first.startswith(lease_prefix("abc123")) and retry.startswith(lease_prefix("abc123"))
     assert not ray_worker_id("abc1234", "h", 1).startswith(lease_prefix("abc123"))
     assert (pid_of_ray_worker(first), pid_of_ray_worker(retry)) == (41, 7)
+
+
+def test_a_task_uses_the_drivers_home_where_it_can_else_its_hosts_own(tmp_path, monkeypatch):
+    from app.worker.ray_executor import task_settings
+
+    driver = get_settings(
+        {"PSL_HOME": str(tmp_path / "driver"), "PSL_CHECKPOINT_URL": str(tmp_path / "shared")}
+    )
+    assert task_settings(driver.as_env()).home == tmp_path / "driver"
+    monkeypatch.setenv("PSL_HOME", str(tmp_path / "this-host"))
+    elsewhere = {**driver.as_env(), "PSL_HOME": "/proc/no-such-home"}  # cannot be created on this host
+    settings = task_settings(elsewhere)
+    assert settings.home == tmp_path / "this-host" and settings.logs_dir.is_dir()
+    assert (settings.database_url, settings.checkpoint_url) == (driver.database_url, driver.checkpoint_url)
