@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 # Where runs execute (psl worker, psl sweep): app/worker/executors.py.
+MAX_LOCAL_PROCESSES = 64
 BackendOption = Annotated[
     str | None, typer.Option(help="Where runs execute: local (worker processes here) or ray (a Ray cluster).")
 ]
@@ -136,6 +137,10 @@ def executor_or_exit(
         given = [name for name, value in ray_only.items() if value is not None]
         if given:
             fail(f"{', '.join(given)} only apply to --backend ray")
+        if (concurrency or 1) > MAX_LOCAL_PROCESSES:
+            fail(
+                f"--concurrency {concurrency} is too many processes for one machine (at most {MAX_LOCAL_PROCESSES})"
+            )
         return LocalExecutor(settings, concurrency=concurrency or 1, timing=timing, verbose=verbose)
     from app.worker.executors import BackendUnavailable
     from app.worker.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor, RayOptions, import_ray

@@ -83,6 +83,11 @@ def sweep(
             fail(f"--grid expects field=[v1,v2,...], got {item!r}")
         parsed[key.strip()] = values
     executor = None
+    run_here = {"--concurrency": concurrency, "--address": address, "--num-cpus": num_cpus, "--num-gpus": num_gpus,
+                "--max-retries": max_retries}  # fmt: skip
+    given = [name for name, value in run_here.items() if value is not None]
+    if backend is None and given:
+        fail(f"{', '.join(given)} only apply when the sweep runs here: add --backend local or --backend ray")
     if backend is not None:  # options are checked before anything is queued
         executor = executor_or_exit(
             backend,

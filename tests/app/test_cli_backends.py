@@ -76,6 +76,7 @@ def test_sweep_exits_1_when_a_run_does_not_complete(home, monkeypatch):
             ["--backend", "local", "--address", "auto", "--max-retries", "2"],
             "--address, --max-retries only apply",
         ),
+        (["--backend", "local", "--concurrency", "65"], "--concurrency 65 is too many processes for one"),
     ],
 )
 def test_options_that_do_not_fit_the_backend_are_refused_before_anything_is_queued(home, args, message):
@@ -83,6 +84,13 @@ def test_options_that_do_not_fit_the_backend_are_refused_before_anything_is_queu
         result = invoke(*command, *args)
         assert result.exit_code == 2, result.output
         assert message in result.output
+    assert Store(get_settings().database_url).list_runs() == []
+
+
+def test_sweep_options_for_running_it_need_a_backend(home):
+    result = invoke("sweep", "tiny.yaml", "--grid", "seed=[0]", "--concurrency", "2", "--num-cpus", "2")
+    assert result.exit_code == 2
+    assert "--concurrency, --num-cpus only apply when the sweep runs here: add --backend" in result.output
     assert Store(get_settings().database_url).list_runs() == []
 
 
