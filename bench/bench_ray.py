@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -107,6 +108,7 @@ def bench_ray(settings, store, cfg, grid, seeds, slots, temp_dir) -> dict:
         done = time.perf_counter()
     finally:
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
     per_run, gaps = run_seconds(store, ids), dispatch_gaps(store, ids)
     return {"wall": done - up, "start": up - started, "per_run": per_run, "gaps": gaps, "ids": ids}
 

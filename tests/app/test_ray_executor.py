@@ -7,6 +7,7 @@ One Ray instance serves the whole module and is shut down after it (no raylet ou
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -63,6 +64,7 @@ def ray_cluster():
         left = _processes_using(temp_dir)
         for pid in left:
             os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes outlived ray.shutdown(): {left}"
 
 
