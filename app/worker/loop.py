@@ -232,26 +232,29 @@ def run_worker(
     worker_id = worker_id or new_worker_id()
     shutdown = ShutdownFlag()
     shutdown.install()
-    log.info("worker %s started (database %s)", worker_id, store)
-    done = 0
-    while (max_runs is None or done < max_runs) and not shutdown():
-        record = store.claim_next_run(
-            worker_id,
-            stale_after_s=stale_after_s,
-            sweep_id=sweep_id,
-            host=socket.gethostname(),
-            backend="local",
-            slot=slot,
-        )
-        if record is None:
-            if exit_when_idle:
-                break
-            shutdown.event.wait(poll_s)
-            continue
-        log.info("run %s claimed (attempt %s)", record.id, record.attempts)
-        execute_run(
-            store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
-        )
-        done += 1
+    try:
+        log.info("worker %s started (database %s)", worker_id, store)
+        done = 0
+        while (max_runs is None or done < max_runs) and not shutdown():
+            record = store.claim_next_run(
+                worker_id,
+                stale_after_s=stale_after_s,
+                sweep_id=sweep_id,
+                host=socket.gethostname(),
+                backend="local",
+                slot=slot,
+            )
+            if record is None:
+                if exit_when_idle:
+                    break
+                shutdown.event.wait(poll_s)
+                continue
+            log.info("run %s claimed (attempt %s)", record.id, record.attempts)
+            execute_run(
+                store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
+            )
+            done += 1
+    finally:
+        shutdown.uninstall()  # a process that goes on (tests, the Ray driver) gets its handlers back
     log.info("worker %s stopping after %s runs", worker_id, done)
     return done
