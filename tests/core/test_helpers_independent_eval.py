@@ -209,3 +209,24 @@ def test_fuzzed_tight_memory_schedules_pass_the_independent_evaluation(inst, var
     for method in ("baseline", "greedy", "decomposition", "local_search", "lns"):
         res = solve(inst, method, variant=variant, seed=0, **(CHEAP_LNS if method == "lns" else {}))
         assert assert_judged_ok(inst, res, variant) >= chain - TOL, method
+
+
+@pytest.mark.parametrize("scenario, seed", [("corrected", 2), ("tirana2024", 44)])
+def test_the_benchmarks_pipeline_passes_the_independent_evaluation(scenario, seed):
+    """As bench/bench_helpers.py runs 'ours': LNS, the full model with the relaxation's cuts from its
+    schedule, then the preemptive LNS continued from that schedule without its own local search."""
+    from psl_core.helpers.bounds import relaxation_bound
+
+    inst = generate_instance(scenario, "high", 10, 3, model="vgg19", seed=seed)
+    lns = solve(inst, "lns", variant="non_preemptive", seed=seed, **{**CHEAP_LNS, "full_pairs": 0})
+    upper = assert_judged_ok(inst, lns, "non_preemptive")
+    relax, cuts = relaxation_bound(inst, upper_bound=upper, seed=seed, rounds=2, dtime_per_round=0.2)
+    exact = solve(inst, "exact", variant="non_preemptive", seed=seed, dtime=0.5, hint=lns.schedule, cuts=cuts)
+    best_np = assert_judged_ok(inst, exact, "non_preemptive")
+    assert best_np <= upper + TOL  # never worse than its hint
+    assert max(relax, exact.lower_bound) <= best_np + TOL
+    lns_p = solve(
+        inst, "lns", variant="preemptive", seed=seed, start=exact.schedule, **{**CHEAP_LNS, "ls_steps": 0}
+    )
+    assert assert_judged_ok(inst, lns_p, "preemptive") <= best_np + TOL  # continues from its start
+    assert relax <= lns_p.makespan + TOL
