@@ -1,6 +1,6 @@
 """The published grid (bench/results/helpers_grid.csv, shown in docs/results_helpers.md) must hold up:
-every bound below every makespan of its instance, "best known" really the best row, our pipeline
-within 0.5 % of it on every instance, and a sample of rows reproduced to the last digit."""
+every bound below every makespan of its instance, "best known" really the best row, no grid method
+beating our pipeline by more than 0.5 %, and a sample of rows reproduced to the last digit."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def test_bounds_never_exceed_a_makespan_and_best_known_is_the_best_row(grid):
         assert p_rows["bound"].max() <= p_rows["best_known"].iloc[0] * (1 + REL), keys
 
 
-def test_our_pipeline_is_within_half_a_percent_of_the_best_known_everywhere(grid):
+def test_no_method_in_the_grid_beats_our_pipeline_by_more_than_half_a_percent(grid):
+    # best known = the best row of the grid; a longer exact run can do better (docs/results_helpers.md)
     ours = grid[grid["method"] == "ours"]
     assert len(ours) == grid.groupby(INSTANCE).ngroups * len(VARIANTS)
     assert float((ours["makespan"] / ours["best_known"]).max()) <= 1.005
