@@ -265,6 +265,7 @@ class PSLTrainer:
         }
         if epoch_no % self.cfg.training.eval_every == 0 or epoch_no == self.cfg.training.epochs:
             row.update(self.evaluate())
+        self._report_single_value_batches(sink, epoch_no)
         counts, tm = plan.counts, plan.timing
         k = counts.num_clients
         samples = counts.client_totals()
@@ -287,6 +288,19 @@ class PSLTrainer:
         st.loss_sum, st.correct, st.seen = 0.0, 0, 0
         st.lrs = {}
         self._checkpoint(sink, st)
+
+    def _report_single_value_batches(self, sink: Sink, epoch_no: int) -> None:
+        """Say when a server BatchNorm saw one value per channel (a one-sample global batch)."""
+        layers = [m for m in self.model.modules() if getattr(m, "single_value_batches", 0)]
+        if not layers:
+            return
+        steps = max(m.single_value_batches for m in layers)
+        for m in layers:
+            m.single_value_batches = 0
+        sink.on_event(
+            f"epoch {epoch_no}: {steps} one-sample global batch(es); the server's BatchNorm normalised "
+            "them with its running statistics (a single value per channel has no batch variance)"
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, sink: Sink, st: _LoopState) -> None:

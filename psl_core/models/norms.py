@@ -150,6 +150,39 @@ class SegmentBatchNorm(nn.Module):
         self.num_batches_tracked.add_(1)
 
 
+class _SingleValueSafeBatchNorm:
+    """Server-side BatchNorm over the global batch that also accepts ONE value per channel.
+
+    Late in an FLS/FPLS epoch a global batch can hold a single sample. For a BatchNorm over ``(N, C)``
+    features that is one value per channel: its batch variance is 0, torch refuses the batch, and the
+    formula would output the constant ``bias`` — erasing the sample and sending its client a zero
+    gradient. The published method does not define this case (its code would stop). Our rule: such a
+    batch is normalised with the running statistics, as at evaluation, and the running statistics are
+    left unchanged. The sample is still used exactly once, as the schedule promised, and its gradient is
+    informative. Every batch with more than one value per channel (two or more samples, or one image
+    with H·W > 1 positions) is plain BatchNorm, bit for bit. ``single_value_batches`` counts the
+    batches the rule applied to (the engine reports them as an event).
+    """
+
+    single_value_batches: int = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.dim() >= 2 and x.numel() == x.shape[1] and self.running_mean is not None:
+            self.single_value_batches += 1
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+class GlobalBatchNorm1d(_SingleValueSafeBatchNorm, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` over the global batch; one sample uses the running statistics (see above)."""
+
+
+class GlobalBatchNorm2d(_SingleValueSafeBatchNorm, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` over the global batch; a 1×1 single image uses the running statistics."""
+
+
 def group_count(num_channels: int, max_groups: int = MAX_GROUPS) -> int:
     """Largest divisor of ``num_channels`` that is at most ``max_groups`` (8 for 16/32/64… channels)."""
     for groups in range(min(max_groups, num_channels), 0, -1):
@@ -178,4 +211,4 @@ def make_norm(kind: str, num_channels: int, *, spatial_dims: int, per_client: bo
         return nn.GroupNorm(1, num_channels)
     if per_client:
         return SegmentBatchNorm(num_channels)
-    return nn.BatchNorm2d(num_channels) if spatial_dims == 2 else nn.BatchNorm1d(num_channels)
+    return GlobalBatchNorm2d(num_channels) if spatial_dims == 2 else GlobalBatchNorm1d(num_channels)
