@@ -91,16 +91,6 @@ def steps_per_epoch(
     return math.ceil(n / batch_size)
 
 
-def truncate_counts(counts: CountMatrix, max_steps: int | None) -> CountMatrix:
-    """The first ``max_steps`` steps of an epoch (quick demos)."""
-    if max_steps is None or counts.num_steps <= max_steps:
-        return counts
-    keep = counts.step < max_steps
-    return CountMatrix(
-        max_steps, counts.num_clients, counts.step[keep], counts.client[keep], counts.count[keep]
-    )
-
-
 class EpochPlanner:
     """Owns the stateful parts of sampling (client streams, LDS) and plans one epoch at a time."""
 
@@ -151,8 +141,8 @@ class EpochPlanner:
             rng,
             per_client_batch=self.per_client_batch,
             lds=self.lds,
+            max_steps=self.max_steps,
         )
-        counts = truncate_counts(counts, self.max_steps)
         batches = self.sampler.epoch(counts, rng, streaming=self.method == "lds")
         deviation = batch_deviation(self.labels[batches.sample_index], batches.step_offsets, self.class_dist)
         slowdown = self.setup.stragglers.slowdowns(

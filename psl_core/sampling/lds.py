@@ -123,9 +123,19 @@ class LDSSampler:
                 draws[col, pos] = draws[rows[col], source[col, pos]]
         return draws
 
-    def epoch_counts(self, rng: np.random.Generator) -> CountMatrix:
-        """One epoch (T = ceil(N/B) steps of B samples); advances each client's position in its pass."""
-        sizes, num_clients, num_steps = self.client_sizes, self.client_sizes.size, self.num_steps
+    def epoch_counts(self, rng: np.random.Generator, *, num_steps: int | None = None) -> CountMatrix:
+        """One epoch (T = ceil(N/B) steps of B samples); advances each client's position in its pass.
+
+        ``num_steps`` < T draws only the first steps of the epoch (``training.max_steps_per_epoch``), and
+        the pass positions advance by exactly what those steps use, so the clients' sample streams (which
+        only stream the steps that run) stay in step with the schedule.
+        """
+        sizes, num_clients = self.client_sizes, self.client_sizes.size
+        if num_steps is None:
+            num_steps = self.num_steps
+        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ScheduleError(f"num_steps must be a positive integer, got {num_steps!r}")
+        num_steps = int(min(num_steps, self.num_steps))
         if self.num_samples <= self.batch_size:
             # One step takes every client's remaining pass: the shares are fully determined.
             room = np.where(sizes > 0, sizes - self._used, 0)
