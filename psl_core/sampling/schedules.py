@@ -54,12 +54,15 @@ SAMPLING_METHODS: dict[str, MethodInfo] = {
     "lds": MethodInfo(
         "lds",
         "LDS - latent Dirichlet sampling",
-        "Dirichlet client shares with knobs c (concentration) and delta (latency penalty)",
+        "Dirichlet client shares with knobs c (concentration) and delta (latency aversion); counts vary "
+        "~2x as much as UGS's",
         "Project definition (the paper's code is unpublished): each step theta ~ Dir(c*Z*pi) with "
-        "pi_k ~ (N_k/N)*exp(-delta*z_k), z_k the standardised per-sample latency and "
+        "pi_k ~ (N_k/N)*(l_k/median l)^(-delta), l_k the client's expected per-sample latency, and "
         "Z = B(N-1)/(N-B) - 1; b[t,:] ~ Multinomial(B, theta) capped by what each client has left in its "
         "current local pass (overflow re-drawn among the others). c = 1, delta = 0 matches UGS's share "
-        "variance; delta > 0 moves samples away from slow clients; large c makes shares deterministic.",
+        "variance, but the realised per-client counts vary about 2x as much as UGS's (Dirichlet-"
+        "multinomial); delta > 0 moves samples away from slow clients (delta = 1: share ~ data / latency); "
+        "large c makes the shares deterministic.",
         True,
     ),
     "centralised": MethodInfo(
