@@ -110,9 +110,16 @@ class PSLTrainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, client: int | None = None) -> dict[str, Any]:
+        """Test loss, accuracy and per-class accuracy of the model a client would deploy.
+
+        Client-part weights are the same on every client; with per-client BatchNorm the statistics are
+        not, so this evaluates ONE client's model: ``client``'s, by default the last client whose
+        statistics have seen data (the GPSL reference evaluates its last client's model too).
+        """
         self.model.eval()
         self.model.set_client_segments(None)
+        self.model.set_eval_client(client)
         num_classes = self.setup.dataset.num_classes
         loss_sum, correct = 0.0, torch.zeros(num_classes, device=self.device)
         for i in range(0, len(self.y_test), EVAL_BATCH):

@@ -35,13 +35,18 @@ class SegmentBatchNorm(nn.Module):
       output is ``bias`` (``(x - mean) = 0`` divided by ``sqrt(0 + eps)``), and its input gradient is 0.
       ``torch.nn.BatchNorm1d`` refuses such a batch in training; we accept it because one client
       contributing one sample in a late-epoch step is a normal event in PSL.
-    * Running statistics: ``running ← (1 - momentum)·running + momentum·Σ_s (n_s / N)·stat_s`` — the
-      sample-weighted mean over segments of each segment's mean and unbiased variance. Weighting by
-      samples makes the running mean equal to the global-batch mean, so a single segment reproduces
-      ``nn.BatchNorm`` exactly. A size-1 segment (one value per channel) has no unbiased variance; it
-      contributes variance 0 to the running average.
-    * Eval mode uses the running statistics (segments are ignored).
-    * No segments set: behaves exactly like ordinary ``nn.BatchNorm``.
+    * Per-client running statistics (``client_running_mean`` / ``client_running_var``, one row per
+      client): every client present in a batch updates ITS row from its own segment, exactly as its own
+      ``nn.BatchNorm`` copy would in a deployment (a client absent from a step keeps its row). A segment
+      with one value per channel has no unbiased variance: it updates its mean, not its variance.
+    * Pooled running statistics (``running_mean`` / ``running_var``): ``(1 - momentum)·running +
+      momentum·Σ_s (n_s / N)·stat_s``, the sample-weighted mean of the segment statistics — equal to
+      ``nn.BatchNorm``'s with a single segment. No client holds them, so evaluation does not use them
+      once per-client rows exist; they serve the no-segment (plain BatchNorm) use.
+    * Eval mode evaluates ONE client's model, as a deployment would (and as the GPSL reference code
+      evaluates its last client's model): the statistics of ``eval_client``, by default the last client
+      (highest id) whose statistics have seen data. Segments are ignored.
+    * No segments ever set: behaves exactly like ordinary ``nn.BatchNorm``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
@@ -62,8 +67,13 @@ class SegmentBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # One row per client, grown when a batch names more clients (and when a checkpoint is loaded).
+        self.register_buffer("client_running_mean", torch.zeros(0, num_features))
+        self.register_buffer("client_running_var", torch.ones(0, num_features))
+        self.register_buffer("client_batches_tracked", torch.zeros(0, dtype=torch.long))
         self.segment_ids: Tensor | None = None
         self.num_segments = 0
+        self.eval_client: int | None = None  # None: the last client whose statistics have seen data
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -92,6 +102,38 @@ class SegmentBatchNorm(nn.Module):
             raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
         self.segment_ids = segment_ids.long()
         self.num_segments = int(num_segments)
+        self._grow_clients(self.num_segments)
+
+    def _grow_clients(self, num_clients: int) -> None:
+        have = self.client_running_mean.shape[0]
+        if num_clients <= have:
+            return
+        extra = num_clients - have
+        like = self.running_mean
+        self.client_running_mean = torch.cat([self.client_running_mean, like.new_zeros(extra, self.num_features)])
+        self.client_running_var = torch.cat([self.client_running_var, like.new_ones(extra, self.num_features)])
+        self.client_batches_tracked = torch.cat(
+            [self.client_batches_tracked, self.client_batches_tracked.new_zeros(extra)]
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint holds as many client rows as its run had clients: make room before loading.
+        saved = state_dict.get(prefix + "client_running_mean")
+        if saved is not None:
+            self._grow_clients(saved.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def deployed_client(self) -> int | None:
+        """The client whose statistics evaluation uses (None: no client statistics yet)."""
+        if self.eval_client is not None:
+            if not 0 <= self.eval_client < self.client_running_mean.shape[0]:
+                raise InvalidNormError(
+                    f"eval_client {self.eval_client} is out of range: this layer has statistics of "
+                    f"{self.client_running_mean.shape[0]} clients"
+                )
+            return self.eval_client
+        seen = torch.nonzero(self.client_batches_tracked > 0).flatten()
+        return int(seen[-1]) if seen.numel() else None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in (2, 3, 4) or x.shape[1] != self.num_features:
@@ -99,6 +141,18 @@ class SegmentBatchNorm(nn.Module):
                 f"SegmentBatchNorm({self.num_features}) expects (N, C), (N, C, L) or (N, C, H, W) with "
                 f"C={self.num_features}; got shape {tuple(x.shape)}"
             )
+        if not self.training:
+            client = self.deployed_client()
+            if client is not None:
+                return F.batch_norm(
+                    x,
+                    self.client_running_mean[client],
+                    self.client_running_var[client],
+                    self.weight,
+                    self.bias,
+                    training=False,
+                    eps=self.eps,
+                )
         if not self.training or self.segment_ids is None:
             return F.batch_norm(
                 x,
@@ -148,6 +202,15 @@ class SegmentBatchNorm(nn.Module):
         self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
         self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
         self.num_batches_tracked.add_(1)
+        # Each present client's own row, as its own BatchNorm copy would update it.
+        present = (rows > 0).unsqueeze(1)
+        has_var = count > 1
+        m = self.momentum
+        rows_mean = self.client_running_mean[: self.num_segments]
+        rows_var = self.client_running_var[: self.num_segments]
+        rows_mean.copy_(torch.where(present, (1 - m) * rows_mean + m * seg_mean, rows_mean))
+        rows_var.copy_(torch.where(present & has_var, (1 - m) * rows_var + m * unbiased_var, rows_var))
+        self.client_batches_tracked[: self.num_segments] += (rows > 0).long()
 
 
 class _SingleValueSafeBatchNorm:

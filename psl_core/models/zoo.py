@@ -177,6 +177,15 @@ class BlockModel(nn.Module):
             if isinstance(module, SegmentBatchNorm):
                 module.set_segments(segment_ids, num_segments)
 
+    def set_eval_client(self, client: int | None) -> None:
+        """Whose per-client BatchNorm statistics evaluation uses (None: the last client that saw data).
+
+        Evaluation is of ONE client's model, as in a deployment; this picks which client's.
+        """
+        for module in self.modules():
+            if isinstance(module, SegmentBatchNorm):
+                module.eval_client = client
+
 
 def _spatial_dims(arch: str, input_shape: tuple[int, ...]) -> int:
     if not input_shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape):
