@@ -1,7 +1,7 @@
 """Reproduce the GPSL paper's tables on Fashion-MNIST: UGS (GPSL) vs fixed local sampling (FLS, FPLS)
 under the extended-Dirichlet partition, with the paper's optimiser and with a tuned one.
 
-    nice -n 10 python bench/bench_reproduce.py [--epochs 3] [--train-limit 0] [--seeds 0,1,2]
+    nice -n 10 python bench/bench_reproduce.py [--epochs 4] [--train-limit 0] [--seeds 0,1,2]
         [--ks 16,64,128] [--severities severe,mild] [--optimisers paper,tuned] [--arch mlp]
         [--out bench/results/reproduce2]
 
@@ -90,7 +90,13 @@ def config_for(opt: str, sev: str, method: str, k: int, seed: int, args) -> Expe
 def run_cell(opt, sev, method, k, seed, args, out: Path) -> dict:
     path = out / f"{opt}-{sev}-{method}-K{k}-seed{seed}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
+        # A longer run holds this one: the learning rate is constant and every epoch's randomness is
+        # seeded by (seed, epoch), so its first epochs ARE the shorter run (mean deviation and batch
+        # size are then averaged over all its epochs).
+        if len(saved["test_acc"]) >= args.epochs and not saved.get("diverged_at_step"):
+            saved["test_acc"] = saved["test_acc"][: args.epochs]
+            return saved
     sink = MemorySink()
     t0 = time.perf_counter()
     diverged_at = None
@@ -164,7 +170,7 @@ def table(results: list[dict], opt: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--train-limit", type=int, default=0, help="0 = the full 60,000 training images")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--ks", default="16,64,128")

@@ -50,14 +50,21 @@ def helper_timing(timing: EpochTiming, counts: CountMatrix, slowdown: np.ndarray
     slowest = np.full(counts.num_steps, -1)
     slowest[counts.step[last[ends]]] = counts.client[last[ends]]
     busy_total = np.bincount(counts.client, weights=busy, minlength=counts.num_clients)
+    # The helpers' schedule interleaves clients, so the step is its makespan, not a chain of phases.
+    none = np.zeros(counts.num_steps)
     return replace(
         timing,
         step_time=makespan,
         client_time=busy,
-        server_time=np.zeros(counts.num_steps),
+        server_time=none,
         slowest_client=slowest,
         busy_time=busy_total,
         idle_time=makespan.sum() - busy_total,
+        fwd_phase=none,
+        head_phase=none,
+        bwd_phase=none,
+        sync_phase=none,
+        entry_phases={},
     )
 
 

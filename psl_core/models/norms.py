@@ -110,8 +110,12 @@ class SegmentBatchNorm(nn.Module):
             return
         extra = num_clients - have
         like = self.running_mean
-        self.client_running_mean = torch.cat([self.client_running_mean, like.new_zeros(extra, self.num_features)])
-        self.client_running_var = torch.cat([self.client_running_var, like.new_ones(extra, self.num_features)])
+        self.client_running_mean = torch.cat(
+            [self.client_running_mean, like.new_zeros(extra, self.num_features)]
+        )
+        self.client_running_var = torch.cat(
+            [self.client_running_var, like.new_ones(extra, self.num_features)]
+        )
         self.client_batches_tracked = torch.cat(
             [self.client_batches_tracked, self.client_batches_tracked.new_zeros(extra)]
         )

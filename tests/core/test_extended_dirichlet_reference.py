@@ -47,9 +47,11 @@ def mean_stats(make, seeds) -> np.ndarray:
 def test_client_sizes_and_classes_match_the_reference(classes, alpha):
     seeds = range(6)
     ours = mean_stats(
-        lambda s: partition_labels(
-            CIFAR_LIKE, 128, "extended_dirichlet", seed=s, classes_per_client=classes, alpha=alpha
-        ).counts,
+        lambda s: (
+            partition_labels(
+                CIFAR_LIKE, 128, "extended_dirichlet", seed=s, classes_per_client=classes, alpha=alpha
+            ).counts
+        ),
         seeds,
     )
     ref = mean_stats(lambda s: reference_split(CIFAR_LIKE, 128, classes, alpha, s), seeds)
@@ -66,9 +68,11 @@ def test_client_sizes_and_classes_match_the_reference(classes, alpha):
 def test_severe_setting_has_the_published_spread():
     """K = 128, C = 2, α = 3 on CIFAR-10-like labels: CV near 0.4, largest client about 2× the mean."""
     stats = mean_stats(
-        lambda s: partition_labels(
-            CIFAR_LIKE, 128, "extended_dirichlet", seed=s, classes_per_client=2, alpha=3.0
-        ).counts,
+        lambda s: (
+            partition_labels(
+                CIFAR_LIKE, 128, "extended_dirichlet", seed=s, classes_per_client=2, alpha=3.0
+            ).counts
+        ),
         range(6),
     )
     cv, largest, held = stats

@@ -44,7 +44,9 @@ def test_schedule_and_streams_stay_in_step():
     for epoch in range(12):
         plan = planner.plan(epoch)
         assert plan.num_steps == 7
-        np.testing.assert_array_equal(planner.lds.state_dict()["used"], planner.sampler.state_dict()["used"] % sizes)
+        np.testing.assert_array_equal(
+            planner.lds.state_dict()["used"], planner.sampler.state_dict()["used"] % sizes
+        )
         # Within one local pass a client never repeats a sample.
         for k in range(len(sizes)):
             mine = plan.batches.sample_index[plan.batches.client_id == k]
