@@ -28,7 +28,10 @@ class DataConfig(_Section):
     data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
     train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
     test_limit: int | None = Field(None, ge=10, description="Use only this many test samples (faster).")
-    augment: bool = Field(False, description="Random crop (padding 4) and horizontal flip on images.")
+    augment: bool = Field(False, description="Random crop (zero padding crop_padding) and horizontal flip on images.")
+    crop_padding: int = Field(
+        4, ge=0, le=16, description="Augmentation: zero padding of the random crop, pixels (GPSL reference: 1)."
+    )
 
 
 class PartitionConfig(_Section):
@@ -78,6 +81,12 @@ class ModelConfig(_Section):
     )
     server_norm: Literal["group", "batch", "layer", "none"] = Field(
         "batch", description="Normalisation in the server part (BatchNorm over the global batch)."
+    )
+    norm_groups: int | None = Field(
+        None,
+        ge=1,
+        description="GroupNorm groups ('group' norm); empty = the largest divisor of the channels up to 8 "
+        "(GPSL reference: 32).",
     )
 
 

@@ -185,7 +185,7 @@ class PSLTrainer:
                     gen = torch.Generator(device=self.device).manual_seed(
                         self.cfg.seed * 1_000_003 + st.global_step
                     )
-                    x = augment_images(x, gen)
+                    x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
                 if owner is not None:
                     self.model.set_client_segments(
                         owner[offsets[t] : offsets[t + 1]], self.cfg.partition.num_clients

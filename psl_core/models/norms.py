@@ -258,12 +258,15 @@ def group_count(num_channels: int, max_groups: int = MAX_GROUPS) -> int:
     return 1
 
 
-def make_norm(kind: str, num_channels: int, *, spatial_dims: int, per_client: bool) -> nn.Module:
+def make_norm(
+    kind: str, num_channels: int, *, spatial_dims: int, per_client: bool, groups: int | None = None
+) -> nn.Module:
     """Build a normalisation layer of ``kind`` (one of NORM_KINDS) for ``num_channels`` channels.
 
     ``spatial_dims`` is 0 for ``(N, C)`` features, 1 for ``(N, C, L)`` and 2 for ``(N, C, H, W)``.
     ``per_client`` selects, for ``kind="batch"``, a :class:`SegmentBatchNorm` (client part: statistics
-    per client) instead of an ordinary BatchNorm over the whole global batch (server part).
+    per client) instead of an ordinary BatchNorm over the whole global batch (server part). ``groups``
+    fixes the number of GroupNorm groups (None: :func:`group_count`).
     """
     if kind not in NORM_KINDS:
         raise InvalidNormError(f"unknown norm {kind!r}; choose one of {', '.join(NORM_KINDS)}")
@@ -272,7 +275,15 @@ def make_norm(kind: str, num_channels: int, *, spatial_dims: int, per_client: bo
     if kind == "none":
         return nn.Identity()
     if kind == "group":
-        return nn.GroupNorm(group_count(num_channels), num_channels)
+        if groups is None:
+            return nn.GroupNorm(group_count(num_channels), num_channels)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or num_channels % groups:
+            raise InvalidNormError(
+                f"GroupNorm with norm_groups={groups!r} needs every normalised layer's channel count to be "
+                f"divisible by it, but a layer has {num_channels} channels; use a divisor of {num_channels} "
+                "or leave norm_groups empty (automatic)"
+            )
+        return nn.GroupNorm(groups, num_channels)
     if kind == "layer":
         # GroupNorm with one group normalises over (C, *spatial) per sample: LayerNorm for any rank.
         return nn.GroupNorm(1, num_channels)

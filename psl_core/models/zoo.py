@@ -242,11 +242,13 @@ def build_model(
     cut2: int | str | None = None,
     client_norm: str = "group",
     server_norm: str = "batch",
+    norm_groups: int | None = None,
 ) -> BlockModel:
     """Build ``arch`` for ``input_shape`` (without batch dim) and ``num_classes`` outputs.
 
     Blocks ``[0, cut)`` (and ``[cut2, L)`` when U-shaped) are client blocks normalised with
-    ``client_norm``; the others use ``server_norm``. Norm kinds: ``NORM_KINDS``. The same
+    ``client_norm``; the others use ``server_norm``. Norm kinds: ``NORM_KINDS``; ``norm_groups`` fixes the
+    number of GroupNorm groups (None: the largest divisor of the channels up to 8). The same
     ``torch.manual_seed`` gives the same weights (norm choice and cut do not change the draws).
     """
     names = block_names_for(arch)
@@ -267,7 +269,9 @@ def build_model(
         kind = client_norm if client else server_norm
         # Inside the MLP the norm acts on (N, C) features; elsewhere on the conv layout.
         dims = 0 if arch == "mlp" else spatial_dims
-        return lambda channels: make_norm(kind, channels, spatial_dims=dims, per_client=client)
+        return lambda channels: make_norm(
+            kind, channels, spatial_dims=dims, per_client=client, groups=norm_groups
+        )
 
     if arch == "mlp":
         blocks = _build_mlp(input_shape, num_classes, norm_for_block)
