@@ -28,9 +28,14 @@ class DataConfig(_Section):
     data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
     train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
     test_limit: int | None = Field(None, ge=10, description="Use only this many test samples (faster).")
-    augment: bool = Field(False, description="Random crop (zero padding crop_padding) and horizontal flip on images.")
+    augment: bool = Field(
+        False, description="Random crop (zero padding crop_padding) and horizontal flip on images."
+    )
     crop_padding: int = Field(
-        4, ge=0, le=16, description="Augmentation: zero padding of the random crop, pixels (GPSL reference: 1)."
+        4,
+        ge=0,
+        le=16,
+        description="Augmentation: zero padding of the random crop, pixels (GPSL reference: 1).",
     )
 
 

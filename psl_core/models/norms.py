@@ -120,12 +120,18 @@ class SegmentBatchNorm(nn.Module):
             [self.client_batches_tracked, self.client_batches_tracked.new_zeros(extra)]
         )
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    _CLIENT_BUFFERS = ("client_running_mean", "client_running_var", "client_batches_tracked")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args):
         # A checkpoint holds as many client rows as its run had clients: make room before loading.
         saved = state_dict.get(prefix + "client_running_mean")
         if saved is not None:
             self._grow_clients(saved.shape[0])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, *args)
+        if saved is None:  # a checkpoint from before per-client statistics: start them empty
+            for name in self._CLIENT_BUFFERS:
+                if prefix + name in missing_keys:
+                    missing_keys.remove(prefix + name)
 
     def deployed_client(self) -> int | None:
         """The client whose statistics evaluation uses (None: no client statistics yet)."""

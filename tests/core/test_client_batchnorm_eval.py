@@ -90,3 +90,16 @@ def test_engine_evaluates_one_clients_model():
     acc = (logits.argmax(1) == trainer.y_test).float().mean().item()
     assert abs(metrics["test_loss"] - loss) < 1e-5
     assert abs(metrics["test_acc"] - acc) < 1e-6
+
+
+def test_client_statistics_survive_a_state_dict_round_trip():
+    ours = SegmentBatchNorm(3).train()
+    for x, ids in batches(2, 3, 5, 3):
+        ours.set_segments(ids, 5)
+        ours(x)
+    fresh = SegmentBatchNorm(3)
+    fresh.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(fresh.client_running_mean, ours.client_running_mean)
+    assert fresh.deployed_client() == 4
+    old_style = {k: v for k, v in ours.state_dict().items() if not k.startswith("client_")}
+    SegmentBatchNorm(3).load_state_dict(old_style)  # checkpoints from before per-client statistics
