@@ -93,6 +93,11 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
     return next((t for t, acc in curve if acc >= target), None)
 
 
+def mean_of(sinks: list[MemorySink], field: str) -> float:
+    """Mean over seeds of a step field's mean over the run."""
+    return statistics.fmean(statistics.fmean(r[field] for r in s.steps) for s in sinks)
+
+
 def skew_table(args, seeds) -> None:
     targets = args.targets
     head = " | ".join(f"time to {t:g} (sim s, mean; reached)" for t in targets)
@@ -109,12 +114,9 @@ def skew_table(args, seeds) -> None:
         final = statistics.fmean(s.curve[-1][1] for s in sinks)
         dev = statistics.fmean(statistics.fmean(r["deviation"] for r in s.steps) for s in sinks)
 
-        def mean_of(field: str) -> float:
-            return statistics.fmean(statistics.fmean(r[field] for r in s.steps) for s in sinks)
-
         print(
-            f"| {method} | {delta:g} | {' | '.join(cells)} | {final:.4f} | {dev:.3f} | {mean_of('sim_step_time'):.3f} | "
-            + " | ".join(f"{mean_of(f):.3f}" for f in STEP_PHASE_FIELDS)
+            f"| {method} | {delta:g} | {' | '.join(cells)} | {final:.4f} | {dev:.3f} | {mean_of(sinks, 'sim_step_time'):.3f} | "
+            + " | ".join(f"{mean_of(sinks, f):.3f}" for f in STEP_PHASE_FIELDS)
             + " |",
             flush=True,
         )
