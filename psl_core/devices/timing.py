@@ -1,4 +1,4 @@
-"""Analytic simulated time of synchronous PSL steps (SPEC section 4); nothing ever sleeps.
+"""Analytic simulated time of synchronous PSL steps (methods §4); nothing ever sleeps.
 
 Client k at step t, with b = b[t, k] > 0 samples and compute slowdown s = s[t, k] >= 1, F its client
 part's forward FLOPs per sample (the part before the cut), speed its effective training FLOP/s:
@@ -17,8 +17,8 @@ client-part copies must agree before the next step):
     T_sync = max_k (P_k * 8 / up_bps_k + P_k * 8 / down_bps_k + 2 * latency_k)
 
 T_sync: every active client uploads its client-part gradient (P_k bytes) and receives the aggregate —
-PSL keeps ONE client model, and keeping the copies equal costs this every step (SPEC's
-2·P·8/bw with separate up and down links). Maxima run over ACTIVE clients only.
+PSL keeps ONE client model, and keeping the copies equal costs this every step (the
+methods' 2·P·8/bw with separate up and down links). Maxima run over ACTIVE clients only.
 
 U-shaped (the head and the loss back on the client): the server's pass is split by a head phase
 

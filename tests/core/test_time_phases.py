@@ -1,4 +1,4 @@
-"""The synchronous step as phases with barriers (SPEC §4), computed by hand for a plain and a U-shaped
+"""The synchronous step as phases with barriers (docs/methods.md §4), computed by hand for a plain and a U-shaped
 cut, against a loop reference on random data, and as logged by the engine."""
 
 from __future__ import annotations
