@@ -105,8 +105,18 @@ class SamplingConfig(_Section):
         ge=1,
         description="Vanilla PSL: a fixed per-client batch b (FLS with b_k = b, effective batch K·b).",
     )
-    lds_c: float = Field(1.0, gt=0, description="LDS concentration c (1 = variance of uniform sampling).")
-    lds_delta: float = Field(0.0, ge=0, description="LDS latency aversion δ (0 = like UGS).")
+    lds_c: float = Field(
+        1.0,
+        gt=0,
+        description="LDS concentration c (1 = UGS's share variance; LDS's counts still vary ~2× as much as "
+        "UGS's; larger = steadier).",
+    )
+    lds_delta: float = Field(
+        0.0,
+        ge=0,
+        description="LDS latency aversion δ: share ∝ data × (latency / median latency)^−δ "
+        "(0 = ignore latency, 1 = share ∝ data / latency).",
+    )
 
 
 class TrainingConfig(_Section):

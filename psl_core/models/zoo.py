@@ -86,6 +86,18 @@ def block_names_for(arch: str) -> list[str]:
     raise InvalidModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
+def normalised_channels(arch: str) -> tuple[int, ...]:
+    """Channel counts of the layers ``arch`` normalises (what GroupNorm groups must divide)."""
+    if arch == "mlp":
+        return (MLP_HIDDEN,)
+    if arch == "cnn":
+        return CNN_CHANNELS
+    if arch in RESNET_STAGES:
+        _, widths, stem = RESNET_STAGES[arch]
+        return tuple(sorted({stem, *widths}))
+    raise InvalidModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
 def resolve_cut_index(block_names: list[str], cut: int | str) -> int:
     """Turn a cut (index 1..L-1, or the name of the last client block) into an index.
 
@@ -296,6 +308,7 @@ __all__ = [
     "build_model",
     "block_names_for",
     "count_parameters",
+    "normalised_channels",
     "resolve_cut_index",
     "resolve_cut_pair",
 ]
