@@ -7,8 +7,9 @@ nobody else has.
         [--scenarios skew,exclusive]
 
 Fashion-MNIST (a stratified --train-limit subset, --test-limit test images), the small CNN cut after
-its second conv block (client compute dominates the step: a 10x slower client stretches it), K = 20 Raspberry Pi 4B clients, VM server,
-B = 128, SGD (project default), 20 % of the clients persistently 10× slower (compute).
+its second conv block (client compute dominates the step: a 10× slower client stretches it), K = 20
+Raspberry Pi 4B clients, VM server, B = 128, SGD (project default), 20 % of the clients persistently
+10× slower (compute).
 - skew: Dirichlet α = 0.5 label skew. Reports, over seeds: simulated time at which the test accuracy
   first reaches each target (checked every --eval-every-steps steps), final accuracy, mean deviation,
   mean simulated step time and its phases.
