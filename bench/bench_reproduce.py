@@ -21,7 +21,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run_summary import train_summary  # noqa: E402
 from psl_core.config import ExperimentConfig, apply_overrides  # noqa: E402
 from psl_core.data import partition_labels  # noqa: E402
-from psl_core.engine import MemorySink, TrainingDivergedError, run_experiment, steps_per_epoch  # noqa: E402
+from psl_core.engine import steps_per_epoch  # noqa: E402
 
 SEVERITIES = {"severe": 2, "mild": 5}  # classes per client C; partition α = 3 for both
 OPTIMISERS = {
@@ -97,27 +97,13 @@ def run_cell(opt, sev, method, k, seed, args, out: Path) -> dict:
         if len(saved["test_acc"]) >= args.epochs and not saved.get("diverged_at_step"):
             saved["test_acc"] = saved["test_acc"][: args.epochs]
             return saved
-    sink = MemorySink()
-    t0 = time.perf_counter()
-    diverged_at = None
-    try:
-        run_experiment(config_for(opt, sev, method, k, seed, args), sink)
-    except TrainingDivergedError:
-        # A NaN model predicts one class: chance accuracy, reported as such and marked.
-        diverged_at = sink.steps[-1]["step"]
-        sink.epochs.append({"test_acc": 0.1})
     result = {
         "optimiser": opt,
         "severity": sev,
         "method": method,
         "K": k,
         "seed": seed,
-        "test_acc": [e["test_acc"] for e in sink.epochs],
-        "steps_per_epoch": sink.info.steps_per_epoch,
-        "mean_deviation": statistics.fmean(r["deviation"] for r in sink.steps),
-        "mean_batch": statistics.fmean(r["batch_size"] for r in sink.steps),
-        "wall_s": time.perf_counter() - t0,
-        "diverged_at_step": diverged_at,
+        **train_summary(config_for(opt, sev, method, k, seed, args)),
     }
     path.write_text(json.dumps(result))
     return result

@@ -27,13 +27,12 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run_summary import train_summary  # noqa: E402
 from psl_core.config import ExperimentConfig, apply_overrides  # noqa: E402
-from psl_core.engine import MemorySink, TrainingDivergedError, run_experiment  # noqa: E402
 
 SETTINGS = {"iid": None, "mild": 5, "severe": 2}  # classes per client C of the extended Dirichlet, α = 3
 # Test accuracy (%) published by the GPSL authors (reference code README): severe non-IID, K = 128.
@@ -102,24 +101,12 @@ def run_cell(setting: str, method: str, k: int, seed: int, args, out: Path) -> d
     path = out / f"{setting}-{method}-K{k}-seed{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
-    sink = MemorySink()
-    t0 = time.perf_counter()
-    diverged_at = None
-    try:
-        run_experiment(paper_config(setting, method, k, seed, args), sink)
-    except TrainingDivergedError:
-        diverged_at = sink.steps[-1]["step"]
-        sink.epochs.append({"test_acc": 0.1})
     result = {
         "setting": setting,
         "method": method,
         "K": k,
         "seed": seed,
-        "test_acc": [e["test_acc"] for e in sink.epochs],
-        "steps_per_epoch": sink.info.steps_per_epoch,
-        "mean_deviation": statistics.fmean(r["deviation"] for r in sink.steps),
-        "wall_s": time.perf_counter() - t0,
-        "diverged_at_step": diverged_at,
+        **train_summary(paper_config(setting, method, k, seed, args)),
     }
     path.write_text(json.dumps(result))
     return result
