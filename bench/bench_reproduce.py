@@ -93,8 +93,11 @@ def run_cell(opt, sev, method, k, seed, args, out: Path) -> dict:
         saved = json.loads(path.read_text())
         # A longer run holds this one: the learning rate is constant and every epoch's randomness is
         # seeded by (seed, epoch), so its first epochs ARE the shorter run (mean deviation and batch
-        # size are then averaged over all its epochs).
-        if len(saved["test_acc"]) >= args.epochs and not saved.get("diverged_at_step"):
+        # size are then averaged over all its epochs). A run that diverged within them diverges the same.
+        if saved.get("diverged_at_step"):
+            if -(-saved["diverged_at_step"] // saved["steps_per_epoch"]) <= args.epochs:
+                return saved
+        elif len(saved["test_acc"]) >= args.epochs:
             saved["test_acc"] = saved["test_acc"][: args.epochs]
             return saved
     result = {
