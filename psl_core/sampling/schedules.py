@@ -173,6 +173,8 @@ def epoch_counts(
     ):
         raise ScheduleError(f"max_steps must be a positive integer or None, got {max_steps!r}")
     if str(method).lower() == "lds":
+        if per_client_batch is not None:
+            raise ScheduleError("per_client_batch only applies to 'fls' (vanilla PSL), not to 'lds'")
         return _lds_counts(client_sizes, batch_size, rng, lds, max_steps)
     return truncate_counts(
         _full_epoch_counts(method, client_sizes, batch_size, rng, per_client_batch=per_client_batch),
