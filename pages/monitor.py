@@ -79,7 +79,10 @@ def live_part() -> None:
     phases = step_phases(steps, x_axis, CHART_WIDTH_POINTS)
     st.markdown("**Where the simulated step time goes** — the phases of each synchronous step")
     if phases.empty:
-        st.caption("No step phases logged yet (runs from before the phases were logged have none).")
+        st.caption(
+            "No step phases logged yet (runs from before the phases were logged have none; with helpers a "
+            "step is the makespan of the helpers' schedule, not a chain of phases)."
+        )
     else:
         st.altair_chart(phase_chart(phases, x_axis), width="stretch")
     sampled = (

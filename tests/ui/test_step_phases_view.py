@@ -44,6 +44,8 @@ def test_downsampling_keeps_whole_steps():
 def test_runs_without_phases_give_an_empty_frame_and_bad_axes_an_error():
     old = steps_frame().drop(columns=list(STEP_PHASE_FIELDS))
     assert step_phases(old, "step").empty and step_phases(pd.DataFrame(), "step").empty
+    helpers = steps_frame().assign(**{name: 0.0 for name in STEP_PHASE_FIELDS})  # makespan, no phases
+    assert step_phases(helpers, "step").empty
     with pytest.raises(CompareError, match="unknown x axis"):
         step_phases(steps_frame(), "nope")
 

@@ -91,7 +91,7 @@ def step_phases(steps: pd.DataFrame, x: str, max_points: int | None = None) -> p
 
     ``max_points`` keeps at most that many steps (each kept step keeps all its phases, so the stack
     still adds up to the step time). Empty when the run logged no phases (runs from before they were
-    logged).
+    logged) or only zeros (runs with helpers, whose step is the helpers' makespan).
     """
     if x not in X_AXES:
         raise CompareError(f"unknown x axis {x!r}; use one of {list(X_AXES)}")
@@ -101,6 +101,8 @@ def step_phases(steps: pd.DataFrame, x: str, max_points: int | None = None) -> p
     wide = steps[list(STEP_PHASE_FIELDS)].apply(pd.to_numeric, errors="coerce")
     wide.insert(0, "x", with_x(steps, x, "steps").to_numpy())
     wide = wide.dropna().sort_values("x", kind="stable")
+    # With helpers the step is the helpers' makespan and its phases are logged as 0: nothing to stack.
+    wide = wide[wide[list(STEP_PHASE_FIELDS)].sum(axis=1) > 0]
     if wide.empty:
         return empty
     if max_points is not None:
