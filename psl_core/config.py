@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DatasetName = Literal["digits", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "synthetic"]
 SchemeName = Literal["iid", "dirichlet", "extended_dirichlet", "shards", "pathological", "quantity_skew"]
@@ -18,9 +18,33 @@ ArchName = Literal["mlp", "cnn", "resnet8", "resnet20", "resnet18"]
 MethodName = Literal["fls", "fpls", "ugs", "lds", "centralised"]
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TEXT = 4096  # longest string field (a path); names are shorter, see ExperimentConfig.name
+
+
+def check_plain_value(value: Any) -> Any:
+    """Every number in a config fits 64 bits and every text is printable UTF-8: what the database,
+    numpy and torch can hold (floats are kept finite by ``allow_inf_nan=False``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("must fit in 64 bits (at most 2**63-1 = 9223372036854775807)")
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"is {len(value):,} characters long; at most {MAX_TEXT} are allowed")
+        bad = next((ch for ch in value if ch < " " or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF), None)
+        if bad is not None:
+            raise ValueError(f"contains the control character {bad!r}; use printable text")
+    return value
+
+
 class _Section(BaseModel):
     # Unknown keys are refused: a typo in a config must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Floats must be finite: an infinite learning rate or NaN fraction is never what was meant.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return check_plain_value(value)
 
 
 class DataConfig(_Section):
@@ -183,7 +207,9 @@ class SystemConfig(_Section):
 
 class ExperimentConfig(_Section):
     name: str = Field("experiment", min_length=1, max_length=200)
-    seed: int = Field(0, ge=0, description="Seed of everything random (same config + seed = same metrics).")
+    seed: int = Field(
+        0, ge=0, le=INT64_MAX, description="Seed of everything random (same config + seed = same metrics)."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -230,7 +256,10 @@ def format_problem_lines(problems: list[tuple[str, str, Any]]) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit str() limit
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

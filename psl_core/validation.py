@@ -102,7 +102,7 @@ def check_cached(config: Mapping[str, Any], *, deep: bool = True) -> list[Proble
     every redraw. (Dataset files appearing or vanishing meanwhile are noticed at submit time.)"""
     try:
         key = json.dumps(config, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return check(config, deep=deep)
     return list(_check_json(key, deep))
 

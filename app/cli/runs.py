@@ -19,6 +19,7 @@ from app.cli.common import (
     open_store,
 )
 from psl_core.config import ConfigError
+from psl_core.config_io import load_yaml_text
 
 runs_app = typer.Typer()
 
@@ -59,9 +60,9 @@ def sweep(
     for item in grid:
         key, _, raw = item.partition("=")
         try:
-            values = yaml.safe_load(raw) if raw else None
-        except yaml.YAMLError:
-            values = None
+            values = load_yaml_text(raw, f"--grid {key.strip()[:80]}") if raw else None
+        except ConfigError as err:
+            fail(str(err))
         if not key.strip() or not isinstance(values, list):
             fail(f"--grid expects field=[v1,v2,...], got {item!r}")
         parsed[key.strip()] = values
