@@ -6,6 +6,7 @@
 | PSL_DATABASE_URL    | sqlite:///$PSL_HOME/psl.db      | any SQLAlchemy URL (postgresql+psycopg://…)  |
 | PSL_DATA_DIR        | (none)                          | extra folder searched for dataset files      |
 | PSL_LOG_LEVEL       | INFO                            | level of the log files in $PSL_HOME/logs     |
+| PSL_KEEP_CHECKPOINTS| 3                               | checkpoints kept per run (older ones deleted)|
 
 Every value has ``~`` expanded and relative paths made absolute here, so a worker started from
 another folder sees the same home as the process that started it. Nothing here creates folders:
@@ -22,6 +23,9 @@ HOME_ENV = "PSL_HOME"
 DATABASE_ENV = "PSL_DATABASE_URL"
 DATA_DIR_ENV = "PSL_DATA_DIR"
 LOG_LEVEL_ENV = "PSL_LOG_LEVEL"
+KEEP_CHECKPOINTS_ENV = "PSL_KEEP_CHECKPOINTS"
+DEFAULT_KEEP_CHECKPOINTS = 3  # the newest is what a resume needs; two more in case it is torn
+MAX_KEEP_CHECKPOINTS = 1000
 DEFAULT_HOME = "~/.psl-studio"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -40,6 +44,7 @@ class Settings:
     database_url: str
     data_dir: Path | None
     log_level: str
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -58,11 +63,16 @@ class Settings:
         return self.logs_dir / "worker.log"
 
     def checkpoint_dir_of(self, run_id: int) -> Path:
-        return self.checkpoints_dir / str(run_id)
+        return self.checkpoints_dir / str(int(run_id))
 
     def as_env(self) -> dict[str, str]:
         """The variables a child process needs to resolve exactly these settings."""
-        env = {HOME_ENV: str(self.home), DATABASE_ENV: self.database_url, LOG_LEVEL_ENV: self.log_level}
+        env = {
+            HOME_ENV: str(self.home),
+            DATABASE_ENV: self.database_url,
+            LOG_LEVEL_ENV: self.log_level,
+            KEEP_CHECKPOINTS_ENV: str(self.keep_checkpoints),
+        }
         if self.data_dir is not None:
             env[DATA_DIR_ENV] = str(self.data_dir)
         return env
@@ -79,9 +89,30 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
         )
+    keep_raw = env.get(KEEP_CHECKPOINTS_ENV, "").strip() or str(DEFAULT_KEEP_CHECKPOINTS)
+    if not keep_raw.isdigit() or not 1 <= int(keep_raw[:6]) <= MAX_KEEP_CHECKPOINTS:
+        raise SettingsError(
+            f"{KEEP_CHECKPOINTS_ENV}={keep_raw[:40]!r} is not a whole number from 1 to {MAX_KEEP_CHECKPOINTS} "
+            "(how many checkpoints to keep per run)"
+        )
     return Settings(
-        home=home, database_url=url, data_dir=_path(data_raw) if data_raw else None, log_level=level
+        home=home,
+        database_url=url,
+        data_dir=_path(data_raw) if data_raw else None,
+        log_level=level,
+        keep_checkpoints=int(keep_raw),
     )
+
+
+def home_is_writable(settings: Settings) -> bool:
+    """True if the home (or, before it exists, its nearest existing parent) accepts new files.
+
+    ``os.access`` also answers for root, whom permission bits do not stop: it reports a read-only
+    mount (EROFS) all the same."""
+    folder = settings.home
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def ensure_home(settings: Settings) -> Settings:
@@ -94,6 +125,11 @@ def ensure_home(settings: Settings) -> Settings:
             f"cannot create {HOME_ENV} folders under {settings.home} ({err.strerror or err}); "
             f"set {HOME_ENV} to a writable folder"
         ) from None
+    if not home_is_writable(settings):  # the folders exist, but nothing can be written into them
+        raise SettingsError(
+            f"{HOME_ENV} {settings.home} is read-only: reading commands (psl runs, show, export) work, "
+            f"this one writes; set {HOME_ENV} to a writable folder"
+        )
     return settings
 
 

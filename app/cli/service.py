@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing as mp
+import re
+import sys
 from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, settings_or_exit
+from app.cli.common import fail, settings_or_exit, warn
+
+DATABASE_FILE_EXIT = 3  # app.worker.loop.DATABASE_FILE_EXIT (not imported here: it loads torch)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 service_app = typer.Typer()
 
@@ -17,16 +25,21 @@ def _worker_process(stale_after: float, heartbeat_every: float, exit_when_idle: 
     from app.logs import configure_logging
     from app.settings import configure_core, get_settings
     from app.worker.loop import run_worker
+    from storage import DatabaseFileChanged
 
     settings = get_settings()
     configure_core(settings)
     configure_logging(settings, verbose=verbose, file_name="worker.log")
-    run_worker(
-        stale_after_s=stale_after,
-        heartbeat_s=heartbeat_every,
-        exit_when_idle=exit_when_idle,
-        settings=settings,
-    )
+    try:
+        run_worker(
+            stale_after_s=stale_after,
+            heartbeat_s=heartbeat_every,
+            exit_when_idle=exit_when_idle,
+            settings=settings,
+        )
+    except DatabaseFileChanged as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(DATABASE_FILE_EXIT)
 
 
 @service_app.command()
@@ -48,6 +61,7 @@ def worker(
 
     SIGTERM/SIGINT stop it between steps; its run goes back to the queue and resumes elsewhere."""
     from app.worker.loop import check_timing, run_worker
+    from storage import DatabaseFileChanged
 
     try:
         check_timing(stale_after, heartbeat_every)
@@ -56,12 +70,15 @@ def worker(
     settings = settings_or_exit(writable=True)
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))
     if concurrency == 1:
-        run_worker(
-            stale_after_s=stale_after,
-            heartbeat_s=heartbeat_every,
-            exit_when_idle=exit_when_idle,
-            settings=settings,
-        )
+        try:
+            run_worker(
+                stale_after_s=stale_after,
+                heartbeat_s=heartbeat_every,
+                exit_when_idle=exit_when_idle,
+                settings=settings,
+            )
+        except DatabaseFileChanged as err:
+            fail(str(err), code=DATABASE_FILE_EXIT)
         return
     spawn = mp.get_context("spawn")
     procs = [
@@ -76,6 +93,9 @@ def worker(
     except KeyboardInterrupt:  # the children got the same signal from the terminal: wait for them
         for p in procs:
             p.join()
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:  # a child that stopped loudly (e.g. its database file vanished) fails the command
+        raise typer.Exit(max(failed))
 
 
 @service_app.command()
@@ -89,7 +109,26 @@ def ui(
     """Serve the dashboard and a worker; Ctrl-C (or SIGTERM) stops both."""
     from app.worker.supervisor import DashboardProcesses
 
+    loopback = _check_address(address)
     settings = settings_or_exit(writable=True)
+    if not loopback:
+        warn(
+            f"binding {address}: anyone who can reach this port can run and delete experiments. "
+            "PSL Studio has no login; put it behind a reverse proxy with authentication"
+        )
     typer.echo(f"PSL Studio on http://{address}:{port}  (data in {settings.home}; Ctrl-C stops)")
     code = DashboardProcesses(settings, address, port, start_worker=not no_worker).run()
     raise typer.Exit(code)
+
+
+def _check_address(address: str) -> bool:
+    """Validate ``--address`` (an IP address or host name); True if it is the loopback only."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(address):
+        fail(
+            f"--address {address[:80]!r} is neither an IP address nor a host name; e.g. 127.0.0.1 or 0.0.0.0"
+        )
+    return address == "localhost"

@@ -8,18 +8,27 @@ Crash safety, in order of what can go wrong:
 - the worker process dies (kill -9) → its heartbeat goes stale, another worker reclaims the run,
   truncates metrics newer than the last checkpoint and resumes from it, so the final metrics equal
   an uninterrupted run's and no row is lost or duplicated;
-- the database is busy → the store retries; a run is never failed for it.
+- the database is busy → the store retries; a run is never failed for it;
+- the run is deleted under the worker → the worker drops it and goes on with the queue;
+- the disk is full (or the database unreachable) → the run fails with that reason, written as soon
+  as the database accepts it again (the worker retries, it never leaves the run 'running');
+- the SQLite file is removed or replaced → the worker stops at once with exit status 3 (what it
+  would write next would land in a file nobody reads).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
 
 from app.logs import get_logger
 from app.settings import Settings, get_settings
@@ -27,7 +36,7 @@ from app.worker.store_sink import StoreSink
 from psl_core.config import ConfigError
 from psl_core.engine import run_experiment
 from psl_core.validation import validate_config
-from storage import Store
+from storage import DatabaseFileChanged, Store
 
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
@@ -35,6 +44,8 @@ STALE_HEARTBEATS = (
     3  # a run is stale after this many missed beats; fewer and a live worker's run is taken twice
 )
 FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
+RETRY_MAX_WAIT_S = 30.0  # longest pause between attempts to reach a full / unreachable database
+DATABASE_FILE_EXIT = 3  # exit status of a worker whose SQLite file was removed or replaced
 
 log = get_logger("worker")
 
@@ -92,28 +103,83 @@ class Heartbeat(threading.Thread):
                 log.warning("run %s: heartbeat failed: %s", self.sink.run_id, err)
 
 
-def execute_run(
-    store: Store,
-    run_id: int,
-    worker_id: str,
-    *,
-    settings: Settings | None = None,
-    shutdown: ShutdownFlag | None = None,
-    heartbeat_s: float = HEARTBEAT_EVERY_S,
-) -> str:
-    """Train one claimed run to its end; returns the final status written to the store
-    ('completed', 'failed', 'cancelled'), 'lost' if another worker took it over, or 'requeued'
-    if this worker was asked to shut down."""
-    settings = settings or get_settings()
-    shutdown = shutdown or ShutdownFlag()
-    record = store.get_run(run_id)
+def _causes(err: BaseException):
+    """``err`` and every exception it was raised from or during (the sink wraps write errors)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        yield from (x for x in (getattr(err, "orig", None),) if isinstance(x, BaseException))
+        err = err.__cause__ or err.__context__
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    for cause in _causes(err):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(cause).lower()
+        if "database or disk is full" in text or "no space left" in text or "could not extend file" in text:
+            return True
+    return False
+
+
+def describe_failure(err: BaseException, settings: Settings) -> str:
+    """The error text a failed run keeps, with what to do when the cause is a full disk."""
+    text = f"{type(err).__name__}: {err}"
+    if _is_disk_full(err):
+        return f"disk full: {text} — free space (PSL_HOME is {settings.home}) and re-run it"
+    return text
+
+
+def _database_file_changed(err: BaseException) -> DatabaseFileChanged | None:
+    return next((c for c in _causes(err) if isinstance(c, DatabaseFileChanged)), None)
+
+
+def record_with_retry(run_id: int, what: str, write: Callable[[], None], shutdown: ShutdownFlag) -> bool:
+    """Call ``write`` until the database takes it: a full disk or a database that is down only
+    delays the record, it never leaves the run 'running'. False if the run vanished meanwhile or
+    the worker is stopping (its heartbeat then goes stale and the next worker finishes the job)."""
+    delay = 0.5
+    while True:
+        try:
+            write()
+            return True
+        except KeyError:
+            log.warning("run %s was deleted before its %s could be recorded", run_id, what)
+            return False
+        except (OperationalError, OSError) as err:
+            if _database_file_changed(err):
+                raise
+            if shutdown():
+                log.error("run %s: could not record %s before stopping: %s", run_id, what, err)
+                return False
+            log.warning("run %s: cannot record %s yet (%s); retrying in %.1f s", run_id, what, err, delay)
+            shutdown.event.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_WAIT_S)
+
+
+def _fail(store: Store, run_id: int, shutdown: ShutdownFlag, error: str, trace: str | None = None) -> str:
+    def write() -> None:
+        store.finish_run(run_id, "failed", error=error, traceback=trace)
+        try:
+            store.add_event(run_id, f"failed: {error}", level="error", kind="failed")
+        except (OperationalError, OSError) as err:  # the status is what counts; the event is a nicety
+            log.warning("run %s: failure event not written: %s", run_id, err)
+
+    return "failed" if record_with_retry(run_id, "failure", write, shutdown) else "vanished"
+
+
+def _vanished(store: Store, run_id: int) -> bool:
+    """True if the run is no longer stored (deleted under the worker); False when unsure."""
     try:
-        config, _warnings = validate_config(record.config)
-    except ConfigError as err:
-        log.error("run %s: stored config is invalid: %s", run_id, err)
-        store.add_event(run_id, str(err), level="error", kind="config")
-        store.finish_run(run_id, "failed", error=f"stored config is invalid: {err}")
-        return "failed"
+        return not store.run_exists(run_id)
+    except Exception:  # noqa: BLE001 - the database is unreachable: treat the run as still there
+        return False
+
+
+def _prepare_resume(store: Store, record, worker_id: str) -> str | None:
+    """The checkpoint to resume from (metrics after it dropped), or None to start clean."""
+    run_id = record.id
     resume_from = None
     checkpoint = store.latest_checkpoint(run_id)
     if checkpoint is not None and Path(checkpoint.path).exists():
@@ -127,12 +193,44 @@ def execute_run(
         store.add_event(
             run_id, f"attempt {record.attempts} by {worker_id}, resuming from {where}", kind="resume"
         )
-    else:
-        log.info("run %s: starting %r", run_id, config.name)
-    sink = StoreSink(store, run_id, worker_id, stop_requested=shutdown)
-    beat = Heartbeat(sink, heartbeat_s)
-    beat.start()
+    return resume_from
+
+
+def execute_run(
+    store: Store,
+    run_id: int,
+    worker_id: str,
+    *,
+    settings: Settings | None = None,
+    shutdown: ShutdownFlag | None = None,
+    heartbeat_s: float = HEARTBEAT_EVERY_S,
+) -> str:
+    """Train one claimed run to its end; returns the final status written to the store
+    ('completed', 'failed', 'cancelled'), 'lost' if another worker took it over, 'requeued'
+    if this worker was asked to shut down, or 'vanished' if the run was deleted meanwhile.
+
+    Raises DatabaseFileChanged (the worker must stop); every other error ends up in the run."""
+    settings = settings or get_settings()
+    shutdown = shutdown or ShutdownFlag()
     try:
+        record = store.get_run(run_id)
+    except KeyError:
+        log.warning("run %s was deleted before it started; skipping it", run_id)
+        return "vanished"
+    try:
+        config, _warnings = validate_config(record.config)
+    except ConfigError as err:
+        log.error("run %s: stored config is invalid: %s", run_id, err)
+        return _fail(store, run_id, shutdown, f"stored config is invalid: {err}")
+    sink: StoreSink | None = None
+    beat: Heartbeat | None = None
+    try:
+        resume_from = _prepare_resume(store, record, worker_id)
+        if record.attempts <= 1:
+            log.info("run %s: starting %r", run_id, config.name)
+        sink = StoreSink(store, run_id, worker_id, stop_requested=shutdown, settings=settings)
+        beat = Heartbeat(sink, heartbeat_s)
+        beat.start()
         result = run_experiment(
             config,
             sink,
@@ -142,20 +240,29 @@ def execute_run(
         )
         sink.close()  # every metric row is written before the run is marked finished
     except Exception as err:  # the traceback is the most useful thing a failed run can keep
+        changed = _database_file_changed(err)
+        if changed is not None:
+            raise changed from err
+        if sink is not None:
+            try:
+                sink.close()  # keep every metric reported before the failure
+            except RuntimeError:
+                pass
+        if _vanished(store, run_id):
+            log.warning("run %s was deleted while it trained; going on with the queue", run_id)
+            return "vanished"
         trace = traceback.format_exc()
         log.error("run %s failed: %s: %s", run_id, type(err).__name__, err)
         log.debug("run %s traceback:\n%s", run_id, trace)
-        try:
-            sink.close()  # keep every metric reported before the failure
-        except RuntimeError:
-            pass
-        store.finish_run(run_id, "failed", error=f"{type(err).__name__}: {err}", traceback=trace)
-        store.add_event(run_id, f"failed: {type(err).__name__}: {err}", level="error", kind="failed")
-        return "failed"
+        return _fail(store, run_id, shutdown, describe_failure(err, settings), trace)
     finally:
-        beat.stopped.set()
-        beat.join(timeout=5)
+        if beat is not None:
+            beat.stopped.set()
+            beat.join(timeout=5)
     if sink.lost_ownership:
+        if _vanished(store, run_id):
+            log.warning("run %s was deleted while it trained; going on with the queue", run_id)
+            return "vanished"
         log.warning("run %s: another worker took it over; leaving it", run_id)
         return "lost"  # another worker took the run over; it owns the outcome now
     if result.status != "completed" and shutdown() and not store.is_cancel_requested(run_id):
@@ -164,7 +271,8 @@ def execute_run(
         log.info("run %s: back in the queue (worker shutting down)", run_id)
         return "requeued"
     status = "completed" if result.status == "completed" else "cancelled"
-    store.finish_run(run_id, status)
+    if not record_with_retry(run_id, status, lambda: store.finish_run(run_id, status), shutdown):
+        return "vanished"
     log.info("run %s: %s after %s steps", run_id, status, result.steps)
     return status
 
@@ -190,17 +298,32 @@ def run_worker(
     shutdown.install()
     log.info("worker %s started (database %s)", worker_id, store)
     done = 0
+    delay = poll_s
     while (max_runs is None or done < max_runs) and not shutdown():
-        record = store.claim_next_run(worker_id, stale_after_s=stale_after_s)
+        try:
+            record = store.claim_next_run(worker_id, stale_after_s=stale_after_s)
+            delay = poll_s
+        except DatabaseFileChanged as err:
+            log.critical("worker %s stops: %s", worker_id, err)
+            raise
+        except OperationalError as err:  # disk full, database down: wait for it, do not die
+            log.error("worker %s cannot claim runs (%s); retrying in %.1f s", worker_id, err, delay)
+            shutdown.event.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_WAIT_S)
+            continue
         if record is None:
             if exit_when_idle:
                 break
             shutdown.event.wait(poll_s)
             continue
         log.info("run %s claimed (attempt %s)", record.id, record.attempts)
-        execute_run(
-            store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
-        )
+        try:
+            execute_run(
+                store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
+            )
+        except DatabaseFileChanged as err:
+            log.critical("worker %s stops: %s", worker_id, err)
+            raise
         done += 1
     log.info("worker %s stopping after %s runs", worker_id, done)
     return done

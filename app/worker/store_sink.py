@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from app.runs import remove_checkpoint_files
+from app.settings import Settings
 from psl_core.engine import RunInfo, Sink
 from storage import Store
 
@@ -22,13 +24,21 @@ class StoreSink(Sink):
     """Writes the engine's reports to the store and relays cancel requests back to it.
 
     ``stop_requested`` (e.g. the worker was asked to shut down) also stops training between steps.
+    With ``settings``, only the newest ``settings.keep_checkpoints`` checkpoints of the run are
+    kept: older rows are dropped and their files deleted as each new one lands.
     """
 
     def __init__(
-        self, store: Store, run_id: int, worker_id: str, stop_requested: Callable[[], bool] = lambda: False
+        self,
+        store: Store,
+        run_id: int,
+        worker_id: str,
+        stop_requested: Callable[[], bool] = lambda: False,
+        settings: Settings | None = None,
     ):
         self.store, self.run_id, self.worker_id = store, run_id, worker_id
         self.stop_requested = stop_requested
+        self.settings = settings
         self.total_steps = 0
         self.progress: dict = {}
         self.lost_ownership = False
@@ -99,7 +109,13 @@ class StoreSink(Sink):
         self._submit(lambda: self.store.add_event(self.run_id, message, level=level))
 
     def on_checkpoint(self, path, step, epoch):
-        self._submit(lambda: self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path))
+        def job():
+            self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path)
+            if self.settings is not None:
+                old = self.store.prune_checkpoints(self.run_id, keep=self.settings.keep_checkpoints)
+                remove_checkpoint_files(self.settings, self.run_id, old)
+
+        self._submit(job)
 
     def beat(self) -> None:
         """Heartbeat with the latest progress; notices when another worker has taken the run over."""
