@@ -121,3 +121,19 @@ def delete_run(store: Store, settings: Settings, run_id: int) -> None:
     paths = store.delete_run(run_id)
     remove_checkpoint_files(settings, run_id, paths)
     shutil.rmtree(settings.checkpoint_dir_of(run_id), ignore_errors=True)
+
+
+def delete_runs(store: Store, settings: Settings, run_ids) -> list[str]:  # noqa: ANN001 - any iterable
+    """Delete each run that can be deleted; returns one message per run that was refused
+    (running: "cancel it first"; already gone is not an error)."""
+    from storage import RunIsActive
+
+    refused = []
+    for run_id in dict.fromkeys(int(r) for r in run_ids):
+        try:
+            delete_run(store, settings, run_id)
+        except KeyError:
+            continue
+        except RunIsActive as err:
+            refused.append(str(err))
+    return refused
