@@ -117,6 +117,11 @@ def home_is_writable(settings: Settings) -> bool:
 
 def ensure_home(settings: Settings) -> Settings:
     """Create the home and its folders (for commands that write); a clear error if it is not writable."""
+    if not home_is_writable(settings):
+        raise SettingsError(
+            f"{HOME_ENV} {settings.home} is read-only: reading commands (psl runs, show, export) work, "
+            f"this one writes; set {HOME_ENV} to a writable folder"
+        )
     try:
         for folder in (settings.home, settings.checkpoints_dir, settings.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)
@@ -125,11 +130,6 @@ def ensure_home(settings: Settings) -> Settings:
             f"cannot create {HOME_ENV} folders under {settings.home} ({err.strerror or err}); "
             f"set {HOME_ENV} to a writable folder"
         ) from None
-    if not home_is_writable(settings):  # the folders exist, but nothing can be written into them
-        raise SettingsError(
-            f"{HOME_ENV} {settings.home} is read-only: reading commands (psl runs, show, export) work, "
-            f"this one writes; set {HOME_ENV} to a writable folder"
-        )
     return settings
 
 

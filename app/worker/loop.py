@@ -44,7 +44,8 @@ STALE_HEARTBEATS = (
     3  # a run is stale after this many missed beats; fewer and a live worker's run is taken twice
 )
 FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
-RETRY_MAX_WAIT_S = 30.0  # longest pause between attempts to reach a full / unreachable database
+RETRY_FIRST_WAIT_S = 0.5  # first pause before writing to a full / unreachable database again
+RETRY_MAX_WAIT_S = 10.0  # longest pause (the pause doubles each time)
 DATABASE_FILE_EXIT = 3  # exit status of a worker whose SQLite file was removed or replaced
 
 log = get_logger("worker")
@@ -139,7 +140,7 @@ def record_with_retry(run_id: int, what: str, write: Callable[[], None], shutdow
     """Call ``write`` until the database takes it: a full disk or a database that is down only
     delays the record, it never leaves the run 'running'. False if the run vanished meanwhile or
     the worker is stopping (its heartbeat then goes stale and the next worker finishes the job)."""
-    delay = 0.5
+    delay = RETRY_FIRST_WAIT_S
     while True:
         try:
             write()

@@ -8,6 +8,7 @@ file in a shared PSL_HOME cannot run code in the worker; it fails with :class:`C
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 from pathlib import Path
@@ -50,6 +51,11 @@ def from_plain_state(value: Any) -> Any:
     return value
 
 
+def write_file(path: Path, data) -> None:  # noqa: ANN001 - bytes-like
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def save_checkpoint(path: str | Path, model, optimizer, loop_state: dict, planner_state: dict) -> None:
     """Write to a temporary file and rename, so a crash mid-write never leaves a torn checkpoint."""
     path = Path(path)
@@ -62,8 +68,10 @@ def save_checkpoint(path: str | Path, model, optimizer, loop_state: dict, planne
         "loop": to_plain_state(loop_state),
         "planner": to_plain_state(planner_state),
     }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)  # serialise in memory: torch's own file writer hides ENOSPC ...
     try:
-        torch.save(payload, tmp)
+        write_file(tmp, buffer.getbuffer())  # ... Python's reports a full disk as OSError(ENOSPC)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half-written files behind

@@ -74,7 +74,9 @@ def test_delete_never_touches_a_file_outside_the_runs_folder(store, tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep")
     store.add_checkpoint(run_id, step=1, epoch=0, path=str(precious))
-    store.add_checkpoint(run_id, step=2, epoch=0, path=str(get_settings().checkpoint_dir_of(run_id) / ".." / "x"))
+    store.add_checkpoint(
+        run_id, step=2, epoch=0, path=str(get_settings().checkpoint_dir_of(run_id) / ".." / "x")
+    )
     delete_run(store, get_settings(), run_id)
     assert precious.read_text() == "keep"
 
@@ -117,9 +119,8 @@ def test_new_runs_never_inherit_a_deleted_runs_checkpoints(store):
 
 
 def test_the_runs_page_refuses_to_delete_a_running_run(store):
-    from streamlit.testing.v1 import AppTest
-
     import streamlit as st
+    from streamlit.testing.v1 import AppTest
 
     st.cache_resource.clear()
     run_id = submit(store, tiny())

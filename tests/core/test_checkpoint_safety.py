@@ -3,12 +3,21 @@ pickle is refused, never executed, and resuming stays exact."""
 
 from __future__ import annotations
 
+import errno
+
 import numpy as np
 import pytest
 import torch
 
 from psl_core.config import ExperimentConfig, apply_overrides
-from psl_core.engine import MemorySink, PSLTrainer, build_experiment, read_checkpoint, run_experiment
+from psl_core.engine import (
+    MemorySink,
+    PSLTrainer,
+    build_experiment,
+    checkpoint,
+    read_checkpoint,
+    run_experiment,
+)
 from psl_core.engine.checkpoint import CHECKPOINT_VERSION, CheckpointError, load_checkpoint
 
 PLAIN = (str, int, float, bool, type(None), torch.Tensor)
@@ -100,13 +109,16 @@ def test_wrong_shapes_in_a_plain_checkpoint_are_refused_by_the_sampler(tmp_path)
         run_experiment(cfg, MemorySink(), resume_from=path)
 
 
-def test_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
-    def no_space(*_args, **_kwargs):
-        raise OSError(28, "No space left on device")
+def test_a_full_disk_is_an_oserror_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def half_then_full(path, data):
+        with open(path, "wb") as f:
+            f.write(bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", no_space)
+    monkeypatch.setattr(checkpoint, "write_file", half_then_full)
     setup = build_experiment(_tiny())
     trainer = PSLTrainer(setup, checkpoint_dir=tmp_path)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError) as caught:
         trainer.run(MemorySink())
+    assert caught.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
