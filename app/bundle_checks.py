@@ -111,6 +111,11 @@ def csv_rows(text: str, name: str) -> list[dict]:
     for key in keys:
         if any(v is None for v in rows[key]):
             raise BundleError(f"{name} has a row without {key}")
+    seen = pd.DataFrame({key: rows[key] for key in keys}).duplicated()
+    if seen.any():
+        row = int(np.flatnonzero(seen.to_numpy())[0])
+        twice = ", ".join(f"{key} {rows[key][row]}" for key in keys)
+        raise BundleError(f"{name} row {row + 1} repeats {twice}; each may appear once")
     columns = list(rows)
     return [
         {c: v for c, v in zip(columns, values) if v is not None or c in known}

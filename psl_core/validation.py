@@ -294,6 +294,17 @@ def _sampling_warnings(config: ExperimentConfig, sizes) -> list[Problem]:
                     "warning",
                 )
             )
+    norms = {config.model.server_norm} | ({config.model.client_norm} if s.method != "centralised" else set())
+    if s.batch_size == 1 and "batch" in norms:
+        # BatchNorm in training mode needs at least two samples per channel; one-sample steps fail
+        problems.append(
+            Problem(
+                "sampling.batch_size",
+                "B = 1 with BatchNorm in the model: a one-sample batch has no batch statistics; "
+                "raise B or use model.server_norm / client_norm 'group' or 'layer'",
+                1,
+            )
+        )
     if not math.isfinite(config.training.lr):  # the schema refuses this; kept for configs built in code
         problems.append(Problem("training.lr", "must be a finite number", config.training.lr))
     return problems

@@ -6,7 +6,7 @@ configs arrive here as plain, already validated JSON dicts.
 
 from storage.db import dispose_engine, get_engine, init_db, redacted_url
 from storage.records import CheckpointRecord, EventRecord, RunRecord, StoreValueError, SweepRecord
-from storage.session import DatabaseFileChanged, StoreReadOnly, database_now
+from storage.session import DatabaseFileChanged, StoreReadOnly, StoreUnavailable, database_now, sqlite_file
 from storage.store import Store
 from storage.store_runs import RunIsActive
 from storage.tables import EVENT_LEVELS, FINAL_STATUSES, RUN_STATUSES
@@ -22,6 +22,7 @@ __all__ = [
     "RunRecord",
     "Store",
     "StoreReadOnly",
+    "StoreUnavailable",
     "StoreValueError",
     "SweepRecord",
     "database_now",
@@ -29,4 +30,5 @@ __all__ = [
     "get_engine",
     "init_db",
     "redacted_url",
+    "sqlite_file",
 ]

@@ -55,6 +55,11 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float = RETRY_BUDGET_
         delay = min(delay * 2.0, 2.0)
 
 
+# The database itself is in trouble (disk full, server down, file locked past the retry budget):
+# what callers above storage catch, without importing SQLAlchemy themselves.
+StoreUnavailable = OperationalError
+
+
 class StoreReadOnly(RuntimeError):
     """A write to a store opened read-only (a read-only PSL_HOME)."""
 
@@ -74,7 +79,7 @@ def database_now(session: Session) -> datetime:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The file of a SQLite URL, or None for in-memory databases and non-SQLite URLs."""
     from sqlalchemy.engine import make_url
 
@@ -112,7 +117,7 @@ class StoreBase:
             self.url = init_db(url) if migrate else url
             self._engine = get_engine(self.url)
             self._write_engine = write_engine(self._engine)
-        self.database_file = _sqlite_file(self.url)
+        self.database_file = sqlite_file(self.url)
         self._file_identity = _file_identity(self.database_file) if self.database_file else None
 
     @staticmethod

@@ -66,12 +66,10 @@ def _sqlite_folder_writable(url: str) -> bool:
     SQLite needs to create its journal files next to the database even to read it in WAL mode."""
     import os
 
-    from sqlalchemy.engine import make_url
+    from storage import sqlite_file
 
-    if not url.startswith("sqlite"):
-        return True
-    database = (make_url(url).database or "").removeprefix("file:").split("?", 1)[0]
-    if not database or database == ":memory:":
+    database = sqlite_file(url)
+    if database is None:
         return True
     folder = Path(database).parent
     return not folder.exists() or os.access(folder, os.W_OK | os.X_OK)

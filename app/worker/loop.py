@@ -28,15 +28,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
-
 from app.logs import get_logger
 from app.settings import Settings, get_settings
 from app.worker.store_sink import StoreSink
 from psl_core.config import ConfigError
 from psl_core.engine import run_experiment
 from psl_core.validation import validate_config
-from storage import DatabaseFileChanged, Store
+from storage import DatabaseFileChanged, Store, StoreUnavailable
 
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
@@ -148,7 +146,7 @@ def record_with_retry(run_id: int, what: str, write: Callable[[], None], shutdow
         except KeyError:
             log.warning("run %s was deleted before its %s could be recorded", run_id, what)
             return False
-        except (OperationalError, OSError) as err:
+        except (StoreUnavailable, OSError) as err:
             if _database_file_changed(err):
                 raise
             if shutdown():
@@ -164,7 +162,7 @@ def _fail(store: Store, run_id: int, shutdown: ShutdownFlag, error: str, trace: 
         store.finish_run(run_id, "failed", error=error, traceback=trace)
         try:
             store.add_event(run_id, f"failed: {error}", level="error", kind="failed")
-        except (OperationalError, OSError) as err:  # the status is what counts; the event is a nicety
+        except (StoreUnavailable, OSError) as err:  # the status is what counts; the event is a nicety
             log.warning("run %s: failure event not written: %s", run_id, err)
 
     return "failed" if record_with_retry(run_id, "failure", write, shutdown) else "vanished"
@@ -307,7 +305,7 @@ def run_worker(
         except DatabaseFileChanged as err:
             log.critical("worker %s stops: %s", worker_id, err)
             raise
-        except OperationalError as err:  # disk full, database down: wait for it, do not die
+        except StoreUnavailable as err:  # disk full, database down: wait for it, do not die
             log.error("worker %s cannot claim runs (%s); retrying in %.1f s", worker_id, err, delay)
             shutdown.event.wait(delay)
             delay = min(delay * 2, RETRY_MAX_WAIT_S)

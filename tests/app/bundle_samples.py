@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -21,7 +22,7 @@ def run_json(**changes) -> dict:
         "name": "imported demo",
         "tags": ["a", "b"],
         "notes": "from elsewhere",
-        "config": VALID_CONFIG,
+        "config": copy.deepcopy(VALID_CONFIG),  # callers mutate it
         "seed": 0,
         "status": "completed",
         "created_at": "2024-05-01 10:00:00+00:00",
@@ -66,8 +67,8 @@ def zip_of(members: dict[str, bytes] | list[tuple[str, bytes]], method: int = zi
     items = members.items() if isinstance(members, dict) else members
     with zipfile.ZipFile(buf, "w", method) as z, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names are what some tests want
-        for name, data in items:
-            z.writestr(name, data)
+        for name, data in items:  # a fixed time: the same members always give the same bytes
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=method)
     return buf.getvalue()
 
 

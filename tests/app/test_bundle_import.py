@@ -103,6 +103,7 @@ REFUSED = {
     "empty-key": (_bad(**{"steps.csv": b"step,loss\n,0.5\n"}), "without step"),
     "raw-extra-json": (_bad(**{"steps.csv": b'step,extra_json\n1,"not json"\n'}), "extra_json"),
     "client-extra": (_bad(**{"clients.csv": b"epoch,client,spy\n1,0,1\n"}), "unknown column"),
+    "dup-step": (_bad(**{"steps.csv": b"step,loss\n1,0.5\n2,0.4\n1,0.3\n"}), "row 3 repeats step 1"),
     "dup-columns": (_bad(**{"steps.csv": b"step,loss,loss\n1,0.5,0.4\n"}), "duplicate column"),
     "bad-per-class": (_bad(**{"epochs.csv": b'epoch,per_class_acc\n1,"[oops"\n'}), "list of numbers"),
     "latin-1": (_bad(**{"events.json": '[{"message": "café"}]'.encode("latin-1")}), "not UTF-8"),

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from psl_core.config import ConfigError, ExperimentConfig, parse_config
+from psl_core.config import ConfigError, parse_config
 from psl_core.config_io import (
     MAX_ALIASES,
     apply_override_strings,
@@ -16,6 +16,11 @@ from psl_core.config_io import (
     read_config_dict,
 )
 from psl_core.validation import check, validate_config
+
+try:
+    from tests.core.config_fields import leaf_fields, set_leaf
+except ImportError:  # plain `pytest` puts tests/ on sys.path
+    from core.config_fields import leaf_fields, set_leaf
 
 HANG_S = 5.0  # the fuzz criterion; the measured times are in bench/bench_trust.py (well under 1 s)
 
@@ -128,48 +133,12 @@ def test_checks_on_raw_dicts_never_raise_on_huge_python_ints():
         validate_config({"seed": 10**5000}, deep=False)
 
 
-def _numeric_fields(schema: dict) -> list[tuple[list, bool]]:
-    """(path, is_int) of every int/float field; a list of sections contributes its item's fields
-    under index 0."""
-    found = []
-
-    def ref_of(node):
-        return node.get("$ref") or next((a["$ref"] for a in node.get("anyOf", []) if "$ref" in a), None)
-
-    def walk(node, prefix):
-        ref = ref_of(node)
-        if ref:
-            node = schema["$defs"][ref.split("/")[-1]]
-        for name, prop in node.get("properties", {}).items():
-            types = {prop.get("type")} | {a.get("type") for a in prop.get("anyOf", [])}
-            if ref_of(prop):
-                walk(prop, [*prefix, name])
-            elif "array" in types and ref_of(prop.get("items", {})):
-                walk(prop["items"], [*prefix, name, 0])
-            elif types & {"integer", "number"}:
-                found.append(([*prefix, name], "integer" in types))
-
-    walk(schema, [])
-    return found
-
-
-def _set(data: dict, path: list, value) -> dict:
-    node = data
-    for key, nxt in zip(path, path[1:]):
-        if isinstance(nxt, int):
-            node = node.setdefault(key, [{}])[0]
-        elif not isinstance(key, int):
-            node = node.setdefault(key, {})
-    node[path[-1]] = value
-    return data
-
-
 def test_every_number_in_the_schema_is_bounded():
     """Each int field refuses 2**63 and each float field refuses inf, named by its path."""
-    fields = _numeric_fields(ExperimentConfig.model_json_schema())
+    fields = [(path, kind == "integer") for path, kind in leaf_fields() if kind in ("integer", "number")]
     assert len(fields) >= 40
     for path, is_int in fields:
         dotted = ".".join(str(p) for p in path)
         for bad in [2**63, -(2**63) - 1] if is_int else [float("inf"), float("nan")]:
-            problems = check(_set({}, path, bad), deep=False)
+            problems = check(set_leaf({}, path, bad), deep=False)
             assert any(p.path == dotted for p in problems), (dotted, bad, problems)
