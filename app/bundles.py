@@ -38,7 +38,10 @@ BUNDLE_VERSION = 1
 # Limits of an import; each refusal names the limit it hit.
 MAX_BUNDLE_BYTES = 256 * 2**20  # the zip file itself
 MAX_MEMBERS = 16  # files in the zip (a bundle has 6)
-MAX_UNCOMPRESSED_BYTES = 512 * 2**20  # all members together, counted while decompressing
+MAX_UNCOMPRESSED_BYTES = 256 * 2**20  # all members together, counted while decompressing
+# A member may unpack to at most this many times the compressed bytes it consumed (metric CSVs
+# compress 3-20x; a zip bomb ~1000x), checked as it is read, after its first MiB.
+MAX_COMPRESSION_RATIO = 200
 MAX_MEMBER_BYTES = {"bundle.json": 4096, "run.json": 4 * 2**20}  # others: the total limit
 MAX_EVENTS = 200_000
 MEMBERS = ("bundle.json", "run.json", "steps.csv", "epochs.csv", "clients.csv", "events.json")
@@ -198,6 +201,13 @@ def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, room: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise BundleError(f"{info.filename} unpacks to more than {total:,} bytes, the limit ({name})")
+            # compressed bytes consumed so far (zipfile keeps the count; absent → no ratio check)
+            consumed = info.compress_size - getattr(member, "_compress_left", info.compress_size)
+            if size > CHUNK and size > MAX_COMPRESSION_RATIO * max(consumed, 1):
+                raise BundleError(
+                    f"{info.filename} unpacks to over {MAX_COMPRESSION_RATIO}x its compressed size "
+                    f"(a zip bomb?); the limit is MAX_COMPRESSION_RATIO = {MAX_COMPRESSION_RATIO}"
+                )
             parts.append(chunk)
     return b"".join(parts)
 

@@ -138,12 +138,27 @@ def test_a_bad_bundle_is_refused_with_a_clear_message_and_nothing_stored(store_u
 
 
 # ---------------------------------------------------------------- limits
-def test_a_zip_bomb_stops_at_the_uncompressed_limit(monkeypatch):
-    monkeypatch.setattr(bundles, "MAX_UNCOMPRESSED_BYTES", 4 * 2**20)
+def test_a_zip_bomb_stops_at_the_compression_ratio_limit():
     bomb = valid_bundle(**{"steps.csv": b"step\n" + b"0" * (64 * 2**20)})  # 64 MiB of zeros, ~64 KiB zipped
     assert len(bomb) < 200_000
-    with pytest.raises(BundleError, match="MAX_UNCOMPRESSED_BYTES"):
+    with pytest.raises(BundleError, match="MAX_COMPRESSION_RATIO"):
         check_bundle(bomb)
+
+
+def test_a_large_member_stops_at_the_uncompressed_limit(monkeypatch):
+    monkeypatch.setattr(bundles, "MAX_UNCOMPRESSED_BYTES", 4 * 2**20)
+    rows = b"".join(b"%d,%d\n" % (i, (i * 7919) % 1000) for i in range(1, 600_000))  # ~6 MiB, ~3x
+    with pytest.raises(BundleError, match="MAX_UNCOMPRESSED_BYTES"):
+        check_bundle(valid_bundle(**{"steps.csv": b"step,batch_size\n" + rows}))
+
+
+def test_an_exported_run_is_far_below_the_ratio_limit(store):
+    steps = [{"step": s, "epoch": 1, "loss": 1.0, "lr": 0.05, "batch_size": 64} for s in range(1, 20_001)]
+    run_id = store.import_run({"name": "flat", "config": run_json()["config"], "seed": 0, "status": "completed"},
+                              steps=steps)  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(export_bundle(store, run_id))) as z:
+        info = z.getinfo("steps.csv")
+        assert info.file_size / info.compress_size < bundles.MAX_COMPRESSION_RATIO / 4
 
 
 def test_a_header_that_understates_the_size_is_not_trusted(monkeypatch):

@@ -192,3 +192,44 @@ def test_a_crafted_checkpoint_in_psl_home_fails_the_run_and_runs_nothing(store, 
     assert record.status == "failed" and "refused" in record.error
     assert not marker.exists()
     assert store.get_run(follower).status == "completed"
+
+
+# ---------------------------------------------------------------- names used in paths
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../x",
+        "..",
+        ".",
+        "/etc/passwd",
+        "a/../../b",
+        "..\\..\\win",
+        "x" * 500,
+        "ünïcødé",
+        "-rf",
+        " ",
+        "a\tb",
+    ],
+)
+def test_a_run_name_becomes_one_safe_path_component(tmp_path, name):
+    from app.runs import safe_file_stem
+
+    stem = safe_file_stem(name)
+    assert stem and "/" not in stem and "\\" not in stem and stem not in (".", "..") and len(stem) <= 80
+    assert (tmp_path / stem).resolve().parent == tmp_path.resolve()
+
+
+def test_psl_run_keeps_its_output_under_runs_whatever_the_name(tmp_path, monkeypatch):
+    import yaml
+
+    home = tmp_path / "work"
+    home.mkdir()
+    monkeypatch.setenv("PSL_HOME", str(tmp_path / "psl-home"))
+    monkeypatch.chdir(home)
+    cfg = home / "evil.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny().model_dump(mode="json"), "name": "../../escaped"}))
+    result = runner.invoke(cli_app, ["run", str(cfg), "--quiet"])
+    assert result.exit_code == 0, result.output
+    outputs = list((home / "runs").iterdir())
+    assert len(outputs) == 1 and outputs[0].name.startswith("escaped-")
+    assert not (home.parent / "escaped").exists()

@@ -50,8 +50,8 @@ HOSTILE = {
     "exp-overflow": (b"training:\n  lr: 1e400\n", r"training\.lr: Input should be a finite number"),
     "seed-2^63": (b"seed: 9223372036854775808\n", "seed: Input should be less than or equal to"),
     "int64-field": (
-        b"sampling:\n  batch_size: 9223372036854775808\n",
-        r"sampling\.batch_size: must fit in 64 bits",
+        b"training:\n  eval_every: 9223372036854775808\n",
+        r"training\.eval_every: must fit in 64 bits",
     ),
     "negative-int64": (b"model:\n  cut: -9223372036854775809\n", r"model\.cut: must fit in 64 bits"),
     "bad-date": (b"name: 2001-13-45\n", "YAML cannot read"),
@@ -142,3 +142,17 @@ def test_every_number_in_the_schema_is_bounded():
         for bad in [2**63, -(2**63) - 1] if is_int else [float("inf"), float("nan")]:
             problems = check(set_leaf({}, path, bad), deep=False)
             assert any(p.path == dotted for p in problems), (dotted, bad, problems)
+
+
+def test_an_alias_bomb_dict_is_refused_by_the_dashboards_cached_check_too():
+    """A dict built from YAML elsewhere (not through our loader) shares its lists: walking or
+    serialising it expands 9**9 leaves. The check refuses it from its structure alone."""
+    from psl_core.validation import check_cached
+
+    level = ["lol"] * 9
+    for _ in range(8):
+        level = [level] * 9
+    started = time.perf_counter()
+    problems = check_cached({"system": {"clients": level}})
+    assert time.perf_counter() - started < HANG_S
+    assert len(problems) == 1 and "expands to more than" in problems[0].message
