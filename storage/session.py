@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from storage.db import (
@@ -23,6 +23,7 @@ from storage.db import (
     redacted_url,
     write_engine,
 )
+from storage.tables import Run
 
 T = TypeVar("T")
 
@@ -183,3 +184,12 @@ class StoreBase:
                 return work(session)
 
         return retry_transient(attempt)
+
+    def _write_for_run(self, run_id: int, work: Callable[[Session], T]) -> T:
+        """A write that names the run when the run does not exist (FK violation -> KeyError)."""
+        try:
+            return self._write(work)
+        except IntegrityError as exc:
+            if self._read(lambda session: session.get(Run, run_id)) is None:
+                raise KeyError(f"no run with id {run_id} in this database") from exc
+            raise
