@@ -53,7 +53,7 @@ LINK_MBPS = {"ge": 1e-6, "le": 1e9}  # 1 bit/s .. 1 Pbit/s
 LATENCY_MS = {"ge": 0, "le": 1e7}  # up to ~3 hours per message
 GFLOPS = {"ge": 1e-6, "le": 1e9}  # 1 kFLOP/s .. 1 EFLOP/s
 MEMORY_MB = {"ge": 1e-3, "le": 1e12}
-SKEW = {"ge": 1e-3, "le": 1e4}  # Dirichlet concentrations: beyond these, nothing changes
+SKEW = {"gt": 0, "le": 1e4}  # Dirichlet concentrations: beyond 1e4, nothing changes any more
 
 
 class DataConfig(_Section):
@@ -136,7 +136,7 @@ class SamplingConfig(_Section):
 class TrainingConfig(_Section):
     epochs: int = Field(5, ge=1, le=10_000, description="Training epochs.")
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser.")
-    lr: float = Field(0.05, gt=0, le=1e3, description="Learning rate.")
+    lr: float = Field(0.05, gt=0, le=1e6, description="Learning rate.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
     weight_decay: float = Field(5e-4, ge=0, le=1e3, description="Weight decay.")
     lr_schedule: Literal["constant", "step", "cosine"] = Field(
