@@ -4,18 +4,13 @@ through the one validation path (psl_core.validation) before anything is stored.
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
-from app.logs import get_logger
 from app.settings import Settings
 from psl_core.config import ConfigError, ExperimentConfig, apply_overrides, parse_config
 from psl_core.sweep import sweep_configs
 from psl_core.validation import validate_config
 from storage import Store
-
-log = get_logger("runs")
 
 MAX_SEED = 2**63 - 1
 
@@ -92,35 +87,18 @@ def safe_file_stem(name: str, limit: int = 80) -> str:
     return stem or "run"
 
 
-def remove_checkpoint_files(settings: Settings, run_id: int, paths: list[str]) -> int:
-    """Delete checkpoint files of ``run_id``; returns how many went.
-
-    Only files inside the run's own checkpoint folder are touched: a path stored in the database
-    (which a shared or imported database could set to anything) never makes us delete elsewhere."""
-    folder = settings.checkpoint_dir_of(run_id).resolve()
-    removed = 0
-    for raw in paths:
-        path = Path(raw).resolve()
-        if not path.is_relative_to(folder) or path == folder:
-            log.warning("run %s: not deleting %s, it is outside %s", run_id, raw, folder)
-            continue
-        try:
-            path.unlink(missing_ok=True)
-            removed += 1
-        except OSError as err:  # a file we cannot delete is left; the run's data is unaffected
-            log.warning("run %s: cannot delete checkpoint %s: %s", run_id, raw, err)
-    return removed
-
-
 def delete_run(store: Store, settings: Settings, run_id: int) -> None:
-    """Delete a run, its rows and its checkpoint folder.
+    """Delete a run, its rows and its checkpoints (folder or object-store prefix).
 
     A running run is refused with :class:`storage.RunIsActive` ("cancel it first"): deleting it
     under its worker would throw away what the worker is writing. Cancel, wait until it stops,
     then delete. KeyError if there is no such run."""
-    paths = store.delete_run(run_id)
-    remove_checkpoint_files(settings, run_id, paths)
-    shutil.rmtree(settings.checkpoint_dir_of(run_id), ignore_errors=True)
+    from app.worker.checkpoints import CheckpointLocation
+
+    locations = store.delete_run(run_id)
+    checkpoints = CheckpointLocation(settings)
+    checkpoints.remove(locations, run_id)  # a stored location elsewhere inside the run's own place
+    checkpoints.remove_run(run_id)
 
 
 def delete_runs(store: Store, settings: Settings, run_ids) -> list[str]:  # noqa: ANN001 - any iterable

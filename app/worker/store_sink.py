@@ -12,8 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.runs import remove_checkpoint_files
-from app.settings import Settings
 from psl_core.engine import RunInfo, Sink
 from storage import Store
 
@@ -24,8 +22,10 @@ class StoreSink(Sink):
     """Writes the engine's reports to the store and relays cancel requests back to it.
 
     ``stop_requested`` (e.g. the worker was asked to shut down) also stops training between steps.
-    With ``settings``, only the newest ``settings.keep_checkpoints`` checkpoints of the run are
-    kept: older rows are dropped and their files deleted as each new one lands.
+    ``publish_checkpoint(path)`` makes a checkpoint the engine wrote readable by every host and returns
+    the location to store (e.g. after uploading it); it runs on the writer thread, before the row.
+    With ``keep_checkpoints``, only that many newest checkpoints of the run are kept: older rows are
+    dropped as each new one lands and ``remove_checkpoints(locations)`` deletes what they named.
     """
 
     def __init__(
@@ -34,11 +34,15 @@ class StoreSink(Sink):
         run_id: int,
         worker_id: str,
         stop_requested: Callable[[], bool] = lambda: False,
-        settings: Settings | None = None,
+        publish_checkpoint: Callable[[str], str] = str,
+        keep_checkpoints: int | None = None,
+        remove_checkpoints: Callable[[list[str]], object] = lambda locations: None,
     ):
         self.store, self.run_id, self.worker_id = store, run_id, worker_id
         self.stop_requested = stop_requested
-        self.settings = settings
+        self.publish_checkpoint = publish_checkpoint
+        self.keep_checkpoints = keep_checkpoints
+        self.remove_checkpoints = remove_checkpoints
         self.total_steps = 0
         self.progress: dict = {}
         self.lost_ownership = False
@@ -110,10 +114,11 @@ class StoreSink(Sink):
 
     def on_checkpoint(self, path, step, epoch):
         def job():
-            self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path)
-            if self.settings is not None:
-                old = self.store.prune_checkpoints(self.run_id, keep=self.settings.keep_checkpoints)
-                remove_checkpoint_files(self.settings, self.run_id, old)
+            location = self.publish_checkpoint(str(path))
+            self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=location)
+            if self.keep_checkpoints:
+                old = self.store.prune_checkpoints(self.run_id, keep=self.keep_checkpoints)
+                self.remove_checkpoints(old)
 
         self._submit(job)
 

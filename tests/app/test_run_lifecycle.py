@@ -50,8 +50,12 @@ def store(home):
     return Store(get_settings().database_url)
 
 
+def _run_folder(run_id: int) -> Path:
+    return get_settings().checkpoints_dir / str(run_id)
+
+
 def _plant_checkpoint(store: Store, run_id: int, name: str = "step000000002.pt") -> Path:
-    folder = get_settings().checkpoint_dir_of(run_id)
+    folder = _run_folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_bytes(b"x")
@@ -74,9 +78,7 @@ def test_delete_never_touches_a_file_outside_the_runs_folder(store, tmp_path):
     precious = tmp_path / "precious.txt"
     precious.write_text("keep")
     store.add_checkpoint(run_id, step=1, epoch=0, path=str(precious))
-    store.add_checkpoint(
-        run_id, step=2, epoch=0, path=str(get_settings().checkpoint_dir_of(run_id) / ".." / "x")
-    )
+    store.add_checkpoint(run_id, step=2, epoch=0, path=str(_run_folder(run_id) / ".." / "x"))
     delete_run(store, get_settings(), run_id)
     assert precious.read_text() == "keep"
 
@@ -115,7 +117,7 @@ def test_new_runs_never_inherit_a_deleted_runs_checkpoints(store):
     second = submit(store, tiny())
     assert second != first
     assert store.latest_checkpoint(second) is None
-    assert not get_settings().checkpoint_dir_of(second).exists()
+    assert not _run_folder(second).exists()
 
 
 def test_the_runs_page_refuses_to_delete_a_running_run(store):
@@ -164,7 +166,7 @@ def test_only_the_last_n_checkpoints_are_kept(store, monkeypatch):
     run_id = submit(store, tiny(**{"training.epochs": 2, "training.checkpoint_every_steps": 2}))
     run_worker(exit_when_idle=True)
     assert store.get_run(run_id).status == "completed"
-    files = sorted(p.name for p in get_settings().checkpoint_dir_of(run_id).iterdir())
+    files = sorted(p.name for p in _run_folder(run_id).iterdir())
     rows = store.list_checkpoints(run_id)
     assert files == ["step000000010.pt", "step000000012.pt"]
     assert [Path(c.path).name for c in rows] == files
@@ -182,7 +184,7 @@ def test_a_crafted_checkpoint_in_psl_home_fails_the_run_and_runs_nothing(store, 
     run_id = submit(store, tiny())
     follower = submit(store, tiny())
     marker = home / "pwned"
-    folder = get_settings().checkpoint_dir_of(run_id)
+    folder = _run_folder(run_id)
     folder.mkdir(parents=True)
     evil = folder / "step000000002.pt"
     torch.save({"version": CHECKPOINT_VERSION, "model": _Payload(marker), "optimizer": {}}, evil)

@@ -209,7 +209,9 @@ def test_psl_worker_exits_3_when_its_database_file_is_pulled_away(home, monkeypa
     def pulled_away(**_kwargs):
         raise DatabaseFileChanged("the database file x was removed while this process had it open")
 
-    monkeypatch.setattr(loop, "run_worker", pulled_away)
+    import app.worker.executors as executors
+
+    monkeypatch.setattr(executors, "run_worker", pulled_away)
     result = runner.invoke(cli_app, ["worker"])
     assert result.exit_code == 3
     assert "was removed" in result.output
