@@ -133,6 +133,25 @@ def test_heartbeats_and_staleness_use_the_database_clock(store_url, monkeypatch,
         now = database_now(session)
     beat = store.get_run(run_id).heartbeat_at
     assert abs((now - beat).total_seconds()) < 60
+    # Claiming one given run (a Ray task) and listing claimable runs judge A's beat the same way.
+    assert store.claim_run(run_id, "B", stale_after_s=30) is None
+    assert store.claimable_run_ids(stale_after_s=30) == []
+    assert store.get_run(run_id).worker_id == "A"
+
+
+@pytest.mark.parametrize("offset_h", [-1, 1])
+def test_a_dead_workers_run_is_taken_over_whatever_the_claimers_clock(store_url, monkeypatch, offset_h):
+    store = Store(store_url)
+    run_id = _new(store)
+    assert store.claim_next_run("A").id == run_id
+    with Session(get_engine(store_url)) as session:
+        dead_since = database_now(session) - timedelta(seconds=120)  # by the database's clock
+    with get_engine(store_url).begin() as conn:
+        conn.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=dead_since))
+    _skew_host_clock(monkeypatch, timedelta(hours=offset_h))  # the claimer's host clock is off
+    assert store.claimable_run_ids(stale_after_s=30) == [run_id]
+    record = store.claim_run(run_id, "B", stale_after_s=30, host="b", backend="ray", slot="task 1")
+    assert (record.worker_id, record.attempts, record.backend) == ("B", 2, "ray")
 
 
 # ---------------------------------------------------------------- checkpoints
