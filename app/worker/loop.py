@@ -33,7 +33,7 @@ from app.settings import CHECKPOINT_ENV, Settings, get_settings
 from app.worker.checkpoints import CheckpointLocation
 from app.worker.store_sink import StoreSink
 from psl_core.config import ConfigError
-from psl_core.engine import run_experiment
+from psl_core.engine import RunResult, run_experiment
 from psl_core.validation import validate_config
 from storage import CheckpointRecord, DatabaseFileChanged, Store, StoreUnavailable
 
@@ -299,9 +299,27 @@ def execute_run(
             return "vanished"
         log.warning("run %s: another worker took it over; leaving it", run_id)
         return "lost"  # another worker took the run over; it owns the outcome now
+    try:
+        return _conclude(store, run_id, worker_id, result, shutdown)
+    except KeyError:  # deleted between its last step and its final record (a stale run, another tool)
+        log.warning("run %s was deleted as it ended; going on with the queue", run_id)
+        return "vanished"
+
+
+def _conclude(store: Store, run_id: int, worker_id: str, result: RunResult, shutdown: ShutdownFlag) -> str:
+    """Record how a run this worker still owns ended: back to the queue (shutting down), or final."""
     if result.status != "completed" and shutdown() and not store.is_cancel_requested(run_id):
-        store.release_run(run_id, worker_id)
-        store.add_event(run_id, f"worker {worker_id} shut down; run back in the queue", kind="requeue")
+        try:
+            store.release_run(run_id, worker_id)
+            store.add_event(run_id, f"worker {worker_id} shut down; run back in the queue", kind="requeue")
+        except (StoreUnavailable, OSError) as err:
+            if _database_file_changed(err):
+                raise
+            # Still 'running' under this worker: its heartbeat goes stale and the next worker resumes it.
+            log.error(
+                "run %s: could not hand it back to the queue (%s); it is reclaimed once stale", run_id, err
+            )
+            return "lost"
         log.info("run %s: back in the queue (worker shutting down)", run_id)
         return "requeued"
     status = "completed" if result.status == "completed" else "cancelled"

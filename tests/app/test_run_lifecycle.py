@@ -14,7 +14,7 @@ import app.worker.store_sink as store_sink
 from app.cli import app as cli_app
 from app.runs import delete_run, delete_runs, submit
 from app.settings import get_settings
-from app.worker.loop import execute_run, run_worker
+from app.worker.loop import ShutdownFlag, execute_run, run_worker
 from psl_core.config import ExperimentConfig, apply_overrides
 from psl_core.engine.checkpoint import CHECKPOINT_VERSION
 from storage import RunIsActive, Store, get_engine
@@ -154,6 +154,47 @@ def test_the_worker_survives_its_run_being_deleted_and_goes_on(store, store_url,
     assert run_worker(exit_when_idle=True, poll_s=0.05) == 2
     assert not store.run_exists(doomed)
     assert store.get_run(after).status == "completed"
+
+
+class _StopAtOnce(ShutdownFlag):
+    """As if the worker were told to shut down before its first step."""
+
+    def __call__(self) -> bool:
+        self.event.set()
+        return True
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+def test_a_run_deleted_as_it_ends_is_vanished_and_the_worker_goes_on(store, store_url, monkeypatch, stopping):
+    doomed = submit(store, tiny())
+    store.claim_next_run("w1")
+    original = Store.is_cancel_requested
+
+    def delete_first(self, run_id):  # between the last step and the final record
+        with get_engine(store_url).begin() as conn:
+            conn.execute(delete(Run).where(Run.id == run_id))
+        return original(self, run_id)
+
+    monkeypatch.setattr(Store, "is_cancel_requested", delete_first)
+    monkeypatch.setattr(Store, "finish_run", lambda self, run_id, status, **kw: delete_first(self, run_id))
+    shutdown = _StopAtOnce() if stopping else None
+    assert execute_run(store, doomed, "w1", shutdown=shutdown) == "vanished"
+    assert not store.run_exists(doomed)
+
+
+def test_a_hand_back_the_database_refuses_leaves_the_run_to_go_stale(store, monkeypatch):
+    run_id = submit(store, tiny())
+    store.claim_next_run("w1")
+
+    def disk_full(self, run_id, worker_id):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Store, "release_run", disk_full)
+    assert execute_run(store, run_id, "w1", shutdown=_StopAtOnce()) == "lost"
+    record = store.get_run(run_id)
+    assert (record.status, record.worker_id) == ("running", "w1")  # reclaimed once its beat is stale
+    monkeypatch.undo()
+    assert store.claim_next_run("w2", stale_after_s=0) is not None
 
 
 def test_execute_run_of_a_run_deleted_before_it_starts_is_vanished(store):
