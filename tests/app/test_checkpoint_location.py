@@ -263,3 +263,31 @@ def test_a_url_location_keeps_the_last_n_checkpoints_and_deleting_the_run_emptie
     delete_run(store, settings, run_id)
     assert _objects(ckpt) == [] and not store.run_exists(run_id)
     assert not any((settings.cache_dir / "checkpoint-staging").rglob("*"))
+
+
+def test_an_object_store_that_refuses_deletes_never_fails_the_run_or_the_delete(tmp_path, monkeypatch):
+    import app.worker.checkpoints as checkpoints_module
+
+    class HttpError(Exception):  # what gcsfs raises: not an OSError
+        pass
+
+    ckpt = f"memory://psl-{uuid.uuid4().hex}"
+    location = CheckpointLocation(_settings(tmp_path / "home", PSL_CHECKPOINT_URL=ckpt))
+    real = checkpoints_module._filesystem
+
+    def refusing(url):
+        fs, path = real(url)
+
+        def rm(*args, **kwargs):
+            raise HttpError("403 Forbidden")
+
+        monkeypatch.setattr(fs, "rm", rm)
+        return fs, path
+
+    fs, path = real(f"{ckpt}/7/step1.pt")
+    fs.pipe(path, b"x")
+    monkeypatch.setattr(checkpoints_module, "_filesystem", refusing)
+    assert location.remove([f"{ckpt}/7/step1.pt"], 7) == 0
+    location.remove_run(7)  # logged, not raised
+    monkeypatch.undo()
+    assert _objects(ckpt) == ["7/step1.pt"]
