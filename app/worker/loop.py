@@ -12,6 +12,8 @@ Crash safety, in order of what can go wrong:
 - the run is deleted under the worker → the worker drops it and goes on with the queue;
 - the disk is full (or the database unreachable) → the run fails with that reason, written as soon
   as the database accepts it again (the worker retries, it never leaves the run 'running');
+- the database cannot even be read while a run starts or ends → the worker lives on and waits; the
+  run's heartbeat goes stale and the next claim resumes it from its checkpoint;
 - the SQLite file is removed or replaced → the worker stops at once with exit status 3 (what it
   would write next would land in a file nobody reads).
 """
@@ -388,6 +390,14 @@ def run_worker(
             except DatabaseFileChanged as err:
                 log.critical("worker %s stops: %s", worker_id, err)
                 raise
+            except StoreUnavailable as err:  # the database went away mid-run: keep the worker alive
+                # The run stays 'running' under this worker; its heartbeat goes stale and it is resumed.
+                log.error(
+                    "run %s: the database is unavailable (%s); it is resumed once stale", record.id, err
+                )
+                shutdown.event.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_WAIT_S)
+                continue
             done += 1
     finally:
         shutdown.uninstall()  # a process that goes on (tests, the Ray driver) gets its handlers back

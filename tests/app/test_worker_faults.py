@@ -91,6 +91,29 @@ def test_disk_full_fails_the_run_with_the_reason_once_the_database_takes_it(home
     assert store.get_run(after).status == "completed"
 
 
+def test_a_database_that_goes_away_as_a_run_starts_does_not_kill_the_worker(home, monkeypatch):
+    store = Store(get_settings().database_url)
+    interrupted, after = submit(store, tiny()), submit(store, tiny())
+    real_get = Store.get_run
+    outages = []
+
+    def get_run(self, run_id):
+        if run_id == interrupted and not outages:  # the server restarts just as the worker reads the run
+            outages.append(run_id)
+            raise OperationalError("SELECT runs", {}, Exception("server closed the connection unexpectedly"))
+        return real_get(self, run_id)
+
+    monkeypatch.setattr(Store, "get_run", get_run)
+    run_worker(exit_when_idle=True, poll_s=0.05, stale_after_s=60)
+    assert outages == [interrupted]
+    assert store.get_run(after).status == "completed"
+    assert store.get_run(interrupted).status == "running"  # left to go stale, not failed or lost
+    time.sleep(0.6)
+    assert run_worker(exit_when_idle=True, poll_s=0.05, stale_after_s=0.5, heartbeat_s=0.1) == 1
+    record = store.get_run(interrupted)
+    assert (record.status, record.attempts) == ("completed", 2)
+
+
 # ---------------------------------------------------------------- a full disk (a real, tiny tmpfs)
 @contextlib.contextmanager
 def _tmpfs(path: Path, size: str):
