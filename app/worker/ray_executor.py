@@ -28,7 +28,7 @@ from app.logs import get_logger
 from app.settings import HOME_ENV, Settings, SettingsError, ensure_home, get_settings
 from app.worker.executors import BackendUnavailable, WorkerTiming
 from app.worker.loop import ShutdownFlag
-from storage import Store
+from storage import Store, StoreUnavailable
 
 RAY_WORKER_PREFIX = "ray-"
 STOP_GRACE_S = 30.0  # after a stop request, tasks hand their runs back within this (one step each)
@@ -323,9 +323,16 @@ class RayExecutor:
             while not shutdown():
                 if free:
                     busy = {d.run_id for d in inflight.values()}
-                    candidates = store.claimable_run_ids(
-                        stale_after_s=self.timing.stale_after_s, sweep_id=sweep_id, limit=slots + len(busy)
-                    )
+                    try:
+                        candidates = store.claimable_run_ids(
+                            stale_after_s=self.timing.stale_after_s,
+                            sweep_id=sweep_id,
+                            limit=slots + len(busy),
+                        )
+                    except StoreUnavailable as err:  # a database restart: wait for it, as local workers do
+                        log.error("cannot list queued runs (%s); retrying in %.1f s", err, self.timing.poll_s)
+                        shutdown.event.wait(self.timing.poll_s)
+                        continue
                     for run_id in [r for r in candidates if r not in busy][: len(free)]:
                         ref, dispatch = self._submit(ray, store, run_id, free[0], slots)
                         if ref is not None:

@@ -110,3 +110,27 @@ def test_the_driver_goes_on_when_a_run_is_deleted_before_or_after_its_task(tmp_p
         == "failed"
     )
     assert "the Ray task failed after 1 attempt(s): RuntimeError: worker died" in store.get_run(run_id).error
+
+
+def test_the_driver_waits_out_a_database_it_cannot_read(tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from app.worker.executors import WorkerTiming
+    from app.worker.loop import ShutdownFlag
+    from storage import Store
+
+    settings = get_settings({"PSL_HOME": str(tmp_path)})
+    store = Store(settings.database_url)
+    calls = []
+
+    def claimable_run_ids(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("SELECT runs", {}, Exception("server closed the connection"))
+        return []
+
+    monkeypatch.setattr(store, "claimable_run_ids", claimable_run_ids)
+    executor = RayExecutor(settings, timing=WorkerTiming(poll_s=0.01))
+    no_ray_needed = SimpleNamespace()  # nothing is submitted, so the loop never touches Ray
+    assert executor._loop(no_ray_needed, store, 2, None, True, ShutdownFlag()) == 0
+    assert len(calls) == 2
