@@ -159,11 +159,11 @@ def render_stragglers() -> None:
         "step. UGS gives every client a share ∝ its data, slow or not. **LDS** with latency penalty δ > 0 "
         "moves samples away from slow clients: shorter steps, at the price of a higher batch deviation."
     )
-    catalog = load_catalog()
+    names = learn.device_labels(load_catalog())  # unique: two devices sharing a label got swapped
     t1, t2, t3 = st.columns(3)
     devices = t1.multiselect(
-        "Client devices (assigned round robin)", list(catalog), ["rpi4b", "jetson_gpu", "laptop_m1"],
-        format_func=lambda d: catalog[d].name.split(":")[0].split(";")[0], key="t_dev",
+        "Client devices (assigned round robin)", list(names), ["rpi4b", "jetson_gpu", "laptop_m1"],
+        format_func=names.get, key="t_dev",
     )  # fmt: skip
     k_strag = t1.slider("Clients K", 2, 16, 8, key="t_k")
     fraction = t2.slider("Persistent stragglers (fraction)", 0.0, 0.5, 0.25, 0.05, key="t_frac")

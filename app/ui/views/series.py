@@ -47,6 +47,7 @@ class RunSeries:
     last_epoch: int | None = None
     sampled_through: int | None = None  # rows up to this step are a sample of the stored ones (None: exact)
     rows_stored: int = 0  # step rows the store had for the steps held (more than held when sampled)
+    final: bool = False  # read after the run finished: no new rows will come
 
 
 class SeriesCache:
@@ -85,10 +86,16 @@ class SeriesCache:
             run_id, self.columns, max_points=self.max_points, after_step=after_step, extremes=self.extremes
         )
 
-    def update(self, store, run_id: int) -> int:  # noqa: ANN001 - a storage.Store
+    def update(self, store, run_id: int, *, finished: bool = False) -> int:  # noqa: ANN001 - a storage.Store
         """Fetch the rows of ``run_id`` newer than those held; returns how many step rows were read
-        (all new rows, or the sample of them when more than ``max_points`` arrived at once)."""
+        (all new rows, or the sample of them when more than ``max_points`` arrived at once).
+
+        ``finished``: the caller knows the run has finished; after one read made while it was
+        finished, later calls read nothing (a page rerun then costs no query for that run)."""
         held = self.runs.setdefault(run_id, RunSeries())
+        if held.final:
+            return 0
+        held.final = finished
         new_steps = self._read_new_steps(store, run_id, held.last_step)
         if new_steps.attrs.get("sampled_from"):  # set by Store.read_step_series when it sampled
             held.sampled_through = int(new_steps["step"].iloc[-1])
