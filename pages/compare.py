@@ -22,7 +22,7 @@ from app.ui.views.compare import (
 from app.ui.views.labels import group_labels, group_order, run_labels
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui.widgets import COMPARE_RUNS, get_store, md_text, run_url, show_chart
+from app.ui.widgets import COMPARE_RUNS, get_store, md_text, run_series, run_url, show_chart
 
 st.title("Compare runs")
 store = get_store()
@@ -64,12 +64,11 @@ weight = c3.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.0, 0.01, key="compare_
 band = c4.toggle("Mean ± std across seeds", key="compare_band", help="Runs whose configs differ only by seed")
 
 # Long runs load as a server-side sample (loss min/max kept); totals in the summary stay exact.
-# Finished runs are read once per session: a rerun then costs no query for them.
+# A finished run is read once per server process (shared with the other pages), a live one incrementally.
 cache: SeriesCache = st.session_state.setdefault("compare_series", SeriesCache(max_points=FIRST_LOAD_POINTS))
-for run_id in chosen:
-    cache.update(store, run_id, finished=records[run_id].is_finished)
-steps = {r: cache.steps(r) for r in chosen}
-epochs = {r: cache.epochs(r) for r in chosen}
+held = {r: run_series(store, records[r], cache)[0] for r in chosen}
+steps = {r: held[r].steps for r in chosen}
+epochs = {r: held[r].epochs for r in chosen}
 hints = {r: steps_per_epoch_hint(records[r]) for r in chosen}
 
 long = smooth(align_series(steps, epochs, x_axis, metric, steps_per_epoch=hints), weight)

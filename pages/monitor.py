@@ -21,6 +21,7 @@ from app.ui.widgets import (
     link_to_run,
     md_text,
     query_int,
+    run_series,
     show_chart,
     show_user_text,
 )
@@ -94,9 +95,9 @@ cache: SeriesCache = st.session_state.setdefault("monitor_series", SeriesCache(m
 def live_part() -> None:
     """Progress, the four charts and the events; reads only the rows newer than the cache holds."""
     current = store.get_run(run_id)
-    new_rows = cache.update(store, run_id, finished=current.is_finished)
+    held, new_rows = run_series(store, current, cache)
     st.progress(min(1.0, current.progress), text=f"{current.status} — {progress_text(current)}")
-    steps, epochs = cache.steps(run_id), cache.epochs(run_id)
+    steps, epochs = held.steps, held.epochs
     hint = {run_id: steps_per_epoch_hint(current)}
     shown = LIVE_METRICS[:3] + [metric]
     for row in (shown[:2], shown[2:]):
@@ -113,8 +114,8 @@ def live_part() -> None:
                 )
                 show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{name}")
     sampled = (
-        f" · older steps sampled from {cache.rows_stored(run_id):,} stored (loss min/max kept)"
-        if cache.is_sampled(run_id)
+        f" · older steps sampled from {held.rows_stored:,} stored (loss min/max kept)"
+        if held.sampled_through is not None
         else ""
     )
     st.caption(f"{len(steps)} steps held · {new_rows} new rows read this refresh{sampled}")

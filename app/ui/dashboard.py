@@ -36,6 +36,12 @@ navigation = st.navigation(
                 icon=":material/compare_arrows:",
                 url_path="compare",
             ),
+            st.Page(
+                str(PAGES_DIR / "sweeps.py"), title="Sweeps", icon=":material/grid_view:", url_path="sweeps"
+            ),
+            st.Page(
+                str(PAGES_DIR / "run.py"), title="Run page", icon=":material/description:", url_path="run"
+            ),
         ],
         "Learn & plan": [
             st.Page(

@@ -17,6 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.settings import configure_core, get_settings
+from app.ui.views.series import FinishedSeries, RunSeries, SeriesCache
 from app.ui.views.text import md_text  # noqa: F401 - re-exported: the one escaping helper of every page
 from storage import Store
 
@@ -81,6 +82,24 @@ def get_store() -> Store:
     settings = get_settings()
     configure_core(settings)
     return Store(settings.database_url)
+
+
+@st.cache_resource
+def finished_series() -> FinishedSeries:
+    """The server's one store of finished runs' series (read once per process, shared by every page)."""
+    return FinishedSeries()
+
+
+def run_series(store: Store, record, session_cache: SeriesCache) -> tuple[RunSeries, int]:  # noqa: ANN001
+    """The held series of a run and the step rows read now: a finished run's comes from the process-wide
+    store (read once per server), a live run's from ``session_cache`` (only rows newer than held)."""
+    if record.is_finished:
+        shared = finished_series()
+        before = shared.reads
+        series = shared.get(store, record)
+        return series, (len(series.steps) if shared.reads > before else 0)
+    new_rows = session_cache.update(store, record.id)
+    return session_cache.runs[record.id], new_rows
 
 
 def ensure_worker() -> bool:

@@ -169,3 +169,39 @@ def downsample(df: pd.DataFrame, x: str, max_points: int, y: list[str] | None = 
         keep.append(offsets + high.reshape(buckets, size).argmax(axis=1))
     rows = np.unique(np.clip(np.concatenate(keep), 0, n - 1))
     return df.iloc[rows]
+
+
+class FinishedSeries:
+    """Process-wide store of the held series of FINISHED runs, shared by every page and session.
+
+    A finished run's rows never change, so its (sampled) series is read from the database once per
+    server process, not once per page visit: the second page that shows a 10^6-step run draws at once.
+    Entries are keyed by the run's finish time (a run re-queued and finished again is read anew) and
+    the ``capacity`` most recently used are kept. Thread-safe: Streamlit sessions run in threads.
+    """
+
+    def __init__(self, capacity: int = 64, *, max_points: int = FIRST_LOAD_POINTS) -> None:
+        import threading
+
+        self.capacity = capacity
+        self.max_points = max_points
+        self._held: dict[int, tuple[object, RunSeries]] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # database reads made (one per run and finish), for tests and benchmarks
+
+    def get(self, store, record) -> RunSeries:  # noqa: ANN001 - a storage.Store and a finished RunRecord
+        """The held series of the finished run ``record`` (read now if it is not held yet)."""
+        if not record.is_finished:
+            raise SeriesError(f"run #{record.id} is {record.status}: only finished runs are shared")
+        stamp = record.finished_at
+        with self._lock:
+            held = self._held.pop(record.id, None)
+            if held is None or held[0] != stamp:
+                cache = SeriesCache(max_points=self.max_points)
+                cache.update(store, record.id, finished=True)
+                held = (stamp, cache.runs[record.id])
+                self.reads += 1
+            self._held[record.id] = held  # most recently used last
+            while len(self._held) > self.capacity:
+                self._held.pop(next(iter(self._held)))
+            return held[1]
