@@ -100,8 +100,9 @@ def live_part() -> None:
     steps, epochs = held.steps, held.epochs
     hint = {run_id: steps_per_epoch_hint(current)}
     shown = LIVE_METRICS[:3] + [metric]
-    for row in (shown[:2], shown[2:]):
-        for column, name in zip(st.columns(2), row):
+    for row in ((0, 1), (2, 3)):
+        for column, slot in zip(st.columns(2), row):
+            name = shown[slot]
             long = smooth(
                 align_series({run_id: steps}, {run_id: epochs}, x_axis, name, steps_per_epoch=hint), weight
             )
@@ -112,7 +113,7 @@ def live_part() -> None:
                 chart = metric_chart(
                     downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x_axis, name, height=220
                 )
-                show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{name}")
+                show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{slot}")
     sampled = (
         f" · older steps sampled from {held.rows_stored:,} stored (loss min/max kept)"
         if held.sampled_through is not None

@@ -21,7 +21,7 @@ from app.ui.widgets import (
     get_store,
     md_text,
     open_page,
-    page_path,
+    page_link,
     query_int,
     run_series,
     show_chart,
@@ -60,8 +60,12 @@ elif record.status in ("queued", "running"):
     st.info(f"This run is {record.status}: the Live monitor follows it as it trains.")
 
 actions = st.columns(5)
-actions[0].page_link(
-    page_path("monitor"), label="Live monitor", icon=":material/monitoring:", query_params={"run": record.id}
+page_link(
+    "monitor",
+    "Live monitor",
+    query_params={"run": record.id},
+    icon=":material/monitoring:",
+    container=actions[0],
 )
 if actions[1].button("Compare with…", help="Opens Compare with this run selected"):
     open_page("compare", **{COMPARE_RUNS: [record.id]})
@@ -71,8 +75,8 @@ if actions[2].button("Re-run with edits", help="Opens the new-experiment form on
         **{PREFILL_CONFIG: rerun_config(record.config, record.id), PREFILL_SOURCE: record.id},
     )
 if record.sweep_id:
-    actions[3].page_link(page_path("sweeps"), label=f"Sweep #{record.sweep_id}", icon=":material/grid_view:",
-                         query_params={"sweep": record.sweep_id})  # fmt: skip
+    page_link("sweeps", f"Sweep #{record.sweep_id}", query_params={"sweep": record.sweep_id},
+              icon=":material/grid_view:", container=actions[3])  # fmt: skip
 
 
 def bundle() -> bytes:

@@ -15,7 +15,7 @@ from app.ui.widgets import (
     get_store,
     md_text,
     open_page,
-    page_path,
+    page_link,
     run_url,
     show_user_text,
     sweep_url,
@@ -46,7 +46,7 @@ def import_section() -> None:
         if st.session_state.get(IMPORTED):
             imported = st.session_state[IMPORTED]
             st.success(f"Imported as run #{imported}.")
-            st.page_link(page_path("run"), label=f"Open run #{imported}", query_params={"run": imported})
+            page_link("run", f"Open run #{imported}", query_params={"run": imported})
 
 
 records = store.list_runs()
@@ -55,7 +55,7 @@ if not records:
         "No runs yet. Open **New experiment**, pick the *30-second demo (digits)* preset and press "
         "**Launch**; a background worker trains it and the Live monitor shows it as it goes."
     )
-    st.page_link(page_path("new_experiment"), label="New experiment", icon=":material/science:")
+    page_link("new_experiment", "New experiment", icon=":material/science:")
     import_section()
     st.stop()
 # One aggregate query for every run's final/best accuracy (not one metric query per run).

@@ -36,6 +36,7 @@ METHODS_DOC = (
 )  # a link to docs/methods.md, shipped with the package
 # URL paths of the pages that take a selection in the query string (see dashboard.py).
 RUN_PAGE_URL, SWEEP_PAGE_URL, MONITOR_URL = "run", "sweeps", "monitor"
+PAGE_URLS = {"new_experiment": "new"}  # page file stems whose URL path differs from the stem
 
 
 def show_user_text(value: object, *, container=None) -> None:  # noqa: ANN001 - st or a container
@@ -68,12 +69,27 @@ def query_int(name: str) -> int | None:
         return None
 
 
+def page_link(page: str, label: str, *, query_params: dict | None = None, icon: str | None = None,
+              container=None) -> None:  # noqa: ANN001 - st or a container  # fmt: skip
+    """A link to another page of the dashboard (``label`` is Markdown: escape user text with md_text).
+
+    Outside the dashboard's navigation (a page run alone, as tests do) the page is not registered:
+    the link is then a plain relative URL."""
+    from streamlit.errors import StreamlitAPIException
+
+    target = container or st
+    try:
+        target.page_link(page_path(page), label=label, icon=icon, query_params=query_params)
+    except StreamlitAPIException:
+        query = "&".join(f"{k}={v}" for k, v in (query_params or {}).items())
+        url = PAGE_URLS.get(Path(page).stem, Path(page).stem)
+        target.markdown(f"[{label}]({url}{'?' + query if query else ''})")
+
+
 def link_to_run(run_id: int, label: str | None = None, *, container=None) -> None:  # noqa: ANN001
     """A link to the run page of ``run_id`` (``label`` is user text: it is escaped here)."""
     text = f"Run page #{int(run_id)}" if label is None else md_text(label)
-    (container or st).page_link(
-        page_path("run"), label=text, icon=":material/description:", query_params={"run": int(run_id)}
-    )
+    page_link("run", text, query_params={"run": int(run_id)}, icon=":material/description:", container=container)
 
 
 @st.cache_resource

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def _app() -> AppTest:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    """The error texts as a reader sees them (Markdown backslash escapes removed)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def test_preset_fills_the_form_and_launch_stores_the_forms_config(store):
@@ -60,7 +62,7 @@ def test_preset_fills_the_form_and_launch_stores_the_forms_config(store):
 def test_invalid_values_show_what_to_change_and_store_nothing(store):
     at = _app().run()
     at.selectbox(key="ne.sampling.method").select("centralised").run()
-    assert any("set partition.num_clients to 1" in e for e in _errors(at))
+    assert any("set “Clients K” to 1" in e for e in _errors(at))
     assert at.button(key="ne:launch").disabled  # AppTest, like a browser, cannot click it
     assert store.list_runs() == []
 
