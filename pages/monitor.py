@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
 from app.ui.views.compare import METRICS, X_AXES, align_series, smooth
-from app.ui.views.monitor import default_run, failure_summary, other_running
+from app.ui.views.monitor import default_run, failure_summary
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
 from app.ui.widgets import (
@@ -49,21 +49,16 @@ record = store.get_run(run_id)
 active = record.status in ("queued", "running")
 
 
-@st.fragment(run_every=3)
+@st.fragment(run_every=5)
 def watch_for_new_runs() -> None:
-    """Reruns the page when a run was queued or started after it was drawn (cheap: one id query),
-    or when the shown run changed status (so a finished run stops refreshing)."""
-    now = store.list_runs(limit=200)
-    if {r.id for r in now} != set(ids) or next(
-        (r.status for r in now if r.id == run_id), None
-    ) != record.status:
+    """Reruns the page when a run was queued or started after it was drawn, or when the shown run
+    changed status (so a run that finished stops refreshing). Cheap: one (id, status) query."""
+    states = dict(store.run_states(limit=200))
+    if set(states) != set(ids) or states.get(run_id) != record.status:
         st.rerun(scope="app")
-    others = other_running(now, run_id)
-    if others:
-        st.caption(
-            "Also running: "
-            + " · ".join(f"{md_text(run_label(r.id, r.name))} ({progress_text(r)})" for r in others)
-        )
+    running = [i for i, status in states.items() if status == "running" and i != run_id]
+    if running:
+        st.caption("Also running: " + ", ".join(f"#{i}" for i in running) + " (pick one above)")
 
 
 watch_for_new_runs()

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select
 
 from storage.records import CheckpointRecord, StoreValueError
 from storage.session import StoreBase
-from storage.tables import Checkpoint, EpochMetric
+from storage.tables import Checkpoint, EpochMetric, Run
 
 # Epoch-table columns that hold one number per epoch and can be summarised across epochs.
 SUMMARY_COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "sim_time", "wall_time")
@@ -70,6 +70,14 @@ class SummaryStore(StoreBase):
         )
         return frame.astype({"run_id": "int64", "final": "float64", "highest": "float64", "lowest": "float64",
                              "epochs": "int64", "last_epoch": "int64"})  # fmt: skip
+
+    def run_states(self, limit: int | None = None) -> list[tuple[int, str]]:
+        """(id, status) of the runs, newest first: what a page polls to notice new or finished runs
+        without reading every config."""
+        query = select(Run.id, Run.status).order_by(Run.created_at.desc(), Run.id.desc())
+        if limit is not None:
+            query = query.limit(int(limit))
+        return self._read(lambda session: [(int(i), str(s)) for i, s in session.execute(query).all()])
 
     def list_checkpoints(self, run_id: int) -> list[CheckpointRecord]:
         """Every checkpoint row of the run, oldest step first."""

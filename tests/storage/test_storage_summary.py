@@ -78,3 +78,12 @@ def test_list_checkpoints_in_step_order(store_url):
         store.add_checkpoint(run, step=step, epoch=step // 10, path=f"/ckpt/{step}.pt")
     assert [c.step for c in store.list_checkpoints(run)] == [10, 20, 30]
     assert store.list_checkpoints(run)[0].path == "/ckpt/10.pt"
+
+
+def test_run_states_newest_first(store_url):
+    store = Store(store_url)
+    a = store.create_run(name="a", config={}, seed=0)
+    b = store.create_run(name="b", config={}, seed=0)
+    store.request_cancel(a)
+    assert store.run_states() == [(b, "queued"), (a, "cancelled")]
+    assert store.run_states(limit=1) == [(b, "queued")]

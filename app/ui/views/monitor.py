@@ -20,11 +20,6 @@ def default_run(records: Sequence) -> int:
     return (queued or list(records))[0].id
 
 
-def other_running(records: Sequence, shown: int) -> list:
-    """Running runs other than the one shown (its own progress bar is drawn once, not twice)."""
-    return [r for r in records if r.status == "running" and r.id != shown]
-
-
 def failure_summary(record) -> str | None:  # noqa: ANN001 - a storage.RunRecord
     """Why a failed run failed (its error text; the last traceback line when no error was stored), or
     None for a run that did not fail."""
