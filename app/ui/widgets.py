@@ -89,7 +89,9 @@ def page_link(page: str, label: str, *, query_params: dict | None = None, icon: 
 def link_to_run(run_id: int, label: str | None = None, *, container=None) -> None:  # noqa: ANN001
     """A link to the run page of ``run_id`` (``label`` is user text: it is escaped here)."""
     text = f"Run page #{int(run_id)}" if label is None else md_text(label)
-    page_link("run", text, query_params={"run": int(run_id)}, icon=":material/description:", container=container)
+    page_link(
+        "run", text, query_params={"run": int(run_id)}, icon=":material/description:", container=container
+    )
 
 
 @st.cache_resource

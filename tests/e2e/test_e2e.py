@@ -122,7 +122,7 @@ def choose(page, label: str, option: str) -> None:
         item.click()
         settle(page)
         return
-    page.screenshot(path=ARTIFACTS / "failed-choose.png", full_page=True)
+    snap(page, "failed-choose.png")
     pytest.fail(f"option {option!r} of {label!r} never showed up")
 
 
@@ -170,6 +170,20 @@ def launch_demo(page, base: str, name: str, method_label: str | None, epochs: in
     settle(page)
 
 
+def snap(page, name: str) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main container, so the viewport is
+    grown to the content's height first (a plain full-page screenshot shows one screen only)."""
+    height = page.evaluate(
+        """() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section')]
+            .map(e => e.scrollHeight), document.body.scrollHeight)"""
+    )
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(max(height + 40, size["height"]), 8000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+    page.set_viewport_size(size)
+
+
 def main_text(page) -> str:
     return page.locator("[data-testid='stMain']").first.inner_text()
 
@@ -192,21 +206,22 @@ def server_cpu_seconds(port: int) -> float:
 def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     base, home = app_server
     launch_demo(page, base, "demo ugs", None)
-    page.screenshot(path=ARTIFACTS / "new_experiment.png", full_page=True)
+    snap(page, "new_experiment.png")
     assert drawn_charts(page) >= 1  # the partition heatmap preview
     assert "Queued run #1" in main_text(page)
 
     page.get_by_role("button", name="Open run #1 in the Live monitor").click()
     settle(page)
     wait_for_status(home, 1, "completed")
-    page.wait_for_timeout(4000)  # the watcher notices the finish and redraws once
+    # The page notices the finish by itself and redraws once (no reload).
+    page.get_by_text("#1 demo ugs (completed)").wait_for(timeout=30_000)
     settle(page)
     text = main_text(page)
     assert "completed" in text
     assert drawn_charts(page) >= 3  # loss, test accuracy, deviation, step time
     # Defect 6: one progress bar for the run, not two.
     assert page.locator("[data-testid='stProgress']").count() == 1
-    page.screenshot(path=ARTIFACTS / "monitor.png", full_page=True)
+    snap(page, "monitor.png")
     # Defect 6: a finished run is drawn once; the page then costs (almost) no CPU.
     port = int(base.rsplit(":", 1)[1])
     before, started = server_cpu_seconds(port), time.monotonic()
@@ -218,14 +233,14 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     settle(page)
     page.locator(".vega-embed").last.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
-    page.screenshot(path=ARTIFACTS / "monitor_timeline.png", full_page=True)
+    snap(page, "monitor_timeline.png")
     assert "straggler (slowed this step)" not in main_text(page)
 
     page.goto(f"{base}/run?run=1")
     settle(page)
     page.wait_for_timeout(1000)
     assert "Run #1: demo ugs" in main_text(page) and drawn_charts(page) >= 2
-    page.screenshot(path=ARTIFACTS / "run_page.png", full_page=True)
+    snap(page, "run_page.png")
 
     launch_demo(page, base, "demo fls", "FLS - fixed local sampling")
     assert "Queued run #2" in main_text(page)
@@ -240,7 +255,7 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
 
     page.goto(f"{base}/")  # Runs is the default page
     settle(page)
-    page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
+    snap(page, "runs.png")
     choose(page, "Selected runs", "#1 demo ugs (completed)")
     page.keyboard.press("Escape")
     choose(page, "Selected runs", "#2 demo fls (completed)")
@@ -252,13 +267,13 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     # Defect 3: the legend names runs by what differs between them.
     assert "UGS" in body and "FLS" in body and "demo ugs" in body
     assert drawn_charts(page) >= 1
-    page.screenshot(path=ARTIFACTS / "compare.png", full_page=True)
+    snap(page, "compare.png")
     choose(page, "x axis", "epoch")
     choose(page, "Metric", "test accuracy (%)")
     page.get_by_text("Paper figure (mean ± std by group)").click()
     settle(page)
     page.wait_for_timeout(1000)
-    page.screenshot(path=ARTIFACTS / "compare_accuracy_paper.png", full_page=True)
+    snap(page, "compare_accuracy_paper.png")
     page.get_by_text("Summary", exact=True).scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "compare_summary.png")
 
@@ -289,14 +304,14 @@ def test_sweep_is_compared_and_laid_out_as_a_grid(app_server, page):
     page.wait_for_timeout(1000)
     text = main_text(page)
     assert "Best grid point" in text and drawn_charts(page) >= 1
-    page.screenshot(path=ARTIFACTS / "sweep.png", full_page=True)
+    snap(page, "sweep.png")
     page.get_by_role("button", name="Compare this sweep's runs").click()
     settle(page)
     page.get_by_text("Mean ± std across seeds").click()
     settle(page)
     page.wait_for_timeout(1000)
     assert "(2 runs)" in main_text(page)  # seed groups named by what differs, with their size
-    page.screenshot(path=ARTIFACTS / "compare_sweep_bands.png", full_page=True)
+    snap(page, "compare_sweep_bands.png")
 
 
 def test_learn_page_draws_its_explainers(app_server, page):
@@ -305,7 +320,7 @@ def test_learn_page_draws_its_explainers(app_server, page):
     settle(page)
     page.wait_for_timeout(1500)
     assert drawn_charts(page) >= 2
-    page.screenshot(path=ARTIFACTS / "learn.png", full_page=True)
+    snap(page, "learn.png")
 
 
 def test_helpers_page_runs_solvers_and_draws_gantt_charts(app_server, page):
@@ -318,7 +333,7 @@ def test_helpers_page_runs_solvers_and_draws_gantt_charts(app_server, page):
     main = page.locator("[data-testid='stMain']").first.inner_text()
     assert "Helper schedule (one row per helper)" in main and "Instance + schedules (JSON)" in main
     assert drawn_charts(page) >= 1
-    page.screenshot(path=ARTIFACTS / "helpers.png", full_page=True)
+    snap(page, "helpers.png")
     page.locator(".vega-embed").last.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "helpers_gantt.png")
 
@@ -372,4 +387,4 @@ def test_user_text_is_shown_as_text_on_every_page(app_server, page, tripwire):
             assert "![err](" in text, f"{path}: the error text is not shown as typed"
         assert page.locator("[data-testid='stMain'] img[src*='127.0.0.1']").count() == 0
     assert hits == [], f"the browser fetched {hits}"
-    page.screenshot(path=ARTIFACTS / "hostile_text_run_page.png", full_page=True)
+    snap(page, "hostile_text_run_page.png")

@@ -34,7 +34,12 @@ def test_learn_composition_highlights_the_selected_step():
 def test_partition_heatmap_zero_is_not_a_low_count():
     """Defect 11: empty cells were coloured like low counts."""
     frame = pd.DataFrame(
-        {"client": [0, 0, 1, 1], "class": ["a", "b", "a", "b"], "count": [0, 1, 50, 100], "client_size": [1, 1, 150, 150]}
+        {
+            "client": [0, 0, 1, 1],
+            "class": ["a", "b", "a", "b"],
+            "count": [0, 1, 50, 100],
+            "client_size": [1, 1, 150, 150],
+        }
     )
     cells = {(c["x"], c["y"]): c["fill"] for c in drawn_items(partition_heatmap(frame), "rect")}
     zero, one = cells[(0, 0)], cells[(min(x for x, _ in cells if x > 0), 0)]
@@ -59,7 +64,9 @@ def chart():
 
 def test_figure_export_is_publication_sized(chart):
     svg = figure_svg(chart).decode()
-    width, height = (float(v) for v in re.search(r'<svg[^>]*width="([\d.]+)" height="([\d.]+)"', svg).groups())
+    width, height = (
+        float(v) for v in re.search(r'<svg[^>]*width="([\d.]+)" height="([\d.]+)"', svg).groups()
+    )
     assert (width, height) == pytest.approx((336, 230), abs=1)  # 3.5 × 2.4 in at 96 px/in
     assert "test accuracy (%)" in svg and "epoch" in svg  # axis titles with units
     assert "Arial" in svg  # the one font family

@@ -30,7 +30,13 @@ def _run(store, name, tags=(), seed=0, **sections):
     store.add_step_metrics(
         run,
         [
-            {"step": s, "epoch": (s - 1) // 5 + 1, "loss": 2.0 / s, "sim_time": 0.1 * s, "wall_time": 0.01 * s}
+            {
+                "step": s,
+                "epoch": (s - 1) // 5 + 1,
+                "loss": 2.0 / s,
+                "sim_time": 0.1 * s,
+                "wall_time": 0.01 * s,
+            }
             for s in range(1, 11)
         ],
     )

@@ -11,7 +11,7 @@ import pandas as pd
 
 from app.formatting import format_duration
 from app.ui.charts.figure import PALETTE
-from app.ui.views.compare import METRICS, PERCENT_METRICS, X_AXES
+from app.ui.views.compare import AXIS_TITLES, METRICS, PERCENT_METRICS, X_AXES
 
 CHART_WIDTH_POINTS = 1500  # series are downsampled to about this many points per run before drawing
 POINTS_UP_TO = 60  # a series this short gets a dot per value (one point alone draws no line)
@@ -46,13 +46,13 @@ def metric_chart(
     -> group label; default: each run its own group, named by ``labels``). With ``band``
     (compare.mean_band) each group's mean line over a shaded ± std band instead. ``colour_domain``
     fixes the group colours across the charts of a page. Short series get a dot per value."""
-    x_title, y_title = X_AXES.get(x, x), METRICS.get(metric, (None, metric))[1]
-    colour = alt.Color(
-        "group:N",
-        title=None,
-        scale=colour_scale(colour_domain),
-        legend=alt.Legend(orient="bottom", columns=2),
+    x_title = X_AXES.get(x, x)
+    y_title = AXIS_TITLES.get(metric) or METRICS.get(metric, (None, metric))[1]
+    drawn_groups = (
+        band["group"].nunique() if band is not None and not band.empty else long["run_id"].nunique()
     )
+    legend = alt.Legend(orient="bottom", columns=2) if drawn_groups > 1 or labels or groups else None
+    colour = alt.Color("group:N", title=None, scale=colour_scale(colour_domain), legend=legend)
     if band is not None and not band.empty:
         base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=colour)
         area = base.mark_area(opacity=0.22).encode(y=_y_axis(metric, "lower:Q", y_title), y2="upper:Q")
@@ -107,8 +107,9 @@ def timeline_chart(window: pd.DataFrame) -> alt.Chart:
     is_busy = data["part"] == "busy"
     data.loc[is_busy & data["slowest"].astype(bool), "kind"] = kinds[1]
     data.loc[is_busy & data["straggler"].astype(bool), "kind"] = kinds[2]
+    shown = [k for k in kinds if k in set(data["kind"])]  # the legend lists only what is drawn
     color = alt.Color(
-        "kind:N", title=None, scale=alt.Scale(domain=kinds, range=list(TIMELINE_KINDS.values())),
+        "kind:N", title=None, scale=alt.Scale(domain=shown, range=[TIMELINE_KINDS[k] for k in shown]),
         legend=alt.Legend(orient="bottom", columns=2, labelLimit=320),
     )  # fmt: skip
     return (

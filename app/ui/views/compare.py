@@ -26,6 +26,18 @@ METRICS = {
     "train_loss": ("epochs", "train loss (cross-entropy, epoch mean)"),
 }
 PERCENT_METRICS = ("test_acc", "train_acc")  # stored as fractions, drawn as percentages
+# Axis titles: short enough for a 220-px-high chart (a long title squeezed the plot to nothing).
+AXIS_TITLES = {
+    "loss": "loss (cross-entropy)",
+    "deviation": "batch deviation (L1)",
+    "sim_step_time": "step time (s, simulated)",
+    "batch_size": "global batch (samples)",
+    "active_clients": "active clients",
+    "test_acc": "test accuracy (%)",
+    "train_acc": "train accuracy (%)",
+    "test_loss": "test loss (cross-entropy)",
+    "train_loss": "train loss (cross-entropy)",
+}
 ABSENT = "(absent)"  # config_diff's cell for a key one run does not have
 NOT_REACHED = "not reached"  # summary_display's cell for a target accuracy never reached
 
