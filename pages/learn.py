@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.ui.charts import learn as charts_learn
 from app.ui.views import learn, learn_split
+from app.ui.widgets import show_chart
 from psl_core.data import PartitionError
 from psl_core.devices import StragglerModel, StragglerSpec, load_catalog
 from psl_core.models import ARCHITECTURES, block_names_for
@@ -91,11 +92,15 @@ def render_sampling() -> None:
     step = st.slider("Step t (walk through the first batches)", 0, longest - 1, 0, key="s_step")
     st.markdown(f"**Label mix of global batch t = {step}** (bars) vs. the training set p(c) (black ticks)")
     shares = learn.step_class_shares(walks, step, federation.label_distribution)
-    st.altair_chart(charts_learn.class_share_chart(shares))
+    show_chart(charts_learn.class_share_chart(shares), f"label_mix_step{step}", width="content")
     by = st.radio("Colour the first batches by", ["class", "client"], horizontal=True, key="s_by")
-    st.altair_chart(charts_learn.composition_chart(learn.composition_frame(walks, by, SHOWN_STEPS), by, step))
+    show_chart(
+        charts_learn.composition_chart(learn.composition_frame(walks, by, SHOWN_STEPS), by, step),
+        f"batches_by_{by}",
+        width="content",
+    )
     st.markdown("**Deviation over one epoch** — FLS/FPLS epochs last until the largest client is empty.")
-    st.altair_chart(charts_learn.deviation_chart(learn.deviation_frame(walks), step), width="stretch")
+    show_chart(charts_learn.deviation_chart(learn.deviation_frame(walks), step), "deviation_by_method")
     st.caption(
         "LDS (latent Dirichlet sampling) is a **project definition**: the paper's code is unpublished. Here it "
         "runs without latency input (δ has no effect; see the stragglers tab). With c = 1 it matches UGS's "
@@ -120,7 +125,7 @@ def render_split() -> None:
     cut_name = st.select_slider("Cut after block", names, names[0], key="p_cut")
     cut = names.index(cut_name) + 1
     costs = _cut_costs(arch, split_batch)
-    st.altair_chart(charts_learn.cut_cost_chart(costs, cut))
+    show_chart(charts_learn.cut_cost_chart(costs, cut), f"cut_costs_{arch}", width="content")
     st.dataframe(costs.style.format(precision=1), hide_index=True)
     st.subheader("What the server sees: the smashed data as images")
     if arch not in learn_split.PRIVACY_ARCHS:
@@ -142,7 +147,7 @@ def render_split() -> None:
             f"At this cut the smashed data is a flat vector of {acts.shape[1]} numbers: no pixel layout left."
         )
     leakage = learn_split.leakage_by_cut(model, images)
-    st.altair_chart(charts_learn.leakage_chart(leakage, cut))
+    show_chart(charts_learn.leakage_chart(leakage, cut), f"leakage_{arch}")
     st.caption(
         "Leakage measure: for each image, the largest |correlation| between the input and any channel "
         "upsampled to 8×8, averaged over the images shown (1 = a channel is a copy of the picture). The "
@@ -196,10 +201,10 @@ def render_stragglers() -> None:
     for col, (label, run) in zip(cols, runs.items()):
         timeline = learn.step_timeline(run, system, t_step)
         slowest = int(run.timing.slowest_client[t_step])
-        col.altair_chart(
-            charts_learn.timeline_chart(timeline, f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms", max_ms),
-            width="stretch",
-        )  # fmt: skip
+        title = f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms"
+        with col:
+            show_chart(charts_learn.timeline_chart(timeline, title, max_ms), f"step{t_step}_{label.split()[0]}",
+                       key=f"export_timeline_{label.split()[0]}")  # fmt: skip
         col.caption(f"Slowest client: {slowest} ({system.device_ids[slowest]}); the others wait for it.")
     st.dataframe(learn.straggler_summary(runs, slow).style.format(precision=3), hide_index=True)
     st.caption(

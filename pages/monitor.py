@@ -32,7 +32,8 @@ records = store.list_runs(limit=200)
 if not records:
     st.info("No run yet. Queue one on the New experiment page.")
     st.stop()
-labels = {r.id: run_label(r.id, r.name, r.status) for r in records}
+# No status in the label: a keyed select box keeps showing the label it had when the value was chosen.
+labels = {r.id: run_label(r.id, r.name) for r in records}
 ids = list(labels)
 
 # The run to open: the URL's ?run=, a run handed over by another page (once), the run already shown,

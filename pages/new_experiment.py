@@ -18,6 +18,7 @@ from app.ui.widgets import (
     get_store,
     md_text,
     open_page,
+    show_chart,
     show_user_text,
 )
 from psl_core.config import ConfigError, ExperimentConfig
@@ -73,7 +74,7 @@ def show_previews(config: ExperimentConfig) -> None:
     tab_part, tab_model, tab_sched, tab_dev = st.tabs(["Partition", "Model split", "Sampling", "Devices"])
     with tab_part:
         frame, note = previews.partition_heatmap_frame(counts, class_names)
-        st.altair_chart(charts.partition_heatmap(frame), width="stretch")
+        show_chart(charts.partition_heatmap(frame), "partition_heatmap")
         sizes = counts.sum(axis=1)
         st.caption(
             (note + ". " if note else "")
@@ -91,7 +92,7 @@ def show_previews(config: ExperimentConfig) -> None:
                   f"{overview['client_memory_bytes'] / 2**20:.2f} MiB")  # fmt: skip
         c3.metric("Smashed bytes / sample", f"{overview['smashed_bytes_per_sample'] / 1024:.1f} KiB")
         split = previews.model_split_frame(profile, m.cut, m.cut2)
-        st.altair_chart(charts.model_split_chart(split), width="stretch")
+        show_chart(charts.model_split_chart(split), "model_split")
         st.dataframe(split, hide_index=True, width="stretch")
         st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
         st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
@@ -117,10 +118,12 @@ def show_previews(config: ExperimentConfig) -> None:
             f"**Batch composition of the first {previews.PREVIEW_STEPS} steps** (epoch 1, a preview draw)"
         )
         c1, c2 = st.columns(2)
-        c1.altair_chart(charts.batch_composition_chart(sched.by_client, "client"), width="stretch")
-        c2.altair_chart(charts.batch_composition_chart(sched.by_class, "class"), width="stretch")
+        with c1:
+            show_chart(charts.batch_composition_chart(sched.by_client, "client"), "batches_by_client")
+        with c2:
+            show_chart(charts.batch_composition_chart(sched.by_class, "class"), "batches_by_class")
         st.markdown("**Batch deviation over one epoch**, chosen method beside UGS")
-        st.altair_chart(charts.deviation_chart(sched.curves), width="stretch")
+        show_chart(charts.deviation_chart(sched.curves), "batch_deviation_epoch1")
         st.dataframe(sched.summary, hide_index=True, width="stretch")
     with tab_dev:
         times = sched.summary.set_index("method")
@@ -129,9 +132,9 @@ def show_previews(config: ExperimentConfig) -> None:
             col.metric(f"Expected step time, {method.upper()}", f"{row['mean_step_time_s'] * 1e3:.0f} ms",
                        f"epoch ≈ {row['epoch_time_s']:.1f} s simulated", delta_color="off")  # fmt: skip
         mix = previews.device_mix_frame(config, system, group_of)
-        st.altair_chart(charts.device_mix_chart(mix), width="stretch")
+        show_chart(charts.device_mix_chart(mix), "device_mix")
         st.dataframe(mix, hide_index=True, width="stretch")
-        st.altair_chart(charts.step_time_chart(sched.curves), width="stretch")
+        show_chart(charts.step_time_chart(sched.curves), "step_time_epoch1")
         st.caption("Expected times use the analytic time model (methods §4): persistent stragglers included, "
                    "transient slowdowns not (they are random per step).")  # fmt: skip
 

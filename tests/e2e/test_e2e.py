@@ -83,7 +83,7 @@ def app_server(tmp_path_factory):
                 os.killpg(int(worker_pid.read_text()), signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        proc.wait(10)
+        proc.wait(60)
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +214,8 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     settle(page)
     wait_for_status(home, 1, "completed")
     # The page notices the finish by itself and redraws once (no reload).
-    page.get_by_text("#1 demo ugs (completed)").wait_for(timeout=30_000)
+    page.get_by_text("completed — step", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(6000)  # the watcher's next look (every 5 s) redraws the page once
     settle(page)
     text = main_text(page)
     assert "completed" in text
