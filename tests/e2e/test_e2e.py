@@ -163,9 +163,7 @@ def launch_demo(page, base: str, name: str, method_label: str | None, epochs: in
     if method_label:
         choose(page, "Method", method_label)
     if epochs:
-        page.get_by_label("Epochs", exact=True).fill(str(epochs))
-        page.keyboard.press("Tab")
-        settle(page)
+        set_epochs(page, epochs)
     page.get_by_role("button", name="Launch", exact=True).click()
     settle(page)
 
@@ -182,6 +180,16 @@ def snap(page, name: str) -> None:
     page.wait_for_timeout(800)
     page.screenshot(path=ARTIFACTS / name, full_page=True)
     page.set_viewport_size(size)
+
+
+def set_epochs(page, epochs: int) -> None:
+    """Type the number of epochs (in the collapsed Training section of the form)."""
+    field = page.get_by_label("Epochs", exact=True)
+    if not field.is_visible():
+        page.get_by_text("Training", exact=True).click()
+    field.fill(str(epochs))
+    page.keyboard.press("Tab")
+    settle(page)
 
 
 def main_text(page) -> str:
@@ -245,9 +253,7 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
 
     launch_demo(page, base, "demo fls", "FLS - fixed local sampling")
     assert "Queued run #2" in main_text(page)
-    page.get_by_label("Epochs", exact=True).fill("2")
-    page.keyboard.press("Tab")
-    settle(page)
+    set_epochs(page, 2)
     assert "Queued run #2" not in main_text(page)  # defect 10: the message left with the edit
     wait_for_status(home, 2, "completed")
     store = Store(f"sqlite:///{home}/psl.db")
@@ -284,9 +290,7 @@ def test_sweep_is_compared_and_laid_out_as_a_grid(app_server, page):
     page.goto(f"{base}/new")
     settle(page)
     choose(page, "Start from a preset", "30-second demo (digits)")
-    page.get_by_label("Epochs", exact=True).fill("1")
-    page.keyboard.press("Tab")
-    settle(page)
+    set_epochs(page, 1)
     page.get_by_text("Sweep builder (grid × seeds)").click()
     page.get_by_label("Grid: one 'field.path: value1, value2' per line").fill(
         "sampling.method: ugs, fls\nsampling.batch_size: 32, 64"

@@ -24,6 +24,12 @@ def colour_scale(domain: list[str] | None) -> alt.Scale:
     return alt.Scale(domain=list(domain), range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
 
 
+def _x_axis(x: str, title: str) -> alt.X:
+    # Steps and epochs are whole numbers: no 1.2-epoch ticks.
+    whole = x in ("step", "epoch")
+    return alt.X("x:Q", title=title, axis=alt.Axis(tickMinStep=1, format="~g") if whole else alt.Axis(format="~g"))
+
+
 def _y_axis(metric: str, field: str, title: str) -> alt.Y:
     percent = metric in PERCENT_METRICS
     return alt.Y(
@@ -54,7 +60,7 @@ def metric_chart(
     legend = alt.Legend(orient="bottom", columns=2) if drawn_groups > 1 or labels or groups else None
     colour = alt.Color("group:N", title=None, scale=colour_scale(colour_domain), legend=legend)
     if band is not None and not band.empty:
-        base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=colour)
+        base = alt.Chart(band).encode(x=_x_axis(x, x_title), color=colour)
         area = base.mark_area(opacity=0.22).encode(y=_y_axis(metric, "lower:Q", y_title), y2="upper:Q")
         line = base.mark_line(point=bool(band.groupby("group").size().max() <= POINTS_UP_TO)).encode(
             y="mean:Q",
@@ -71,7 +77,7 @@ def metric_chart(
         alt.Chart(data)
         .mark_line(point=bool(few))
         .encode(
-            x=alt.X("x:Q", title=x_title),
+            x=_x_axis(x, x_title),
             y=_y_axis(metric, "value:Q", y_title),
             color=colour,
             detail="run_id:N",
