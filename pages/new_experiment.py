@@ -22,7 +22,7 @@ from app.ui.widgets import (
     show_user_text,
 )
 from psl_core.config import ConfigError, ExperimentConfig
-from psl_core.data import DATASETS, load_dataset, partition_labels
+from psl_core.data import DATASETS, load_labels, partition_labels
 from psl_core.models import profile_arch
 
 LAUNCHED = "ne:launched"  # (queued run ids, the launched config's key)
@@ -36,8 +36,8 @@ def launched_key(config: ExperimentConfig | None) -> str | None:
 @st.cache_data(show_spinner="Loading the dataset…", max_entries=8)
 def dataset_labels(name: str, data_dir: str | None, train_limit: int | None, seed: int):
     """(training labels, class names, input shape) — the previews never need the images."""
-    ds = load_dataset(name, data_dir=data_dir, train_limit=train_limit, test_limit=10, seed=seed)
-    return ds.y_train.numpy(), list(ds.class_names), tuple(ds.input_shape)
+    ds = load_labels(name, data_dir=data_dir, train_limit=train_limit, seed=seed)
+    return ds.y_train, list(ds.class_names), tuple(ds.input_shape)
 
 
 @st.cache_data(show_spinner="Partitioning…", max_entries=16)

@@ -241,19 +241,22 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
 # ---------------------------------------------------------------- the engine's own build stages
 def _build_problems(config: ExperimentConfig) -> list[Problem]:
     """Run the engine's pre-training stages (minus building the model) and report where one fails."""
-    from psl_core.data import DatasetNotFoundError
-    from psl_core.engine.setup import experiment_dataset, experiment_partition, experiment_system
+    from psl_core.data import DatasetNotFoundError, load_labels
+    from psl_core.engine.setup import experiment_partition, experiment_system
     from psl_core.models import profile_arch
     from psl_core.models.zoo import block_names_for, resolve_cut_pair
 
     d, p = config.data, config.partition
     try:
-        dataset = experiment_dataset(config)
+        # Labels and shapes only: the same subsets and errors as the engine's load, without normalising
+        # every image (a form re-checks on each edit; Fashion-MNIST would cost a second each time).
+        dataset = load_labels(d.dataset, data_dir=d.data_dir, train_limit=d.train_limit,
+                              test_limit=d.test_limit, seed=config.seed)  # fmt: skip
     except DatasetNotFoundError as err:
         return [Problem("data.data_dir" if d.data_dir else "data.dataset", str(err), d.data_dir or d.dataset)]
     except (ValueError, OSError) as err:
         return [Problem("data", f"cannot load {d.dataset!r}: {err}", d.dataset)]
-    labels = dataset.y_train.numpy()
+    labels = dataset.y_train
     n = len(labels)
     if p.num_clients > n:
         return [
