@@ -106,7 +106,9 @@ def populate(home: Path, n_runs: int, n_steps: int) -> dict:
                     for s in range(1, 70)
                 ],
             )
-        store.finish_run(run, "failed" if n == 50 else "completed", error="out of memory" if n == 50 else None)
+        store.finish_run(
+            run, "failed" if n == 50 else "completed", error="out of memory" if n == 50 else None
+        )
     config = ExperimentConfig(name="long series", training={"epochs": 10})
     big = store.create_run(name=config.name, config=config.model_dump(mode="json"), seed=0)
     per_epoch = n_steps // 10
@@ -175,7 +177,9 @@ class Timer:
     def _finish(self, start: float, label: str, timeout_s: float = 120) -> float:
         page = self.page
         page.wait_for_function("() => window.__pslDone !== undefined")
-        done = page.evaluate(f"() => Promise.race([window.__pslDone, new Promise(r => setTimeout(() => r(-1), {int(timeout_s * 1000)}))])")
+        done = page.evaluate(
+            f"() => Promise.race([window.__pslDone, new Promise(r => setTimeout(() => r(-1), {int(timeout_s * 1000)}))])"
+        )
         if done < 0:
             raise TimeoutError(f"{label}: the script did not finish within {timeout_s:.0f} s")
         page.wait_for_function(CHARTS_DRAWN_JS, timeout=timeout_s * 1000)
@@ -244,7 +248,9 @@ def run_suite(base: str, info: dict) -> list:
             timer.visit(f"Runs ({attempt})", "/runs")
         for attempt in ("first", "again"):
             timer.visit(f"New experiment ({attempt})", "/new")
-        timer.act("New experiment: preset change", lambda pg: choose(pg, "Start from a preset", "GPSL paper — FLS"))
+        timer.act(
+            "New experiment: preset change", lambda pg: choose(pg, "Start from a preset", "GPSL paper — FLS")
+        )
         timer.act("New experiment: scheme change", lambda pg: choose(pg, "Scheme", "Shards (FedAvg)"))
         for attempt in ("first", "again"):
             timer.visit(f"Live monitor, 10^6-step run ({attempt})", f"/monitor?run={big}")
@@ -257,7 +263,9 @@ def run_suite(base: str, info: dict) -> list:
         timer.act("Compare: add a sweep run", lambda pg: add_to_multiselect(pg, "Runs", f"#{sweep_run} "))
         for attempt in ("first", "again"):
             timer.visit(f"Learn PSL ({attempt})", "/learn")
-        timer.act("Learn PSL: step slider", lambda pg: press_slider(pg, "Step t (walk through the first batches)"))
+        timer.act(
+            "Learn PSL: step slider", lambda pg: press_slider(pg, "Step t (walk through the first batches)")
+        )
         timer.visit("Helpers & scheduling (first)", "/helpers")
         timer.visit("Methods (first)", "/methods")
         for extra, path in (("Run page, 10^6-step run", f"/run?run={big}"), ("Sweeps", "/sweeps")):
@@ -270,7 +278,9 @@ def run_suite(base: str, info: dict) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--home", type=Path, default=None, help="data folder (kept; reused when it exists)")
@@ -281,7 +291,9 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="psl-page-speed-"))
     home.mkdir(parents=True, exist_ok=True)
     info = populate(home, args.runs, args.steps)
-    print(f"data: {info['runs']} runs, one {info['steps']:,}-step series in {home} (filled in {info['fill_s']} s)")
+    print(
+        f"data: {info['runs']} runs, one {info['steps']:,}-step series in {home} (filled in {info['fill_s']} s)"
+    )
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     proc, base = start_server(home, args.app_root.resolve())
     print(f"serving {args.app_root.resolve()}")
@@ -292,7 +304,9 @@ def main() -> None:
         proc.wait(30)
     print(f"\n| page / interaction | seconds | load avg (1 min) | < {TARGET_S:.0f} s |\n|---|---:|---:|---|")
     for label, seconds, load, note in rows:
-        print(f"| {label} | {seconds:.2f} | {load:.2f} | {'yes' if seconds < TARGET_S else 'no'}{' ' + note if note else ''} |")
+        print(
+            f"| {label} | {seconds:.2f} | {load:.2f} | {'yes' if seconds < TARGET_S else 'no'}{' ' + note if note else ''} |"
+        )
 
 
 if __name__ == "__main__":

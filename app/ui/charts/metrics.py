@@ -27,7 +27,9 @@ def colour_scale(domain: list[str] | None) -> alt.Scale:
 def _x_axis(x: str, title: str) -> alt.X:
     # Steps and epochs are whole numbers: no 1.2-epoch ticks.
     whole = x in ("step", "epoch")
-    return alt.X("x:Q", title=title, axis=alt.Axis(tickMinStep=1, format="~g") if whole else alt.Axis(format="~g"))
+    return alt.X(
+        "x:Q", title=title, axis=alt.Axis(tickMinStep=1, format="~g") if whole else alt.Axis(format="~g")
+    )
 
 
 def _y_axis(metric: str, field: str, title: str) -> alt.Y:
