@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.ui.warmup import start_warmup
 from app.ui.widgets import PAGES_DIR
 
 st.set_page_config(page_title="PSL Studio", page_icon=":material/call_split:", layout="wide")
+start_warmup()  # once per server process, in the background: imports and caches the first pages need
 
 navigation = st.navigation(
     {

@@ -1,0 +1,27 @@
+"""The dashboard's background warm-up fills the caches the first pages use, once per process."""
+
+from __future__ import annotations
+
+from app.ui import warmup
+from app.ui.views.form_fields import validate_form
+from app.ui.views.presets import DEMO_PRESET, preset_config
+from psl_core import validation
+
+
+def test_warm_fills_the_demo_checks_and_runs_once(monkeypatch):
+    validation._check_json.cache_clear()
+    warmup.warm()
+    before = validation._check_json.cache_info()
+    assert before.currsize >= 1
+    validate_form(preset_config(DEMO_PRESET))  # what the New experiment page does first
+    after = validation._check_json.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses  # served from the cache
+    started = []
+    monkeypatch.setattr(warmup, "_started", type(warmup._started)())
+    monkeypatch.setattr(
+        warmup.threading,
+        "Thread",
+        lambda **kw: started.append(kw) or type("T", (), {"start": lambda self: None})(),
+    )
+    assert warmup.start_warmup() is True and warmup.start_warmup() is False
+    assert len(started) == 1
