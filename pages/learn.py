@@ -30,16 +30,6 @@ def _cut_costs(arch: str, batch_size: int):
     return learn_split.cut_cost_frame(arch, batch_size)
 
 
-@st.cache_resource(show_spinner="Training a small model on digits for a few seconds (once)…")
-def _digits_model(arch: str):
-    return learn_split.train_digits_model(arch)
-
-
-@st.cache_data(show_spinner=False)
-def _samples(count: int):
-    return learn_split.digits_samples(count)
-
-
 @st.cache_data(show_spinner=False)
 def _straggler_runs(num_clients, devices, fraction, factor, transient, arch, cut, delta, batch_size, seed):
     federation = _federation(num_clients, 1.0, seed)
@@ -55,6 +45,7 @@ def _straggler_runs(num_clients, devices, fraction, factor, transient, arch, cut
     return system, runs, slow
 
 
+@st.fragment
 def render_sampling() -> None:
     """Tab 1: the same partition under FLS, FPLS, UGS and LDS."""
     st.markdown(
@@ -108,6 +99,7 @@ def render_sampling() -> None:
     )
 
 
+@st.fragment
 def render_split() -> None:
     """Tab 2: costs per cut and the smashed data as images."""
     st.markdown(
@@ -132,9 +124,9 @@ def render_split() -> None:
         st.info(f"{ARCHITECTURES[arch].title} flattens the image first: its activations have no pixel layout. "
                 f"Choose {' or '.join(learn_split.PRIVACY_ARCHS)} to see activation images.")  # fmt: skip
         return
-    model = _digits_model(arch)
-    images, labels = _samples(4)
-    acts = learn_split.cut_activations(model, images, cut)
+    with st.spinner("Training a small model on digits for a few seconds (once)…"):
+        images, labels = learn_split.shown_samples()
+        acts = learn_split.shown_activations(arch, cut)
     if acts.ndim == 4:
         channels = learn_split.top_channels(acts, 6)
         st.image(
@@ -146,7 +138,7 @@ def render_split() -> None:
         st.info(
             f"At this cut the smashed data is a flat vector of {acts.shape[1]} numbers: no pixel layout left."
         )
-    leakage = learn_split.leakage_by_cut(model, images)
+    leakage = learn_split.shown_leakage(arch)
     show_chart(charts_learn.leakage_chart(leakage, cut), f"leakage_{arch}")
     st.caption(
         "Leakage measure: for each image, the largest |correlation| between the input and any channel "
@@ -156,6 +148,7 @@ def render_split() -> None:
     )
 
 
+@st.fragment
 def render_stragglers() -> None:
     """Tab 3: one synchronous step per client, UGS vs LDS."""
     st.markdown(
@@ -213,6 +206,7 @@ def render_stragglers() -> None:
     )
 
 
+# Each tab is a fragment: moving a slider in one tab recomputes and redraws that tab only.
 st.title("Learn PSL")
 st.caption("Three small explainers that compute instantly in your browser session; no run is stored.")
 tab_sampling, tab_split, tab_stragglers = st.tabs(

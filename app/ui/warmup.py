@@ -48,9 +48,10 @@ def _engine() -> None:
 
 
 def _learn() -> None:
-    from app.ui.views import learn
+    from app.ui.views import learn, learn_split
 
     learn.toy_federation(8, 0.3, 0)
+    learn_split.shown_leakage("resnet8")  # trains the small model the split explainer shows
 
 
 def _figures() -> None:
