@@ -166,13 +166,37 @@ def start_server(home: Path, app_root: Path = ROOT) -> tuple[subprocess.Popen, s
     raise SystemExit(f"the dashboard did not come up; see {home / 'ui.log'}")
 
 
+def server_pid(port: int) -> int | None:
+    """The Streamlit process serving ``port`` (a child of `psl ui`)."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"streamlit" in b" ".join(cmdline) and str(port).encode() in cmdline:
+                return int(proc.name)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (all its threads); 0 when unknown."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------------------------- browser
 class Timer:
-    """Times page visits and interactions in one Playwright page."""
+    """Times page visits and interactions in one Playwright page; also the server's CPU seconds per
+    row, which do not grow with the machine's load (wall seconds do)."""
 
     def __init__(self, page, base: str) -> None:  # noqa: ANN001
         self.page, self.base = page, base
-        self.rows: list[tuple[str, float, float, str]] = []
+        self.server = server_pid(int(base.rsplit(":", 1)[1]))
+        self.rows: list[tuple[str, float, float, float, str]] = []
+        self._cpu = 0.0
 
     def _finish(self, start: float, label: str, timeout_s: float = 120) -> float:
         page = self.page
@@ -192,6 +216,7 @@ class Timer:
     def visit(self, label: str, path: str) -> None:
         page = self.page
         page.goto("about:blank")
+        self._cpu = cpu_seconds(self.server)
         t0 = time.perf_counter()
         page.goto(self.base + path, wait_until="commit")
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=120_000)
@@ -202,6 +227,7 @@ class Timer:
         self._record(label, time.perf_counter() - t0, self._errors())
 
     def act(self, label: str, action) -> None:  # noqa: ANN001 - a callable doing the interaction
+        self._cpu = cpu_seconds(self.server)
         start = self.page.evaluate(WAIT_SCRIPT_JS)
         action(self.page)
         seconds, note = self._finish(start, label)
@@ -213,9 +239,13 @@ class Timer:
 
     def _record(self, label: str, seconds: float, note: str) -> None:
         load = os.getloadavg()[0]
-        self.rows.append((label, seconds, load, note))
+        cpu = cpu_seconds(self.server) - self._cpu
+        self.rows.append((label, seconds, cpu, load, note))
         flag = "ok" if seconds < TARGET_S else "SLOW"
-        print(f"{label:52s} {seconds:7.2f} s  load {load:5.2f}  {flag} {note}", flush=True)
+        print(
+            f"{label:52s} {seconds:7.2f} s  server CPU {cpu:5.2f} s  load {load:5.2f}  {flag} {note}",
+            flush=True,
+        )
 
 
 def choose(page, label: str, option: str) -> None:  # noqa: ANN001
