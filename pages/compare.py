@@ -9,6 +9,7 @@ import streamlit as st
 from app.ui.charts.figure import figure_pdf, figure_png, figure_svg
 from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart
 from app.ui.views.compare import (
+    AXIS_TITLES,
     METRICS,
     X_AXES,
     align_series,
@@ -58,7 +59,7 @@ groups = group_labels(configs)
 colours = group_order(groups)  # one colour per group in every chart of the page
 
 c1, c2, c3, c4 = st.columns(4)
-metric = c1.selectbox("Metric", list(METRICS), format_func=lambda m: METRICS[m][1], key="compare_metric")
+metric = c1.selectbox("Metric", list(METRICS), format_func=AXIS_TITLES.get, key="compare_metric")
 x_axis = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="compare_x")
 weight = c3.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.0, 0.01, key="compare_smoothing")
 band = c4.toggle("Mean ± std across seeds", key="compare_band", help="Runs whose configs differ only by seed")
@@ -116,13 +117,25 @@ st.subheader("Summary")
 target = st.number_input("Target test accuracy", 0.0, 1.0, 0.9, 0.01, key="compare_target")
 summary = summary_table(labels, steps, epochs, target)
 shown = summary_display(summary).assign(page=[run_url(r) for r in summary["run_id"]])
+number = st.column_config.NumberColumn
 st.dataframe(
     shown,
     hide_index=True,
     width="stretch",
+    column_order=["page", *[c for c in shown.columns if c not in ("page", "run_id")]],
     column_config={
-        "page": st.column_config.LinkColumn("run page", display_text=r"run=(\d+)", width="small"),
-        "run": st.column_config.TextColumn("run", width="large"),
+        "page": st.column_config.LinkColumn("#", display_text=r"run=(\d+)", width=40),
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "final test acc": number(
+            "final acc", format="%.3f", help="test accuracy at the last evaluated epoch"
+        ),
+        "best test acc": number("best acc", format="%.3f"),
+        "final loss": number("final loss", format="%.3g"),
+        "sim time (s)": number("sim s", format="%.2f", help="simulated time of the whole run (s)"),
+        "wall time (s)": number("wall s", format="%.1f", help="wall-clock training time (s)"),
+        "steps to target": st.column_config.TextColumn("steps to target"),
+        "sim s to target": st.column_config.TextColumn("sim s to target"),
+        "wall s to target": st.column_config.TextColumn("wall s to target"),
     },
 )
 st.download_button("Summary (CSV)", to_csv_bytes(summary), "summary.csv", "text/csv", key="dl_summary")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
-from app.ui.views.compare import METRICS, X_AXES, align_series, smooth
+from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth
 from app.ui.views.monitor import default_run, failure_summary
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
@@ -79,7 +79,7 @@ metric = c1.selectbox(
     "Fourth chart",
     list(METRICS),
     index=list(METRICS).index("sim_step_time"),
-    format_func=lambda m: METRICS[m][1],
+    format_func=AXIS_TITLES.get,
     key="monitor_metric",
 )
 x_axis = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="monitor_x")

@@ -168,4 +168,11 @@ def test_summary_display_says_not_reached():
     )
     shown = summary_display(summary)
     assert list(shown["steps to target"]) == ["15", "not reached"]
-    assert "None" not in shown.astype(str).to_numpy().ravel().tolist()
+    assert (
+        "None"
+        not in shown[["steps to target", "sim s to target", "wall s to target"]]
+        .astype(str)
+        .to_numpy()
+        .ravel()
+        .tolist()
+    )

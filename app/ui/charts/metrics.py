@@ -24,12 +24,15 @@ def colour_scale(domain: list[str] | None) -> alt.Scale:
     return alt.Scale(domain=list(domain), range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
 
 
-def _x_axis(x: str, title: str) -> alt.X:
-    # Steps and epochs are whole numbers: no 1.2-epoch ticks.
-    whole = x in ("step", "epoch")
-    return alt.X(
-        "x:Q", title=title, axis=alt.Axis(tickMinStep=1, format="~g") if whole else alt.Axis(format="~g")
-    )
+def _x_axis(x: str, title: str, values: pd.Series) -> alt.X:
+    """The x encoding. Steps and epochs are whole numbers: over a short range the ticks are the
+    integers themselves (no '1.5 epochs'; Vega's tickMinStep is not honoured everywhere)."""
+    axis = alt.Axis(format="~g")
+    if x in ("step", "epoch") and len(values):
+        low, high = np.floor(values.min()), np.ceil(values.max())
+        if high - low <= 12:
+            axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(low, high + 1)])
+    return alt.X("x:Q", title=title, axis=axis)
 
 
 def _y_axis(metric: str, field: str, title: str) -> alt.Y:
@@ -59,10 +62,14 @@ def metric_chart(
     drawn_groups = (
         band["group"].nunique() if band is not None and not band.empty else long["run_id"].nunique()
     )
-    legend = alt.Legend(orient="bottom", columns=2) if drawn_groups > 1 or labels or groups else None
+    legend = (
+        alt.Legend(orient="bottom", columns=2, symbolOpacity=1, symbolType="stroke", symbolStrokeWidth=3)
+        if drawn_groups > 1 or labels or groups
+        else None
+    )
     colour = alt.Color("group:N", title=None, scale=colour_scale(colour_domain), legend=legend)
     if band is not None and not band.empty:
-        base = alt.Chart(band).encode(x=_x_axis(x, x_title), color=colour)
+        base = alt.Chart(band).encode(x=_x_axis(x, x_title, band["x"]), color=colour)
         area = base.mark_area(opacity=0.22).encode(y=_y_axis(metric, "lower:Q", y_title), y2="upper:Q")
         line = base.mark_line(point=bool(band.groupby("group").size().max() <= POINTS_UP_TO)).encode(
             y="mean:Q",
@@ -79,7 +86,7 @@ def metric_chart(
         alt.Chart(data)
         .mark_line(point=bool(few))
         .encode(
-            x=_x_axis(x, x_title),
+            x=_x_axis(x, x_title, data["x"]),
             y=_y_axis(metric, "value:Q", y_title),
             color=colour,
             detail="run_id:N",

@@ -252,17 +252,16 @@ TARGET_COLUMNS = ("steps to target", "sim s to target", "wall s to target")
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary as a page shows it: a target never reached reads 'not reached', a metric a run
-    never logged reads '—' (instead of None); the CSV keeps the numbers and empty cells."""
+    """The summary as a page shows it: a target never reached reads 'not reached' (it showed 'None');
+    the other columns stay numbers. The CSV keeps the numbers and empty cells."""
     shown = summary.copy()
-    for column in shown.columns:
-        if column in ("run", "run_id") or shown[column].notna().all():
-            continue
-        blank = NOT_REACHED if column in TARGET_COLUMNS else "—"
-        whole = column.startswith("steps")
-        shown[column] = [
-            blank if pd.isna(v) else (f"{int(v):,}" if whole else f"{float(v):.4g}") for v in shown[column]
-        ]
+    for column in TARGET_COLUMNS:
+        if column in shown:
+            whole = column.startswith("steps")
+            shown[column] = [
+                NOT_REACHED if pd.isna(v) else (f"{int(v):,}" if whole else f"{float(v):.4g}")
+                for v in shown[column]
+            ]
     return shown
 
 
