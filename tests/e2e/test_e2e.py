@@ -286,6 +286,26 @@ def test_newcomer_launches_watches_and_compares_two_runs(app_server, page):
     page.get_by_text("Summary", exact=True).scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "compare_summary.png")
 
+    # Defect 10: export a run from its page, import the bundle on the Runs page.
+    page.goto(f"{base}/run?run=1")
+    settle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export bundle (.zip)").click()
+    bundle = ARTIFACTS / "run1_bundle.zip"
+    download.value.save_as(bundle)
+    page.goto(f"{base}/")
+    settle(page)
+    page.get_by_text("Import a run bundle (.zip)").click()
+    page.locator("input[type='file']").set_input_files(str(bundle))
+    settle(page)
+    page.get_by_role("button", name="Import", exact=True).click()
+    settle(page)
+    assert "Imported as run #3" in main_text(page)
+    assert (
+        Store(f"sqlite:///{home}/psl.db").read_step_metrics(3)["loss"].tolist()
+        == store.read_step_metrics(1)["loss"].tolist()
+    )
+
 
 def test_sweep_is_compared_and_laid_out_as_a_grid(app_server, page):
     base, home = app_server

@@ -18,7 +18,8 @@ _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 def md_text(value: object, *, limit: int | None = 300) -> str:
     """``value`` as Markdown that displays exactly its characters, on one line (line breaks become
     spaces; longer than ``limit`` characters: cut with an ellipsis)."""
-    text = _LINE_BREAKS.sub(" ", "" if value is None else str(value))
+    # One line; tabs as spaces and no leading blanks (four leading spaces make a code block).
+    text = _LINE_BREAKS.sub(" ", "" if value is None else str(value)).replace("\t", " ").lstrip(" ")
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
