@@ -23,7 +23,7 @@ from app.ui.views.compare import (
 from app.ui.views.labels import group_labels, group_order, run_labels
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui.widgets import COMPARE_RUNS, get_store, md_text, run_series, run_url, show_chart
+from app.ui.widgets import COMPARE_RUNS, get_store, run_series, run_url, show_chart
 
 st.title("Compare runs")
 store = get_store()
@@ -150,4 +150,9 @@ else:
 st.download_button(
     "Config diff (CSV)", to_csv_bytes(diff, index=True), "config_diff.csv", "text/csv", key="dl_diff"
 )
-st.caption("Runs: " + " · ".join(f"{md_text(labels[r])} = #{r} {md_text(records[r].name)}" for r in chosen))
+with st.expander("Names of these runs"):
+    st.dataframe(
+        {"#": chosen, "label": [labels[r] for r in chosen], "name": [records[r].name for r in chosen]},
+        hide_index=True,
+        width="stretch",
+    )

@@ -63,7 +63,7 @@ metric = st.selectbox("Metric", list(SWEEP_METRICS), format_func=METRIC_TITLES.g
 which = st.radio("Value", ["final", "best"], horizontal=True, key="sweep_which",
                  help="final: at the last evaluated epoch; best: the best epoch of each run")  # fmt: skip
 value = f"{which} {metric} mean"
-title = f"{which} {METRIC_TITLES[metric]} (mean over seeds)"
+title = f"{which} {METRIC_TITLES[metric]}"  # a mean over the seeds of each grid point (said below)
 percent = metric == "test_acc"
 best = best_point(groups, value, SWEEP_METRICS[metric])
 if best is not None:
@@ -79,8 +79,8 @@ if len(keys) >= 2:
     y_key = c2.selectbox(
         "Rows", [k for k in keys if k != x_key], index=0, format_func=key_title, key="sweep_y"
     )
-    if len(keys) > 2:
-        st.caption("Other swept settings are averaged in each cell.")
+    st.caption("Each cell: the mean over the seeds of its grid point"
+               + (", other swept settings averaged." if len(keys) > 2 else "."))  # fmt: skip
     frame = heatmap_frame(groups, x_key, y_key, value)
     chart = sweep_heatmap(frame, key_title(x_key), key_title(y_key), title, axis_order(frame["x"]),
                           axis_order(frame["y"]), percent=percent)  # fmt: skip

@@ -23,7 +23,7 @@ def composition_chart(frame: pd.DataFrame, by: str, selected_step: int) -> alt.C
         .mark_bar()
         .encode(
             x=alt.X("step:O", title="step t"),
-            y=alt.Y("count:Q", title="samples in the global batch", stack="zero"),
+            y=alt.Y("count:Q", title="samples", stack="zero"),
             color=alt.Color(f"{by}:N", title=by, scale=alt.Scale(scheme="tableau20")),
             opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.35)),
             row=alt.Row("method:N", sort=METHOD_ORDER, title=None),
