@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -253,11 +254,13 @@ def choose(page, label: str, option: str) -> None:  # noqa: ANN001
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def add_to_multiselect(page, label: str, typed: str) -> None:  # noqa: ANN001
+def add_to_multiselect(page, label: str, run_id: int) -> None:  # noqa: ANN001
+    """Type '#<id>' into a run picker and click that run's option (the list filters fuzzily, so
+    Enter alone may pick another run)."""
     box = page.get_by_label(label, exact=True)
     box.click()
-    box.fill(typed)
-    page.keyboard.press("Enter")
+    box.fill(f"#{run_id}")
+    page.get_by_role("option", name=re.compile(rf"^#{run_id} ")).first.click()
 
 
 def press_slider(page, label: str, key: str = "ArrowRight") -> None:  # noqa: ANN001
@@ -288,9 +291,9 @@ def run_suite(base: str, info: dict) -> list:
         timer.act("Live monitor: timeline on", lambda pg: pg.get_by_text("Show client timeline").click())
         for attempt in ("first", "again"):
             timer.visit(f"Compare ({attempt})", "/compare")
-        timer.act("Compare: add the 10^6-step run", lambda pg: add_to_multiselect(pg, "Runs", f"#{big} "))
-        timer.act("Compare: add a second run", lambda pg: add_to_multiselect(pg, "Runs", f"#{other} "))
-        timer.act("Compare: add a sweep run", lambda pg: add_to_multiselect(pg, "Runs", f"#{sweep_run} "))
+        timer.act("Compare: add the 10^6-step run", lambda pg: add_to_multiselect(pg, "Runs", big))
+        timer.act("Compare: add a second run", lambda pg: add_to_multiselect(pg, "Runs", other))
+        timer.act("Compare: add a sweep run", lambda pg: add_to_multiselect(pg, "Runs", sweep_run))
         for attempt in ("first", "again"):
             timer.visit(f"Learn PSL ({attempt})", "/learn")
         timer.act(
