@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -254,13 +253,13 @@ def choose(page, label: str, option: str) -> None:  # noqa: ANN001
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def add_to_multiselect(page, label: str, run_id: int) -> None:  # noqa: ANN001
-    """Type '#<id>' into a run picker and click that run's option (the list filters fuzzily, so
-    Enter alone may pick another run)."""
+def add_to_multiselect(page, label: str, option: str) -> None:  # noqa: ANN001
+    """Type an option's whole text into a multiselect and pick it (the list filters fuzzily and is
+    virtualised, so a short prefix may leave the wanted option off screen)."""
     box = page.get_by_label(label, exact=True)
     box.click()
-    box.fill(f"#{run_id}")
-    page.get_by_role("option", name=re.compile(rf"^#{run_id} ")).first.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).first.click()
 
 
 def press_slider(page, label: str, key: str = "ArrowRight") -> None:  # noqa: ANN001
@@ -271,7 +270,13 @@ def press_slider(page, label: str, key: str = "ArrowRight") -> None:  # noqa: AN
 def run_suite(base: str, info: dict) -> list:
     from playwright.sync_api import sync_playwright
 
+    from storage import Store
+
     big, sweep_run, other = info["big"], info["sweep_run"], info["other"]
+    store = Store(f"sqlite:///{info['home']}/psl.db")
+    picker = {
+        r: f"#{r} {store.get_run(r).name}" for r in (big, sweep_run, other)
+    }  # the Compare picker's text
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -291,9 +296,9 @@ def run_suite(base: str, info: dict) -> list:
         timer.act("Live monitor: timeline on", lambda pg: pg.get_by_text("Show client timeline").click())
         for attempt in ("first", "again"):
             timer.visit(f"Compare ({attempt})", "/compare")
-        timer.act("Compare: add the 10^6-step run", lambda pg: add_to_multiselect(pg, "Runs", big))
-        timer.act("Compare: add a second run", lambda pg: add_to_multiselect(pg, "Runs", other))
-        timer.act("Compare: add a sweep run", lambda pg: add_to_multiselect(pg, "Runs", sweep_run))
+        timer.act("Compare: add the 10^6-step run", lambda pg: add_to_multiselect(pg, "Runs", picker[big]))
+        timer.act("Compare: add a second run", lambda pg: add_to_multiselect(pg, "Runs", picker[other]))
+        timer.act("Compare: add a sweep run", lambda pg: add_to_multiselect(pg, "Runs", picker[sweep_run]))
         for attempt in ("first", "again"):
             timer.visit(f"Learn PSL ({attempt})", "/learn")
         timer.act(
@@ -323,7 +328,7 @@ def main() -> None:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="psl-page-speed-"))
     home.mkdir(parents=True, exist_ok=True)
-    info = populate(home, args.runs, args.steps)
+    info = populate(home, args.runs, args.steps) | {"home": str(home)}
     print(
         f"data: {info['runs']} runs, one {info['steps']:,}-step series in {home} (filled in {info['fill_s']} s)"
     )
