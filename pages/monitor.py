@@ -10,7 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
+from app.ui.charts.metrics import (
+    CHART_WIDTH_POINTS,
+    metric_chart,
+    progress_text,
+    shared_x_max,
+    timeline_chart,
+)
 from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth
 from app.ui.views.monitor import default_run, failure_summary
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
@@ -96,18 +102,24 @@ def live_part() -> None:
     steps, epochs = held.steps, held.epochs
     hint = {run_id: steps_per_epoch_hint(current)}
     shown = LIVE_METRICS[:3] + [metric]
+    longs = [
+        smooth(align_series({run_id: steps}, {run_id: epochs}, x_axis, name, steps_per_epoch=hint), weight)
+        for name in shown
+    ]
+    x_max = shared_x_max(*longs)  # the four charts share one x range
     for row in ((0, 1), (2, 3)):
         for column, slot in zip(st.columns(2), row):
-            name = shown[slot]
-            long = smooth(
-                align_series({run_id: steps}, {run_id: epochs}, x_axis, name, steps_per_epoch=hint), weight
-            )
+            name, long = shown[slot], longs[slot]
             with column:
                 if long.empty:
                     st.caption(f"No {METRICS[name][1]} logged yet.")
                     continue
                 chart = metric_chart(
-                    downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x_axis, name, height=220
+                    downsample(long, "x", CHART_WIDTH_POINTS, ["value"]),
+                    x_axis,
+                    name,
+                    height=220,
+                    x_max=x_max,
                 )
                 show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{slot}")
     sampled = (

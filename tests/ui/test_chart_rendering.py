@@ -75,3 +75,21 @@ def test_figure_export_is_publication_sized(chart):
     png_width = int.from_bytes(png[16:20], "big")
     assert png_width == pytest.approx(3.5 * PNG_DPI, abs=4)
     assert figure_pdf(chart)[:5] == b"%PDF-"
+
+
+def test_charts_shown_together_share_one_x_range():
+    """Monitor: test accuracy (logged at steps 10, 20, 30) started its axis at step 10 beside a loss
+    chart starting at 0, so points at the same step sat at different places."""
+    from app.ui.charts.metrics import shared_x_max
+
+    loss = pd.DataFrame({"run_id": 1, "x": np.arange(1.0, 31.0), "value": np.linspace(2, 0.1, 30)})
+    acc = pd.DataFrame({"run_id": 1, "x": [10.0, 20.0, 30.0], "value": [0.8, 0.85, 0.9]})
+    x_max = shared_x_max(loss, acc, acc.iloc[:0])
+    assert x_max == 30.0 and shared_x_max(acc.iloc[:0]) is None
+    loss_points = drawn_items(metric_chart(loss, "step", "loss", x_max=x_max), "symbol")
+    acc_points = drawn_items(metric_chart(acc, "step", "test_acc", x_max=x_max), "symbol")
+    loss_x = {step: point["x"] for step, point in zip(range(1, 31), loss_points)}
+    assert [p["x"] for p in acc_points] == pytest.approx([loss_x[10], loss_x[20], loss_x[30]], abs=0.5)
+    # Without a shared range the accuracy axis starts at its own first point (the defect).
+    alone = drawn_items(metric_chart(acc, "step", "test_acc"), "symbol")
+    assert alone[0]["x"] != pytest.approx(loss_x[10], abs=0.5)

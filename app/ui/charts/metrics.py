@@ -24,15 +24,27 @@ def colour_scale(domain: list[str] | None) -> alt.Scale:
     return alt.Scale(domain=list(domain), range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
 
 
-def _x_axis(x: str, title: str, values: pd.Series) -> alt.X:
+def _x_axis(x: str, title: str, values: pd.Series, x_max: float | None = None) -> alt.X:
     """The x encoding. Steps and epochs are whole numbers: over a short range the ticks are the
-    integers themselves (no '1.5 epochs'; Vega's tickMinStep is not honoured everywhere)."""
+    integers themselves (no '1.5 epochs'; Vega's tickMinStep is not honoured everywhere). With
+    ``x_max`` the axis spans exactly [0, x_max], so charts drawn side by side line up."""
     axis = alt.Axis(format="~g")
     if x in ("step", "epoch") and len(values):
         low, high = np.floor(values.min()), np.ceil(values.max())
+        if x_max is not None:
+            low, high = 0.0, np.ceil(x_max)
         if high - low <= 12:
             axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(low, high + 1)])
-    return alt.X("x:Q", title=title, axis=axis)
+    if x_max is None:
+        return alt.X("x:Q", title=title, axis=axis)
+    return alt.X("x:Q", title=title, axis=axis, scale=alt.Scale(domain=[0, float(x_max)], nice=False))
+
+
+def shared_x_max(*longs: pd.DataFrame) -> float | None:
+    """The largest x over the frames (None if all are empty): one x range for charts shown together
+    (the accuracy, logged once per epoch, would otherwise start its axis at the first epoch's step)."""
+    highs = [float(long["x"].max()) for long in longs if len(long)]
+    return max(highs) if highs else None
 
 
 def _y_axis(metric: str, field: str, title: str) -> alt.Y:
@@ -52,11 +64,13 @@ def metric_chart(
     colour_domain: list[str] | None = None,
     band: pd.DataFrame | None = None,
     height: int = 300,
+    x_max: float | None = None,
 ) -> alt.Chart:
     """Lines of ``metric`` per run (long frame run_id, x, value), coloured by group (``groups``: run id
     -> group label; default: each run its own group, named by ``labels``). With ``band``
     (compare.mean_band) each group's mean line over a shaded ± std band instead. ``colour_domain``
-    fixes the group colours across the charts of a page. Short series get a dot per value."""
+    fixes the group colours across the charts of a page. ``x_max``: the x axis spans [0, x_max]
+    (see ``shared_x_max``). Short series get a dot per value."""
     x_title = X_AXES.get(x, x)
     y_title = AXIS_TITLES.get(metric) or METRICS.get(metric, (None, metric))[1]
     drawn_groups = (
@@ -69,7 +83,7 @@ def metric_chart(
     )
     colour = alt.Color("group:N", title=None, scale=colour_scale(colour_domain), legend=legend)
     if band is not None and not band.empty:
-        base = alt.Chart(band).encode(x=_x_axis(x, x_title, band["x"]), color=colour)
+        base = alt.Chart(band).encode(x=_x_axis(x, x_title, band["x"], x_max), color=colour)
         area = base.mark_area(opacity=0.22).encode(y=_y_axis(metric, "lower:Q", y_title), y2="upper:Q")
         line = base.mark_line(point=bool(band.groupby("group").size().max() <= POINTS_UP_TO)).encode(
             y="mean:Q",
@@ -86,7 +100,7 @@ def metric_chart(
         alt.Chart(data)
         .mark_line(point=bool(few))
         .encode(
-            x=_x_axis(x, x_title, data["x"]),
+            x=_x_axis(x, x_title, data["x"], x_max),
             y=_y_axis(metric, "value:Q", y_title),
             color=colour,
             detail="run_id:N",
