@@ -93,3 +93,11 @@ def test_charts_shown_together_share_one_x_range():
     # Without a shared range the accuracy axis starts at its own first point (the defect).
     alone = drawn_items(metric_chart(acc, "step", "test_acc"), "symbol")
     assert alone[0]["x"] != pytest.approx(loss_x[10], abs=0.5)
+
+
+def test_last_point_is_drawn_inside_the_plot():
+    """The dot of the last epoch sat on the plot's right edge, cut in half."""
+    acc = pd.DataFrame({"run_id": 1, "x": [1.0, 2.0, 3.0], "value": [0.8, 0.85, 0.9]})
+    chart = metric_chart(acc, "epoch", "test_acc").properties(width=300)
+    xs = [point["x"] for point in drawn_items(chart, "symbol")]
+    assert 0 < xs[0] and xs[-1] < 300 - 3  # a 3-px radius fits on both sides

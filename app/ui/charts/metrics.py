@@ -15,6 +15,7 @@ from app.ui.views.compare import AXIS_TITLES, METRICS, PERCENT_METRICS, X_AXES
 
 CHART_WIDTH_POINTS = 1500  # series are downsampled to about this many points per run before drawing
 POINTS_UP_TO = 60  # a series this short gets a dot per value (one point alone draws no line)
+X_PADDING_PX = 6
 
 
 def colour_scale(domain: list[str] | None) -> alt.Scale:
@@ -35,9 +36,11 @@ def _x_axis(x: str, title: str, values: pd.Series, x_max: float | None = None) -
             low, high = 0.0, np.ceil(x_max)
         if high - low <= 12:
             axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(low, high + 1)])
+    # A few pixels of padding: a dot on the last step is drawn whole, not cut by the plot's edge.
     if x_max is None:
-        return alt.X("x:Q", title=title, axis=axis)
-    return alt.X("x:Q", title=title, axis=axis, scale=alt.Scale(domain=[0, float(x_max)], nice=False))
+        return alt.X("x:Q", title=title, axis=axis, scale=alt.Scale(padding=X_PADDING_PX))
+    scale = alt.Scale(domain=[0, float(x_max)], nice=False, padding=X_PADDING_PX)
+    return alt.X("x:Q", title=title, axis=axis, scale=scale)
 
 
 def shared_x_max(*longs: pd.DataFrame) -> float | None:
