@@ -23,7 +23,7 @@ from app.ui.views.compare import (
 from app.ui.views.labels import group_labels, group_order, run_labels
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui.widgets import COMPARE_RUNS, get_store, run_series, run_url, show_chart
+from app.ui.widgets import COMPARE_RUNS, get_store, run_series, run_url, show_chart, summary_columns
 
 st.title("Compare runs")
 store = get_store()
@@ -117,7 +117,6 @@ st.subheader("Summary")
 target = st.number_input("Target test accuracy", 0.0, 1.0, 0.9, 0.01, key="compare_target")
 summary = summary_table(labels, steps, epochs, target)
 shown = summary_display(summary).assign(page=[run_url(r) for r in summary["run_id"]])
-number = st.column_config.NumberColumn
 st.dataframe(
     shown,
     hide_index=True,
@@ -125,17 +124,7 @@ st.dataframe(
     column_order=["page", *[c for c in shown.columns if c not in ("page", "run_id")]],
     column_config={
         "page": st.column_config.LinkColumn("#", display_text=r"run=(\d+)", width=40),
-        "run": st.column_config.TextColumn("run", width="medium"),
-        "final test acc": number(
-            "final acc", format="%.3f", help="test accuracy at the last evaluated epoch"
-        ),
-        "best test acc": number("best acc", format="%.3f"),
-        "final loss": number("final loss", format="%.3g"),
-        "sim time (s)": number("sim s", format="%.2f", help="simulated time of the whole run (s)"),
-        "wall time (s)": number("wall s", format="%.1f", help="wall-clock training time (s)"),
-        "steps to target": st.column_config.TextColumn("steps to target"),
-        "sim s to target": st.column_config.TextColumn("sim s to target"),
-        "wall s to target": st.column_config.TextColumn("wall s to target"),
+        **summary_columns(),
     },
 )
 st.download_button("Summary (CSV)", to_csv_bytes(summary), "summary.csv", "text/csv", key="dl_summary")

@@ -26,6 +26,7 @@ from app.ui.widgets import (
     run_series,
     show_chart,
     show_user_text,
+    summary_columns,
 )
 
 store = get_store()
@@ -101,7 +102,7 @@ with tab_metrics:
     summary = summary_table({record.id: record.name}, steps, epochs, target_acc=1.01)
     shown = summary_display(summary).drop(columns=["run", "run_id", "steps to target", "sim s to target",
                                                    "wall s to target"])  # fmt: skip
-    st.dataframe(shown, hide_index=True, width="stretch")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=summary_columns())
     hint = {record.id: steps_per_epoch_hint(record)}
     columns = st.columns(2)
     for column, (name, x) in zip(columns * 2, [("loss", "step"), ("test_acc", "epoch"), ("deviation", "step"),

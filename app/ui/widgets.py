@@ -156,3 +156,22 @@ def show_chart(chart, name: str, *, key: str | None = None, width: str = "stretc
             extension = label.split()[0].lower()
             st.download_button(label, render, f"{stem}.{extension}", mime, key=f"{key}_{extension}",
                                on_click="ignore")  # fmt: skip
+
+
+def summary_columns() -> dict:
+    """Column formats of a run summary table (compare.summary_table): accuracies to 3 decimals,
+    seconds to 1-2, the 'to target' columns as the text summary_display writes."""
+    number = st.column_config.NumberColumn
+    return {
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "final test acc": number(
+            "final acc", format="%.3f", help="test accuracy at the last evaluated epoch"
+        ),
+        "best test acc": number("best acc", format="%.3f"),
+        "final loss": number("final loss", format="%.3g"),
+        "sim time (s)": number("sim s", format="%.2f", help="simulated time of the whole run (s)"),
+        "wall time (s)": number("wall s", format="%.1f", help="wall-clock training time (s)"),
+        "steps to target": st.column_config.TextColumn("steps to target"),
+        "sim s to target": st.column_config.TextColumn("sim s to target"),
+        "wall s to target": st.column_config.TextColumn("wall s to target"),
+    }
