@@ -80,11 +80,15 @@ st.dataframe(
         "page": st.column_config.LinkColumn("run", display_text=r"run=(\d+)", width="small"),
         "sweep": st.column_config.LinkColumn("sweep", display_text=r"sweep=(\d+)", width="small"),
         "name": st.column_config.TextColumn("name", width="medium"),
+        "status": st.column_config.TextColumn("status", width="small"),
         "progress": st.column_config.ProgressColumn(
-            "progress", min_value=0.0, max_value=1.0, format="percent"
+            "progress", min_value=0.0, max_value=1.0, format="percent", width="small"
         ),
-        "final test acc": st.column_config.NumberColumn(format="%.3f"),
-        "best test acc": st.column_config.NumberColumn(format="%.3f"),
+        # Short headers: with a dozen columns the long ones pushed the accuracies off screen.
+        "final test acc": st.column_config.NumberColumn(
+            "final acc", format="%.3f", help="test accuracy at the last evaluated epoch", width="small"
+        ),
+        "best test acc": st.column_config.NumberColumn("best acc", format="%.3f", width="small"),
         "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
     },
 )

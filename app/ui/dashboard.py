@@ -17,8 +17,7 @@ navigation = st.navigation(
                 str(PAGES_DIR / "runs.py"),
                 title="Runs",
                 icon=":material/list:",
-                default=True,
-                url_path="runs",
+                default=True,  # served at "/" (Streamlit gives the default page no path of its own)
             ),
             st.Page(
                 str(PAGES_DIR / "new_experiment.py"),
