@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.formatting import format_placement
 from app.ui.charts.metrics import (
     CHART_WIDTH_POINTS,
     metric_chart,
@@ -19,6 +20,7 @@ from app.ui.charts.metrics import (
 )
 from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth
 from app.ui.views.monitor import default_run, failure_summary
+from app.ui.views.placement import placement_frame
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
 from app.ui.widgets import (
@@ -66,6 +68,10 @@ def watch_for_new_runs() -> None:
     running = [i for i, status in states.items() if status == "running" and i != run_id]
     if running:
         st.caption("Also running: " + ", ".join(f"#{i}" for i in running) + " (pick one above)")
+    # Where runs execute: a table, not progress bars (the shown run has its own bar below).
+    if "running" in states.values():
+        st.caption("Where runs execute (host, backend: local worker process or Ray task, slot)")
+        st.dataframe(placement_frame(store.list_runs(status="running")), hide_index=True, width="stretch")
 
 
 watch_for_new_runs()
@@ -99,6 +105,11 @@ def live_part() -> None:
     current = store.get_run(run_id)
     held, new_rows = run_series(store, current, cache)
     st.progress(min(1.0, current.progress), text=f"{current.status} — {progress_text(current)}")
+    if current.host:
+        st.caption(
+            f"Executes on {format_placement(current.host, current.backend, current.slot)}, "
+            f"attempt {current.attempts}"
+        )
     steps, epochs = held.steps, held.epochs
     hint = {run_id: steps_per_epoch_hint(current)}
     shown = LIVE_METRICS[:3] + [metric]
