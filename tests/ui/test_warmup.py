@@ -25,3 +25,12 @@ def test_warm_fills_the_demo_checks_and_runs_once(monkeypatch):
     )
     assert warmup.start_warmup() is True and warmup.start_warmup() is False
     assert len(started) == 1
+
+
+def test_dashboard_is_served_without_a_source_file_watcher():
+    """Each new browser session walked every imported module to choose files to watch (0.2 s of CPU
+    per page visit with torch loaded); a local tool does not reload on source edits."""
+    from app.worker.supervisor import streamlit_command
+
+    cmd = streamlit_command("127.0.0.1", 8501)
+    assert cmd[cmd.index("--server.fileWatcherType") + 1] == "none"
