@@ -2,8 +2,10 @@
 
 Starts `psl ui` (which starts a background worker) on a free port with a fresh data directory,
 launches the digits demo from the form, watches it complete on the monitor, launches a second run
-with another sampling method, compares the two, and saves a screenshot of every page under
-test-artifacts/.
+with another sampling method, compares the two, exports and imports a run bundle, and saves a
+screenshot of every page under test-artifacts/. Every step waits for the script run it caused (no
+fixed sleeps). `-m "e2e and not slow"` leaves out the sweep walk (eight training runs); the cost of
+both is in docs/results_dashboard.md.
 """
 
 from __future__ import annotations
