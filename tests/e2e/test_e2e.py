@@ -156,11 +156,19 @@ def act(page, action) -> None:
 
 
 def open_path(page, url: str) -> None:
-    """Navigate and wait until the page's script has drawn its title and finished."""
+    """Navigate and wait until the page's script has drawn its title, finished, and the page's text
+    stays the same for a moment (a page may rerun itself once: query parameters, st.rerun)."""
     page.goto(url)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=60_000)
-    page.wait_for_timeout(200)  # a page may rerun itself once (query parameters, st.rerun)
     settle(page)
+    shown = main_text(page)
+    for _ in range(40):
+        page.wait_for_timeout(300)
+        settle(page)
+        now = main_text(page)
+        if now == shown:
+            return
+        shown = now
 
 
 def choose(page, label: str, option: str) -> None:
