@@ -79,20 +79,22 @@ def test_figure_export_is_publication_sized(chart):
 
 def test_charts_shown_together_share_one_x_range():
     """Monitor: test accuracy (logged at steps 10, 20, 30) started its axis at step 10 beside a loss
-    chart starting at 0, so points at the same step sat at different places."""
+    chart starting at 0, so points at the same step sat at different places; mid-epoch the loss
+    also runs further (step 35) than the last accuracy point."""
     from app.ui.charts.metrics import shared_x_max
 
-    loss = pd.DataFrame({"run_id": 1, "x": np.arange(1.0, 31.0), "value": np.linspace(2, 0.1, 30)})
+    loss = pd.DataFrame({"run_id": 1, "x": np.arange(1.0, 36.0), "value": np.linspace(2, 0.1, 35)})
     acc = pd.DataFrame({"run_id": 1, "x": [10.0, 20.0, 30.0], "value": [0.8, 0.85, 0.9]})
     x_max = shared_x_max(loss, acc, acc.iloc[:0])
-    assert x_max == 30.0 and shared_x_max(acc.iloc[:0]) is None
+    assert x_max == 35.0 and shared_x_max(acc.iloc[:0]) is None
     loss_points = drawn_items(metric_chart(loss, "step", "loss", x_max=x_max), "symbol")
     acc_points = drawn_items(metric_chart(acc, "step", "test_acc", x_max=x_max), "symbol")
-    loss_x = {step: point["x"] for step, point in zip(range(1, 31), loss_points)}
+    loss_x = {step: point["x"] for step, point in zip(range(1, 36), loss_points)}
     assert [p["x"] for p in acc_points] == pytest.approx([loss_x[10], loss_x[20], loss_x[30]], abs=0.5)
-    # Without a shared range the accuracy axis starts at its own first point (the defect).
+    # Each chart on its own range: the accuracy's last point sits where the loss has step 35.
     alone = drawn_items(metric_chart(acc, "step", "test_acc"), "symbol")
-    assert alone[0]["x"] != pytest.approx(loss_x[10], abs=0.5)
+    assert alone[-1]["x"] == pytest.approx(loss_x[35], abs=0.5)
+    assert alone[-1]["x"] != pytest.approx(loss_x[30], abs=0.5)
 
 
 def test_last_point_is_drawn_inside_the_plot():
@@ -101,3 +103,5 @@ def test_last_point_is_drawn_inside_the_plot():
     chart = metric_chart(acc, "epoch", "test_acc").properties(width=300)
     xs = [point["x"] for point in drawn_items(chart, "symbol")]
     assert 0 < xs[0] and xs[-1] < 300 - 3  # a 3-px radius fits on both sides
+    # The axis starts at 0 and ends at the last epoch (no empty stretch up to a rounder number).
+    assert xs[-1] > 300 - 12 and xs[0] == pytest.approx((300 - 12) / 3 + 6, abs=1)

@@ -26,19 +26,16 @@ def colour_scale(domain: list[str] | None) -> alt.Scale:
 
 
 def _x_axis(x: str, title: str, values: pd.Series, x_max: float | None = None) -> alt.X:
-    """The x encoding. Steps and epochs are whole numbers: over a short range the ticks are the
-    integers themselves (no '1.5 epochs'; Vega's tickMinStep is not honoured everywhere). With
-    ``x_max`` the axis spans exactly [0, x_max], so charts drawn side by side line up."""
-    axis = alt.Axis(format="~g")
-    if x in ("step", "epoch") and len(values):
-        low, high = np.floor(values.min()), np.ceil(values.max())
-        if x_max is not None:
-            low, high = 0.0, np.ceil(x_max)
-        if high - low <= 12:
-            axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(low, high + 1)])
-    # A few pixels of padding: a dot on the last step is drawn whole, not cut by the plot's edge.
+    """The x encoding, spanning exactly [0, x_max] (default: the largest x drawn): steps, epochs and
+    times all start at 0, and charts shown together line up when given one ``x_max``. Steps and
+    epochs are whole numbers: over a short range the ticks are the integers themselves (no '1.5
+    epochs'; Vega's tickMinStep is not honoured everywhere)."""
     if x_max is None:
-        return alt.X("x:Q", title=title, axis=axis, scale=alt.Scale(padding=X_PADDING_PX))
+        x_max = float(values.max()) if len(values) else 1.0
+    axis = alt.Axis(format="~g")
+    if x in ("step", "epoch") and np.ceil(x_max) <= 12:
+        axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(0, np.ceil(x_max) + 1)])
+    # A few pixels of padding: a dot on the first or last value is drawn whole, not cut by the edge.
     scale = alt.Scale(domain=[0, float(x_max)], nice=False, padding=X_PADDING_PX)
     return alt.X("x:Q", title=title, axis=axis, scale=scale)
 
