@@ -105,3 +105,35 @@ def test_last_point_is_drawn_inside_the_plot():
     assert 0 < xs[0] and xs[-1] < 300 - 3  # a 3-px radius fits on both sides
     # The axis starts at 0 and ends at the last epoch (no empty stretch up to a rounder number).
     assert xs[-1] > 300 - 12 and xs[0] == pytest.approx((300 - 12) / 3 + 6, abs=1)
+
+
+def _axis_labels(chart) -> list[str]:  # noqa: ANN001
+    import vl_convert as vlc
+
+    from app.ui.charts.figure import VEGA_LITE_VERSION
+
+    graph = vlc.vegalite_to_scenegraph(chart.to_dict(), vl_version=VEGA_LITE_VERSION)
+    labels: list[str] = []
+
+    def walk(node) -> None:  # noqa: ANN001
+        if isinstance(node, dict):
+            if node.get("role") == "axis-label":
+                labels.extend(str(item.get("text")) for item in node.get("items", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(graph)
+    return labels
+
+
+def test_step_and_epoch_ticks_read_as_numbers():
+    """A 10-epoch run labelled its last tick '1e+1' and a 10^6-step run '1e+5', '2e+5', …"""
+    epochs = pd.DataFrame({"run_id": 1, "x": np.arange(1.0, 11.0), "value": np.linspace(0.6, 0.9, 10)})
+    labels = _axis_labels(metric_chart(epochs, "epoch", "test_acc"))
+    assert "10" in labels and not any("e+" in label for label in labels)
+    steps = pd.DataFrame({"run_id": 1, "x": np.linspace(1, 1e6, 200), "value": np.linspace(2, 0.1, 200)})
+    labels = _axis_labels(metric_chart(steps, "step", "loss"))
+    assert "1M" in labels and not any("e+" in label for label in labels)

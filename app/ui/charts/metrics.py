@@ -32,9 +32,12 @@ def _x_axis(x: str, title: str, values: pd.Series, x_max: float | None = None) -
     epochs'; Vega's tickMinStep is not honoured everywhere)."""
     if x_max is None:
         x_max = float(values.max()) if len(values) else 1.0
-    axis = alt.Axis(format="~g")
-    if x in ("step", "epoch") and np.ceil(x_max) <= 12:
-        axis = alt.Axis(format="~g", values=[int(v) for v in np.arange(0, np.ceil(x_max) + 1)])
+    # Steps and epochs in SI units (100k, 1M: '~g' printed 1e+5, and 1e+1 for the 10th epoch);
+    # times keep Vega's own number format.
+    counts = x in ("step", "epoch")
+    axis = alt.Axis(format="~s") if counts else alt.Axis()
+    if counts and np.ceil(x_max) <= 12:
+        axis = alt.Axis(format="~s", values=[int(v) for v in np.arange(0, np.ceil(x_max) + 1)])
     # A few pixels of padding: a dot on the first or last value is drawn whole, not cut by the edge.
     scale = alt.Scale(domain=[0, float(x_max)], nice=False, padding=X_PADDING_PX)
     return alt.X("x:Q", title=title, axis=axis, scale=scale)
