@@ -14,11 +14,12 @@ from app.formatting import format_placement
 from app.ui.charts.metrics import (
     CHART_WIDTH_POINTS,
     metric_chart,
+    phase_chart,
     progress_text,
     shared_x_max,
     timeline_chart,
 )
-from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth
+from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth, step_phases
 from app.ui.views.monitor import default_run, failure_summary
 from app.ui.views.placement import placement_frame
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
@@ -133,6 +134,15 @@ def live_part() -> None:
                     x_max=x_max,
                 )
                 show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{slot}")
+    phases = step_phases(steps, x_axis, CHART_WIDTH_POINTS)
+    st.markdown("**Where the simulated step time goes** — the phases of each synchronous step")
+    if phases.empty:
+        st.caption(
+            "No step phases logged yet (runs from before the phases were logged have none; with helpers a "
+            "step is the makespan of the helpers' schedule, not a chain of phases)."
+        )
+    else:
+        show_chart(phase_chart(phases, x_axis), f"run{run_id}_phases_{x_axis}", key="monitor_export_phases")
     sampled = (
         f" · older steps sampled from {held.rows_stored:,} stored (loss min/max kept)"
         if held.sampled_through is not None

@@ -341,7 +341,9 @@ class MetricStore(StoreBase):
                 .scalar_subquery()
             )
 
-        return [select(pick(order).label("step")).select_from(starts) for order in (column.asc(), column.desc())]
+        return [
+            select(pick(order).label("step")).select_from(starts) for order in (column.asc(), column.desc())
+        ]
 
     def read_epoch_metrics(self, run_id: int, *, after_epoch: int | None = None) -> pd.DataFrame:
         """Epoch metrics ordered by epoch; ``per_class_acc`` as lists, extra metrics expanded."""
