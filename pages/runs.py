@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.runs import delete_runs
+from app.settings import get_settings
 from app.ui.views.form_fields import rerun_config
 from app.ui.views.run_table import accuracy_from_summary, all_tags, filter_runs, run_label, runs_frame
 from app.ui.widgets import (
@@ -24,6 +26,7 @@ from storage import RUN_STATUSES
 
 CONFIRM_DELETE = "runs_confirm_delete"
 IMPORTED = "runs_imported"
+DELETE_REFUSED = "runs_delete_refused"
 
 st.title("Runs")
 store = get_store()
@@ -120,12 +123,10 @@ if buttons[5].button("Delete…", disabled=not chosen, type="secondary"):
 
 
 def delete_pending() -> None:
-    """Runs before the page re-renders (a button callback), so the table no longer lists them."""
-    for run_id in st.session_state.get(CONFIRM_DELETE) or []:
-        try:
-            store.delete_run(run_id)
-        except Exception as err:  # noqa: BLE001 - e.g. a running run: say why, keep the others going
-            st.session_state["runs_delete_error"] = f"#{run_id}: {err}"
+    """Runs before the page re-renders (a button callback), so the table no longer lists them.
+    Running runs are refused ("cancel it first"); their messages are shown once."""
+    pending = st.session_state.get(CONFIRM_DELETE) or []
+    st.session_state[DELETE_REFUSED] = delete_runs(store, get_settings(), pending)
     st.session_state[CONFIRM_DELETE] = None
     st.session_state["runs_selected"] = []
 
@@ -134,15 +135,15 @@ def keep_pending() -> None:
     st.session_state[CONFIRM_DELETE] = None
 
 
+for message in st.session_state.pop(DELETE_REFUSED, None) or []:
+    st.warning(md_text(message, limit=600), icon=":material/block:")  # may quote a run's name
 pending = st.session_state.get(CONFIRM_DELETE)
 if pending:
     st.warning(
-        f"Delete {len(pending)} run(s) {', '.join(f'#{r}' for r in pending)} with all their metrics? "
-        "This cannot be undone."
+        f"Delete {len(pending)} run(s) {', '.join(f'#{r}' for r in pending)} with all their metrics and "
+        "checkpoints? This cannot be undone. Running runs are kept: cancel them first."
     )
     yes, no = st.columns(2)
     yes.button("Yes, delete", type="primary", key="runs_delete_yes", on_click=delete_pending)
     no.button("Keep them", key="runs_delete_no", on_click=keep_pending)
-if st.session_state.get("runs_delete_error"):
-    st.error("Not deleted: " + md_text(st.session_state.pop("runs_delete_error")))
 import_section()

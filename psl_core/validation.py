@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from psl_core.config import ConfigError, ExperimentConfig, format_problem_lines
+from psl_core.config_io import check_structure
 
 Severity = Literal["error", "warning"]
 
@@ -119,6 +120,10 @@ def check(config: ExperimentConfig | Mapping[str, Any], *, deep: bool = True) ->
     if not isinstance(config, ExperimentConfig):
         if not isinstance(config, Mapping):
             return [Problem("", f"a config must be a mapping of sections, not a {type(config).__name__}")]
+        try:  # a dict from YAML with aliases may expand exponentially: refuse before walking it
+            check_structure(config)
+        except ConfigError as err:
+            return [Problem("", str(err))]
         try:
             config = ExperimentConfig.model_validate(dict(config))
         except ValidationError as err:
@@ -138,8 +143,9 @@ def check_cached(config: Mapping[str, Any], *, deep: bool = True) -> list[Proble
     """``check`` memoised on the config's content: for a form that re-checks the same config on
     every redraw. (Dataset files appearing or vanishing meanwhile are noticed at submit time.)"""
     try:
+        check_structure(config)  # before json.dumps, which would expand an alias bomb
         key = json.dumps(config, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # ConfigError included: check() reports it
         return check(config, deep=deep)
     return list(_check_json(key, deep))
 
@@ -367,6 +373,17 @@ def _sampling_warnings(config: ExperimentConfig, sizes) -> list[Problem]:
                     "warning",
                 )
             )
+    norms = {config.model.server_norm} | ({config.model.client_norm} if s.method != "centralised" else set())
+    if s.batch_size == 1 and "batch" in norms:
+        # BatchNorm in training mode needs at least two samples per channel; one-sample steps fail
+        problems.append(
+            Problem(
+                "sampling.batch_size",
+                "B = 1 with BatchNorm in the model: a one-sample batch has no batch statistics; "
+                "raise B or use model.server_norm / client_norm 'group' or 'layer'",
+                1,
+            )
+        )
     if not math.isfinite(config.training.lr):  # the schema refuses this; kept for configs built in code
         problems.append(Problem("training.lr", "must be a finite number", config.training.lr))
     return problems
