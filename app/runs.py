@@ -80,7 +80,3 @@ def parse_seed_list(text: str) -> list[int]:
     return seeds
 
 
-def safe_file_stem(name: str, limit: int = 80) -> str:
-    """A run name made safe as one path component (no separators, no '..', no control characters)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
-    return stem or "run"

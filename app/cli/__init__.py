@@ -10,6 +10,7 @@ can fix exit with status 2 and say what to change.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Annotated
 
@@ -79,6 +80,17 @@ def _hoist_verbose(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _run_app(argv)
+    finally:
+        if argv is None:
+            # The process ends here. Interpreter shutdown would walk every object torch and its
+            # imports created (~1 CPU-s); freezing them skips that walk. Files, atexit hooks and
+            # logging still close normally. Not done for in-process calls (tests): they go on.
+            gc.freeze()
+
+
+def _run_app(argv: list[str] | None) -> None:
     args, verbose = _hoist_verbose(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="psl")
