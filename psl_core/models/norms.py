@@ -22,12 +22,48 @@ class InvalidNormError(ValueError):
     """Raised when a normalisation kind or its parameters are not supported."""
 
 
+class ClientSegments:
+    """Which client each row of a global batch belongs to, with everything a layer needs about it.
+
+    ``ids`` (N,) is a segment index 0..G-1 per row, ``rows`` (G,) the rows of each segment and
+    ``num_segments`` G. Built on the host from the epoch plan, these let every per-client BatchNorm
+    of the step normalise without reading anything back from the device (no ``bincount``, no
+    ``min``/``max`` of the ids): on a GPU that keeps the step free of host synchronisations.
+    """
+
+    __slots__ = ("ids", "rows", "num_segments")
+
+    def __init__(self, ids: Tensor, rows: Tensor, num_segments: int):
+        self.ids, self.rows, self.num_segments = ids, rows, int(num_segments)
+
+    @classmethod
+    def from_ids(cls, segment_ids: Tensor, num_segments: int = 0) -> ClientSegments:
+        """Check arbitrary ids and count the rows of each segment (reads the ids: a device sync on a GPU)."""
+        segment_ids = torch.as_tensor(segment_ids)
+        if segment_ids.dim() != 1 or segment_ids.dtype not in (torch.int64, torch.int32, torch.int16):
+            raise InvalidNormError(
+                "segment_ids must be a 1-d integer tensor with one client id per batch row"
+            )
+        if segment_ids.numel() == 0:
+            raise InvalidNormError("segment_ids is empty; pass None to switch segments off")
+        low, high = int(segment_ids.min()), int(segment_ids.max())
+        if low < 0:
+            raise InvalidNormError(f"segment ids must be >= 0, got {low}")
+        if num_segments == 0:
+            num_segments = high + 1
+        if high >= num_segments:
+            raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
+        ids = segment_ids.long()
+        return cls(ids, torch.bincount(ids, minlength=num_segments).float(), num_segments)
+
+
 class SegmentBatchNorm(nn.Module):
     """BatchNorm whose training statistics are computed separately for each client segment.
 
     Accepts ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` inputs. Call :meth:`set_segments` (or
     ``BlockModel.set_client_segments``) with one segment id per row of the batch; rows that share an id
-    belong to the same client. Segments need not be contiguous.
+    belong to the same client. Segments need not be contiguous. The training loop passes a
+    :class:`ClientSegments` prepared on the host instead, so that no layer reads the device.
 
     * Training mode, segments set: each segment is normalised with its own biased mean/variance over
       (its rows × spatial positions), exactly like ``F.batch_norm`` run on that segment alone.
@@ -62,36 +98,31 @@ class SegmentBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        self.segment_ids: Tensor | None = None
-        self.num_segments = 0
+        self.segments: ClientSegments | None = None
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
-    def set_segments(self, segment_ids: Tensor | None, num_segments: int = 0) -> None:
+    def set_segments(self, segment_ids: Tensor | ClientSegments | None, num_segments: int = 0) -> None:
         """Set the client id of every row of the next batches (``None`` = one segment, plain BatchNorm).
 
-        ``num_segments`` 0 means ``max(segment_ids) + 1``.
+        ``num_segments`` 0 means ``max(segment_ids) + 1``. A :class:`ClientSegments` prepared on the
+        host (the trainer builds one per step from its plan) is taken as is: no device reads.
         """
         if segment_ids is None:
-            self.segment_ids, self.num_segments = None, 0
+            self.segments = None
             return
-        segment_ids = torch.as_tensor(segment_ids)
-        if segment_ids.dim() != 1 or segment_ids.dtype not in (torch.int64, torch.int32, torch.int16):
-            raise InvalidNormError(
-                "segment_ids must be a 1-d integer tensor with one client id per batch row"
-            )
-        if segment_ids.numel() == 0:
-            raise InvalidNormError("segment_ids is empty; pass None to switch segments off")
-        low, high = int(segment_ids.min()), int(segment_ids.max())
-        if low < 0:
-            raise InvalidNormError(f"segment ids must be >= 0, got {low}")
-        if num_segments == 0:
-            num_segments = high + 1
-        if high >= num_segments:
-            raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
-        self.segment_ids = segment_ids.long()
-        self.num_segments = int(num_segments)
+        if not isinstance(segment_ids, ClientSegments):
+            segment_ids = ClientSegments.from_ids(segment_ids, num_segments)
+        self.segments = segment_ids
+
+    @property
+    def segment_ids(self) -> Tensor | None:
+        return None if self.segments is None else self.segments.ids
+
+    @property
+    def num_segments(self) -> int:
+        return 0 if self.segments is None else self.segments.num_segments
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in (2, 3, 4) or x.shape[1] != self.num_features:
@@ -99,7 +130,7 @@ class SegmentBatchNorm(nn.Module):
                 f"SegmentBatchNorm({self.num_features}) expects (N, C), (N, C, L) or (N, C, H, W) with "
                 f"C={self.num_features}; got shape {tuple(x.shape)}"
             )
-        if not self.training or self.segment_ids is None:
+        if not self.training or self.segments is None:
             return F.batch_norm(
                 x,
                 self.running_mean,
@@ -113,19 +144,24 @@ class SegmentBatchNorm(nn.Module):
         return self._segment_forward(x)
 
     def _segment_forward(self, x: Tensor) -> Tensor:
-        seg = self.segment_ids.to(x.device)
+        segments = self.segments
         batch, channels = x.shape[0], x.shape[1]
-        if seg.numel() != batch:
+        if segments.ids.numel() != batch:
             raise InvalidNormError(
-                f"{seg.numel()} segment ids were set but the batch has {batch} rows; "
+                f"{segments.ids.numel()} segment ids were set but the batch has {batch} rows; "
                 "call set_client_segments again for this batch"
             )
+        seg = segments.ids.to(x.device, non_blocking=True)
+        # Statistics in float32 even under bf16/fp16 autocast: segment sums of many values in half
+        # precision lose digits the running statistics keep for the rest of training.
         flat = x.reshape(batch, channels, -1)  # (N, C, S)
+        if flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
         positions = flat.shape[2]
-        rows = torch.bincount(seg, minlength=self.num_segments).to(x.dtype)  # rows per segment
+        rows = segments.rows.to(device=x.device, dtype=flat.dtype, non_blocking=True)  # rows per segment
         # clamp: empty segments would divide by 0 and poison the running stats with NaN (weight 0 · NaN).
         count = (rows * positions).clamp(min=1.0).unsqueeze(1)  # values per channel per segment, (G, 1)
-        zeros = x.new_zeros(self.num_segments, channels)
+        zeros = flat.new_zeros(segments.num_segments, channels)
         seg_mean = zeros.index_add(0, seg, flat.sum(dim=2)) / count  # (G, C)
         centred = flat - seg_mean[seg].unsqueeze(2)
         sq_sum = zeros.index_add(0, seg, (centred * centred).sum(dim=2))  # two-pass variance: stable
@@ -137,7 +173,7 @@ class SegmentBatchNorm(nn.Module):
         else:
             normed = centred * scale[seg].unsqueeze(2)
         self._update_running_stats(seg_mean, sq_sum, count, rows)
-        return normed.reshape(x.shape)
+        return normed.reshape(x.shape).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, seg_mean: Tensor, sq_sum: Tensor, count: Tensor, rows: Tensor) -> None:
