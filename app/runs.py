@@ -78,5 +78,3 @@ def parse_seed_list(text: str) -> list[int]:
     if not seeds:
         raise ValueError("give at least one seed, e.g. --seeds 0,1,2")
     return seeds
-
-

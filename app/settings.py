@@ -6,6 +6,7 @@
 | PSL_DATABASE_URL    | sqlite:///$PSL_HOME/psl.db      | any SQLAlchemy URL (postgresql+psycopg://…)  |
 | PSL_DATA_DIR        | (none)                          | extra folder searched for dataset files      |
 | PSL_LOG_LEVEL       | INFO                            | level of the log files in $PSL_HOME/logs     |
+| PSL_THREADS_PER_SLOT| cores ÷ worker slots            | CPU threads of each worker slot (torch, OMP) |
 
 Every value has ``~`` expanded and relative paths made absolute here, so a worker started from
 another folder sees the same home as the process that started it. Nothing here creates folders:
@@ -22,6 +23,8 @@ HOME_ENV = "PSL_HOME"
 DATABASE_ENV = "PSL_DATABASE_URL"
 DATA_DIR_ENV = "PSL_DATA_DIR"
 LOG_LEVEL_ENV = "PSL_LOG_LEVEL"
+THREADS_ENV = "PSL_THREADS_PER_SLOT"
+MAX_THREADS_PER_SLOT = 1024
 DEFAULT_HOME = "~/.psl-studio"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -40,6 +43,7 @@ class Settings:
     database_url: str
     data_dir: Path | None
     log_level: str
+    threads_per_slot: int | None = None  # None: each worker slot gets cores ÷ slots
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -65,6 +69,8 @@ class Settings:
         env = {HOME_ENV: str(self.home), DATABASE_ENV: self.database_url, LOG_LEVEL_ENV: self.log_level}
         if self.data_dir is not None:
             env[DATA_DIR_ENV] = str(self.data_dir)
+        if self.threads_per_slot is not None:
+            env[THREADS_ENV] = str(self.threads_per_slot)
         return env
 
 
@@ -80,8 +86,23 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
             f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
         )
     return Settings(
-        home=home, database_url=url, data_dir=_path(data_raw) if data_raw else None, log_level=level
+        home=home,
+        database_url=url,
+        data_dir=_path(data_raw) if data_raw else None,
+        log_level=level,
+        threads_per_slot=_threads(env.get(THREADS_ENV, "").strip()),
     )
+
+
+def _threads(raw: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_THREADS_PER_SLOT:
+        raise SettingsError(
+            f"{THREADS_ENV}={raw!r} is not a thread count; use a whole number from 1 to {MAX_THREADS_PER_SLOT}, "
+            "or unset it to share the cores equally between worker slots"
+        )
+    return int(raw)
 
 
 def ensure_home(settings: Settings) -> Settings:

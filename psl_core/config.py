@@ -128,7 +128,8 @@ class TrainingConfig(_Section):
         "fp32", description="Numeric precision: fp32, bf16 autocast, or fp16 autocast with loss scaling."
     )
     compile: bool = Field(
-        False, description="torch.compile the model's blocks (slow first steps, faster after; needs a C++ compiler on CPU)."
+        False,
+        description="torch.compile the model's blocks (slow first steps, faster after; needs a C++ compiler on CPU).",
     )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cut each epoch short (quick demos).")
     checkpoint_every_steps: int | None = Field(

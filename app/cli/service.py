@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from typing import Annotated
 
 import typer
 
 from app.cli.common import fail, settings_or_exit
+from app.logs import get_logger
 
 service_app = typer.Typer()
+log = get_logger("worker")
 
 
-def _worker_process(stale_after: float, heartbeat_every: float, exit_when_idle: bool, verbose: bool) -> None:
+def _worker_process(
+    stale_after: float, heartbeat_every: float, exit_when_idle: bool, verbose: bool, threads: int | None
+) -> None:
     """Entry point of each worker process of ``--concurrency N`` (spawned: configure everything anew)."""
+    import gc
+
     from app.logs import configure_logging
     from app.settings import configure_core, get_settings
     from app.worker.loop import run_worker
@@ -26,7 +33,9 @@ def _worker_process(stale_after: float, heartbeat_every: float, exit_when_idle: 
         heartbeat_s=heartbeat_every,
         exit_when_idle=exit_when_idle,
         settings=settings,
+        threads=threads,
     )
+    gc.freeze()  # the process ends: skip the exit-time walk over torch's objects (see app.cli.main)
 
 
 @service_app.command()
@@ -43,10 +52,19 @@ def worker(
         float, typer.Option(min=0.1, max=600.0, help="Seconds between a running run's heartbeats.")
     ] = 3.0,
     exit_when_idle: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
+    threads_per_slot: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1024,
+            help="CPU threads of each worker process (default: $PSL_THREADS_PER_SLOT, else cores ÷ concurrency).",
+        ),
+    ] = None,
 ) -> None:
     """Claim queued runs and train them (several processes never take the same run).
 
     SIGTERM/SIGINT stop it between steps; its run goes back to the queue and resumes elsewhere."""
+    from app.worker import threads as budget
     from app.worker.loop import check_timing, run_worker
 
     try:
@@ -55,17 +73,29 @@ def worker(
         fail(str(err))
     settings = settings_or_exit(writable=True)
     verbose = bool(ctx.obj and ctx.obj.get("verbose"))
+    cores = budget.available_cores()
+    threads = budget.threads_per_slot(concurrency, threads_per_slot or settings.threads_per_slot, cores)
+    if threads is not None and concurrency * threads > cores:
+        log.warning(
+            "%s slots × %s threads oversubscribe %s cores: runs will slow each other down",
+            concurrency, threads, cores,
+        )  # fmt: skip
     if concurrency == 1:
         run_worker(
             stale_after_s=stale_after,
             heartbeat_s=heartbeat_every,
             exit_when_idle=exit_when_idle,
             settings=settings,
+            threads=threads,
         )
         return
+    # The children inherit the caps from their first instruction (before they import torch).
+    os.environ.update(budget.thread_env(threads))  # concurrency > 1: threads is a share, never None
     spawn = mp.get_context("spawn")
     procs = [
-        spawn.Process(target=_worker_process, args=(stale_after, heartbeat_every, exit_when_idle, verbose))
+        spawn.Process(
+            target=_worker_process, args=(stale_after, heartbeat_every, exit_when_idle, verbose, threads)
+        )
         for _ in range(concurrency)
     ]
     for p in procs:

@@ -17,13 +17,15 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from pathlib import Path
 
 from app.logs import get_logger
 from app.settings import Settings, get_settings
-from app.worker.store_sink import StoreSink
+from app.worker.store_sink import CANCEL_CHECK_EVERY_S, StoreSink
+from app.worker.threads import apply_thread_budget, available_cores, torch_threads
 from psl_core.config import ConfigError
 from psl_core.engine import run_experiment
 from psl_core.validation import validate_config
@@ -77,15 +79,29 @@ class ShutdownFlag:
 
 
 class Heartbeat(threading.Thread):
-    """Beats while a run trains, so a long step never looks like a dead worker."""
+    """Beats while a run trains, so a long step never looks like a dead worker, and reads the run's
+    cancel flag every ``cancel_every_s`` (so the training thread never queries the database)."""
 
-    def __init__(self, sink: StoreSink, every_s: float = HEARTBEAT_EVERY_S):
-        super().__init__(daemon=True)
-        self.sink, self.every_s = sink, every_s
+    def __init__(
+        self,
+        sink: StoreSink,
+        every_s: float = HEARTBEAT_EVERY_S,
+        cancel_every_s: float = CANCEL_CHECK_EVERY_S,
+    ):
+        super().__init__(daemon=True, name=f"heartbeat-{sink.run_id}")
+        self.sink, self.every_s, self.cancel_every_s = sink, every_s, cancel_every_s
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.every_s):
+        next_beat = time.monotonic() + self.every_s
+        while not self.stopped.wait(min(self.every_s, self.cancel_every_s)):
+            try:
+                self.sink.poll_cancel()
+            except Exception as err:  # read again next time; never kill the run for it
+                log.warning("run %s: reading the cancel flag failed: %s", self.sink.run_id, err)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat += self.every_s
             try:
                 self.sink.beat()
             except Exception as err:  # a missed beat is retried next time; never kill the run for it
@@ -179,16 +195,26 @@ def run_worker(
     max_runs: int | None = None,
     exit_when_idle: bool = False,
     settings: Settings | None = None,
+    threads: int | None = None,
 ) -> int:
     """Claim and train runs until stopped (SIGTERM/SIGINT), idle (with ``exit_when_idle``) or
-    ``max_runs``; returns the number of runs executed."""
+    ``max_runs``; returns the number of runs executed. ``threads`` caps this process's CPU threads
+    (``psl worker`` passes each slot's share; None leaves torch's default)."""
     check_timing(stale_after_s, heartbeat_s)
     settings = settings or get_settings()
+    if threads is not None:
+        apply_thread_budget(threads)
     store = Store(store_url or settings.database_url)
     worker_id = worker_id or new_worker_id()
     shutdown = ShutdownFlag()
     shutdown.install()
-    log.info("worker %s started (database %s)", worker_id, store)
+    log.info(
+        "worker %s started (database %s; %s CPU threads for training, %s cores)",
+        worker_id,
+        store,
+        torch_threads(),
+        available_cores(),
+    )
     done = 0
     while (max_runs is None or done < max_runs) and not shutdown():
         record = store.claim_next_run(worker_id, stale_after_s=stale_after_s)

@@ -82,7 +82,8 @@ class Evaluator:
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
                 correct.index_add_(0, yb, (logits.argmax(1) == yb).to(correct.dtype))
         model.train()
-        loss_total, hits = float(loss_sum), correct.cpu().numpy()  # the one read-back
+        loss_total, *hit_list = torch.cat([loss_sum[None], correct]).tolist()  # the one read-back
+        hits = np.asarray(hit_list)
         n = len(y)
         per_class = hits / np.maximum(totals, 1)
         return {

@@ -171,9 +171,7 @@ class BlockModel(nn.Module):
         """Index c (client holds blocks [0, c)) for an index 1..L-1 or the name of the last client block."""
         return resolve_cut_index(self.block_names, cut)
 
-    def set_client_segments(
-        self, segment_ids: Tensor | ClientSegments | None, num_segments: int = 0
-    ) -> None:
+    def set_client_segments(self, segment_ids: Tensor | ClientSegments | None, num_segments: int = 0) -> None:
         """Tell every per-client BatchNorm which client each row of the next batches belongs to
         (ids are checked and counted once here, not once per layer)."""
         if segment_ids is not None and not isinstance(segment_ids, ClientSegments):
