@@ -63,9 +63,9 @@ def root(
         settings = get_settings()
     except SettingsError:
         settings = None  # the command reports it when it needs the settings
-    if settings is not None:
-        configure_core(settings)
     is_worker = ctx.invoked_subcommand == "worker"
+    if settings is not None and not is_worker:  # a worker configures the core in each slot's process
+        configure_core(settings)
     configure_logging(settings, verbose=verbose, file_name="worker.log" if is_worker else None)
 
 

@@ -65,7 +65,7 @@ def worker(
 
     SIGTERM/SIGINT stop it between steps; its run goes back to the queue and resumes elsewhere."""
     from app.worker import threads as budget
-    from app.worker.loop import check_timing, run_worker
+    from app.worker.timing import check_timing
 
     try:
         check_timing(stale_after, heartbeat_every)
@@ -81,6 +81,10 @@ def worker(
             concurrency, threads, cores,
         )  # fmt: skip
     if concurrency == 1:
+        from app.settings import configure_core
+        from app.worker.loop import run_worker
+
+        configure_core(settings)
         run_worker(
             stale_after_s=stale_after,
             heartbeat_s=heartbeat_every,

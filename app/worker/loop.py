@@ -26,31 +26,15 @@ from app.logs import get_logger
 from app.settings import Settings, get_settings
 from app.worker.store_sink import CANCEL_CHECK_EVERY_S, StoreSink
 from app.worker.threads import apply_thread_budget, available_cores, torch_threads
+from app.worker.timing import HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing
 from psl_core.config import ConfigError
 from psl_core.engine import run_experiment
 from psl_core.validation import validate_config
 from storage import Store
 
-HEARTBEAT_EVERY_S = 3.0
-STALE_AFTER_S = 30.0
-STALE_HEARTBEATS = (
-    3  # a run is stale after this many missed beats; fewer and a live worker's run is taken twice
-)
 FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
 
 log = get_logger("worker")
-
-
-def check_timing(stale_after_s: float, heartbeat_s: float) -> None:
-    """Refuse heartbeat settings under which live workers' runs would be reclaimed (ValueError)."""
-    if not heartbeat_s > 0:
-        raise ValueError(f"the heartbeat interval must be positive, got {heartbeat_s!r}")
-    if not stale_after_s >= STALE_HEARTBEATS * heartbeat_s:
-        raise ValueError(
-            f"--stale-after {stale_after_s:g} s is shorter than {STALE_HEARTBEATS} heartbeats "
-            f"({STALE_HEARTBEATS * heartbeat_s:g} s at one beat every {heartbeat_s:g} s): a live worker's run "
-            "would be taken over by another worker; raise --stale-after or lower --heartbeat-every"
-        )
 
 
 def new_worker_id() -> str:
