@@ -247,7 +247,7 @@ def eval_share(overrides: dict) -> tuple[float, float, int]:
     return spent["s"], total, spent["n"]
 
 
-def eval_cost_by_batch(batches=(64, 128, 256, 512, 1024), samples: int = 2048) -> dict[str, dict[int, float]]:
+def eval_cost_by_batch(batches=(32, 64, 128, 256, 1024), samples: int = 1024) -> dict[str, dict[int, float]]:
     """Microseconds per sample of evaluation (eval mode, no grad) by batch size."""
     import torch
 
@@ -264,7 +264,7 @@ def eval_cost_by_batch(batches=(64, 128, 256, 512, 1024), samples: int = 2048) -
         costs: dict[int, list[float]] = {b: [] for b in batches}
         with torch.no_grad():
             model(x[:64])
-            for _ in range(3):
+            for _ in range(2):
                 for b in batches:
                     start = time.perf_counter()
                     for i in range(0, samples, b):
@@ -299,7 +299,7 @@ def bench_eval(threads: int | None) -> dict:
         spent, total, n = eval_share(overrides)
         shares[name] = spent / total
         print(f"    {name:<48} {n} evaluations {spent:6.1f} s of {total:6.1f} s = {spent / total:5.1%}")
-    print(f"    evaluation µs per sample by batch size (min of 3) [{load()}]")
+    print(f"    evaluation µs per sample by batch size (min of 2) [{load()}]")
     for label, costs in eval_cost_by_batch().items():
         best = min(costs.values())
         row = "  ".join(f"{b}: {c:5.0f} ({c / best:.2f}×)" for b, c in costs.items())

@@ -122,7 +122,7 @@ class TrainingConfig(_Section):
         "the last evaluation always uses the whole test set. Empty = the whole test set every time.",
     )
     eval_batch_size: int | None = Field(
-        None, ge=1, description="Evaluation batch size (empty = chosen for the device: 256 CPU, 1024 GPU)."
+        None, ge=1, description="Evaluation batch size (empty = chosen for the device: 128 CPU, 1024 GPU)."
     )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="Numeric precision: fp32, bf16 autocast, or fp16 autocast with loss scaling."

@@ -27,5 +27,10 @@ EPOCH_FIELDS = (
     "wall_time",
     "per_class_acc",
 )
+# Kept on the steps where a live evaluation ran (training.eval_every_unit = 'steps'); the store keeps
+# them with the step's extra metrics.
+STEP_EVAL_FIELDS = ("test_loss", "test_acc", "test_samples")
+# Test samples an epoch's evaluation used (a fixed subset before the last epoch, methods §1).
+EPOCH_EVAL_FIELDS = ("test_samples",)
 # Fields that legitimately differ between two runs of the same config and seed.
 NONDETERMINISTIC_FIELDS = ("wall_time",)

@@ -32,7 +32,7 @@ from psl_core.engine.checkpoint_writer import CheckpointWriter
 from psl_core.engine.evaluation import Evaluator, default_eval_batch
 from psl_core.engine.plan import EpochPlan, EpochPlanner
 from psl_core.engine.precision import Precision, compile_blocks
-from psl_core.engine.prefetch import PlanPrefetcher
+from psl_core.engine.prefetch import PlanPrefetcher, PreparedEpoch
 from psl_core.engine.setup import ExperimentSetup, build_experiment
 from psl_core.engine.sinks import RunInfo, Sink
 
@@ -215,7 +215,7 @@ class PSLTrainer:
             self._end_epoch(sink, plan, st)
         return "completed"
 
-    def _step(self, epoch_data, t: int, st: _LoopState, losses: torch.Tensor) -> None:
+    def _step(self, epoch_data: PreparedEpoch, t: int, st: _LoopState, losses: torch.Tensor) -> None:
         """One training step: nothing here reads a tensor back to the host."""
         lr = learning_rate(self.cfg, st.epoch, st.global_step, self.total_steps)
         for group in self.optimizer.param_groups:
