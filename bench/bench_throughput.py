@@ -108,11 +108,33 @@ def load() -> str:
     return f"load {one:.1f} (5-min {five:.1f}) on {os.cpu_count()} CPUs"
 
 
+# Runs a command as a "child subreaper" (Linux) and waits for every descendant, so that the CPU time
+# of processes the command leaves behind (a worker pool's fork server and its slots) is counted too.
+SUBREAPER = textwrap.dedent(
+    """
+    import ctypes, os, subprocess, sys
+    try:
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (AttributeError, OSError):
+        pass
+    code = subprocess.call(sys.argv[1:])
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    sys.exit(code)
+    """
+)
+
+
 def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of a command, children included."""
+    """(wall seconds, CPU seconds) of a command and every process it started."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, *cmd], env=env, cwd=cwd, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:

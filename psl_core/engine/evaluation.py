@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from psl_core.data import stratified_subset
 
 # Evaluation batch per device type. CPU: the per-sample cost is lowest for small batches whose
-# activations stay in the caches. Measured (bench/bench_throughput.py, eval section; 1 thread): at
-# 128 the CNN on 28×28 and ResNet-8 on 32×32 cost 1.07× and 1.20× their best per sample, at 1024
-# 1.99× and 2.59×. A GPU wants large batches to fill the device.
+# activations stay in the caches. Measured (bench/bench_throughput.py, eval section, two runs, 1
+# thread): at 128 the CNN on 28×28 and ResNet-8 on 32×32 cost 1.07–1.20× their best per sample, at
+# 1024 1.5–2.6×. A GPU wants large batches to fill the device.
 EVAL_BATCH_BY_DEVICE = {"cpu": 128, "cuda": 1024}
 DEFAULT_EVAL_BATCH = 128
 # The live-curve subset does not depend on the run's seed: runs with different seeds are compared
