@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
@@ -59,9 +60,18 @@ class Precision:
             self.scaler.load_state_dict(state)
 
 
-def compile_blocks(model: torch.nn.Module) -> None:
-    """``torch.compile`` every block in place (parameter names and checkpoints stay the same).
+def compile_blocks(model: torch.nn.Module, backend: str | Callable = "inductor") -> None:
+    """``torch.compile`` the forward of every block in place (parameter names and checkpoints stay
+    the same). Blocks are compiled one by one because the step runs them in ranges split at the cut.
 
-    Blocks are compiled one by one because the training step runs them in ranges split at the cut."""
+    (``nn.Module.compile()`` is not used: in torch 2.13 the ``_call_impl`` frame it wraps is never
+    captured — nothing gets compiled.)"""
+    import torch._dynamo
+
+    # Dynamo keeps its compiled variants per code object, and the blocks share theirs (nn.Sequential's
+    # forward): each block needs a few (training and evaluation mode, batch shapes), so the default
+    # limit of 8 would send later blocks back to eager mode.
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, 8 * len(model.blocks))
     for block in model.blocks:
-        block.compile()
+        block.forward = torch.compile(block.forward, backend=backend)
