@@ -90,7 +90,11 @@ class StoreSink(Sink):
         self._submit(lambda: self.store.add_step_metrics(self.run_id, rows))
 
     def on_epoch(self, row, client_stats):
-        acc = f", test accuracy {row['test_acc']:.4f}" if row.get("test_acc") is not None else ""
+        acc = ""
+        if row.get("test_acc") is not None:
+            acc = f", test accuracy {row['test_acc']:.4f}"
+            if row.get("test_samples"):
+                acc += f" ({row['test_samples']:,} test samples)"
         message = f"epoch {row['epoch']} done: train loss {row['train_loss']:.4f}{acc}"
 
         self._submit(lambda: self.store.add_epoch_report(self.run_id, row, client_stats, message))
