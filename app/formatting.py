@@ -23,3 +23,11 @@ def safe_file_stem(name: str, limit: int = 80) -> str:
     """A run name made safe as one path component (no separators, no '..', no control characters)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
     return stem or "run"
+
+
+def format_placement(host: str | None, backend: str | None, slot: str | None) -> str:
+    """Where a run's latest attempt executes, e.g. ``node-3 (ray 2/8 node 1a2b3c4d)``; '—' if nowhere yet."""
+    if not host:
+        return "—"
+    detail = " ".join(part for part in (backend, slot) if part)
+    return f"{host} ({detail})" if detail else host

@@ -75,8 +75,8 @@ def installed(tmp_path_factory):
         ],
         capture_output=True,
         text=True,
-        # Without PYTHONPATH: a checkout on it (the worktree convention) holds the psl_studio.egg-info
-        # that building the wheel leaves there, and pip then takes the wheel as already installed.
+        # Without PYTHONPATH: a repository on it shows its psl_studio.egg-info (left by the wheel build),
+        # and pip would skip the install as "already installed".
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert install.returncode == 0, install.stderr

@@ -126,3 +126,47 @@ def test_should_stop_never_queries_the_store_and_the_heartbeat_brings_the_cancel
         beat.stopped.set()
         beat.join(2)
         sink.close()
+
+
+def test_the_local_executor_gives_each_slot_its_share(tmp_path):
+    from app.worker.executors import LocalExecutor
+
+    cores = budget.available_cores()
+    plain = get_settings({"PSL_HOME": str(tmp_path)})
+    assert LocalExecutor(plain, concurrency=1).threads is None
+    assert LocalExecutor(plain, concurrency=2).threads == max(1, cores // 2)
+    assert LocalExecutor(plain, concurrency=2, threads_per_slot=3).threads == 3
+    configured = get_settings({"PSL_HOME": str(tmp_path), "PSL_THREADS_PER_SLOT": "5"})
+    assert LocalExecutor(configured, concurrency=2).threads == 5
+    assert LocalExecutor(configured, concurrency=2, threads_per_slot=1).threads == 1  # the option wins
+
+
+def test_the_parent_of_a_pool_imports_neither_torch_nor_the_store():
+    probe = (
+        "import sys, app.cli, app.cli.common, app.worker.executors\n"
+        "heavy = [m for m in ('torch', 'pandas', 'sqlalchemy', 'storage', 'app.worker.loop') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_threads_per_slot_is_refused_for_ray_with_what_to_use(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    monkeypatch.setenv("PSL_HOME", str(tmp_path))
+    monkeypatch.delenv("PSL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PSL_CHECKPOINT_URL", raising=False)
+    result = CliRunner().invoke(app, ["worker", "--backend", "ray", "--threads-per-slot", "2"])
+    assert result.exit_code == 2
+    assert "--threads-per-slot only applies to --backend local" in result.output
+    assert "--num-cpus" in result.output
