@@ -1,6 +1,6 @@
 """Whole-run and sweep throughput: the targets of issue 13, measured side by side in one run.
 
-    python bench/bench_throughput.py [--repeats 3] [--threads N] [--skip sweep,startup,eval,engine,syncs]
+    python bench/bench_throughput.py [--repeats 3] [--threads N] [--sweep-runs 12] [--skip sweep,startup,eval,engine,syncs]
 
 (1) sweep    12 digits runs (the demo, seeds 0..11) through `psl worker --concurrency 2` against the
              same 12 runs in one process (both timed from process start to exit); target ≤ 1.15×.
@@ -48,7 +48,7 @@ DEMO = {
     "training": {"epochs": 3, "optimizer": "sgd", "lr": 0.05, "device": "cpu"},
     "system": {"clients": [{"device": "rpi4b", "fraction": 1.0}], "server_device": "vm"},
 }
-SWEEP_SEEDS = range(12)
+SWEEP_RUNS = 12  # --sweep-runs: fewer on a loaded machine (the target is stated for 12)
 
 # The same training as the demo, written the way a PyTorch user would: no psl_core, no config.
 PLAIN_SCRIPT = textwrap.dedent(
@@ -151,16 +151,16 @@ def child_env(home: Path, threads: int | None) -> dict:
 
 
 # ---------------------------------------------------------------- (1) sweep through the worker pool
-def run_sweep_in_process() -> None:
-    """--sweep-in-process: the 12 runs one after the other in this process (the baseline)."""
+def run_sweep_in_process(runs: int) -> None:
+    """--sweep-in-process: the sweep's runs one after the other in this process (the baseline)."""
     from psl_core.config import parse_config
     from psl_core.engine import MemorySink, run_experiment
 
-    for seed in SWEEP_SEEDS:
+    for seed in range(runs):
         run_experiment(parse_config({**DEMO, "seed": seed}), MemorySink())
 
 
-def bench_sweep(work: Path, repeats: int, threads: int | None) -> dict:
+def bench_sweep(work: Path, repeats: int, threads: int | None, runs: int = SWEEP_RUNS) -> dict:
     from app.runs import submit
     from psl_core.config import parse_config
     from storage import Store
@@ -172,19 +172,19 @@ def bench_sweep(work: Path, repeats: int, threads: int | None) -> dict:
         home.mkdir()
         url = init_db(f"sqlite:///{home / 'psl.db'}")
         store = Store(url)
-        for seed in SWEEP_SEEDS:
+        for seed in range(runs):
             submit(store, parse_config({**DEMO, "name": f"sweep seed {seed}", "seed": seed}))
         dispose_engine(url)
         env = child_env(home, threads)
-        walls["one process"].append(timed([sys.executable, __file__, "--sweep-in-process"], env))
+        walls["one process"].append(timed([sys.executable, __file__, "--sweep-in-process", str(runs)], env))
         pool = [sys.executable, "-m", "app", "worker", "--concurrency", "2", "--exit-when-idle"]
         walls["worker pool (2 slots)"].append(timed(pool, env, cwd=ROOT))
         statuses = [run.status for run in Store(url).list_runs()]
-        if statuses != ["completed"] * len(SWEEP_SEEDS):
+        if statuses != ["completed"] * runs:
             raise RuntimeError(f"the worker pool did not complete every run: {statuses}")
         dispose_engine(url)
     one, pool = (statistics.median(w for w, _ in v) for v in walls.values())
-    print(f"(1) 12-run digits sweep, whole processes, median of {repeats} [{load()}]")
+    print(f"(1) {runs}-run digits sweep, whole processes, median of {repeats} [{load()}]")
     for name, values in walls.items():
         wall = statistics.median(w for w, _ in values)
         cpu = statistics.median(c for _, c in values)
@@ -406,10 +406,13 @@ def main() -> None:
         "--skip", default="", help="comma-separated sections to skip: sweep,startup,eval,engine,syncs"
     )
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--sweep-in-process", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--sweep-runs", type=int, default=SWEEP_RUNS, help="runs of the sweep section (target stated for 12)"
+    )
+    ap.add_argument("--sweep-in-process", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.sweep_in_process:
-        run_sweep_in_process()
+    if args.sweep_in_process is not None:
+        run_sweep_in_process(args.sweep_in_process)
         return
     sys.path.insert(0, str(ROOT / "bench"))
     skip = set(filter(None, args.skip.split(",")))
@@ -418,7 +421,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="psl-bench-") as tmp:
         work = Path(tmp)
         if "sweep" not in skip:
-            targets.update(bench_sweep(work, args.repeats, args.threads))
+            targets.update(bench_sweep(work, args.repeats, args.threads, args.sweep_runs))
         if "startup" not in skip:
             targets.update(bench_startup(work, args.repeats + 2, args.threads))
     if args.threads is not None:
