@@ -83,9 +83,7 @@ def _local_slot(
     gc.freeze()  # the process ends: skip the exit-time walk over torch's objects (see app.cli.main)
 
 
-# What every slot imports before it trains: torch, the engine and the store (app.worker.loop), and
-# torch._dynamo, which torch.optim imports when the first optimiser is built (~1 CPU-s).
-SLOT_PRELOAD = ["app.worker.loop", "torch._dynamo"]
+SLOT_PRELOAD = ["app.worker.slot_preload"]  # torch, the engine, the store; see that module
 
 
 def slot_context():  # noqa: ANN201 - a multiprocessing context

@@ -170,3 +170,23 @@ def test_threads_per_slot_is_refused_for_ray_with_what_to_use(tmp_path, monkeypa
     assert result.exit_code == 2
     assert "--threads-per-slot only applies to --backend local" in result.output
     assert "--num-cpus" in result.output
+
+
+def _modules_at_slot_start(found) -> None:  # noqa: ANN001 - a multiprocessing queue
+    found.put({name: name in sys.modules for name in ("torch", "torch._dynamo", "app.worker.loop")})
+
+
+def test_pool_slots_start_with_torch_and_the_store_already_imported():
+    from app.worker.executors import slot_context
+
+    context = slot_context()
+    if context.get_start_method() != "forkserver":
+        pytest.skip("no fork server on this platform: each slot imports for itself")
+    found = context.SimpleQueue()
+    slots = [context.Process(target=_modules_at_slot_start, args=(found,)) for _ in range(2)]
+    for slot in slots:
+        slot.start()
+    for slot in slots:
+        slot.join(120)
+    assert [slot.exitcode for slot in slots] == [0, 0]
+    assert [found.get(), found.get()] == [{"torch": True, "torch._dynamo": True, "app.worker.loop": True}] * 2
