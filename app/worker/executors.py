@@ -15,7 +15,6 @@ claims are atomic, so a run is trained by one of them.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -141,8 +140,6 @@ class LocalExecutor:
                 sweep_id=sweep_id,
                 threads=self.threads,
             )
-        # The slots (and the fork server they come from) inherit the caps before they import torch.
-        os.environ.update(budget.thread_env(self.threads))  # several slots: threads is a share, never None
         context = slot_context()
         counts = context.SimpleQueue()
         env = self.settings.as_env()
@@ -162,8 +159,10 @@ class LocalExecutor:
             )
             for i in range(1, self.concurrency + 1)
         ]
-        for proc in procs:
-            proc.start()
+        # The slots (and the fork server they come from) inherit the caps before they import torch.
+        with budget.thread_env_for_children(self.threads):  # several slots: a share, never None
+            for proc in procs:
+                proc.start()
         try:
             for proc in procs:
                 proc.join()

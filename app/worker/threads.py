@@ -11,6 +11,8 @@ torch's default (all cores, or ``OMP_NUM_THREADS`` where the user set it) unless
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -40,6 +42,22 @@ def threads_per_slot(slots: int, requested: int | None = None, cores: int | None
 def thread_env(threads: int) -> dict[str, str]:
     """The environment variables that cap the threads of native libraries in child processes."""
     return {name: str(threads) for name in THREAD_ENV_VARS}
+
+
+@contextmanager
+def thread_env_for_children(threads: int) -> Iterator[None]:
+    """Cap the threads of the processes started inside the block (they inherit the environment when
+    they start); this process's own environment is given back afterwards."""
+    saved = {name: os.environ.get(name) for name in THREAD_ENV_VARS}
+    os.environ.update(thread_env(threads))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def apply_thread_budget(threads: int) -> None:

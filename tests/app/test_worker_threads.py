@@ -47,7 +47,8 @@ def test_the_setting_is_read_checked_and_handed_to_children(tmp_path):
 def test_applying_a_budget_caps_torch_and_the_environment_of_children(monkeypatch):
     before = torch.get_num_threads()
     for name in budget.THREAD_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "7")  # recorded, so the caps set below are undone after the test
+        monkeypatch.delenv(name)
     try:
         budget.apply_thread_budget(1)
         assert torch.get_num_threads() == 1
@@ -190,3 +191,11 @@ def test_pool_slots_start_with_torch_and_the_store_already_imported():
         slot.join(120)
     assert [slot.exitcode for slot in slots] == [0, 0]
     assert [found.get(), found.get()] == [{"torch": True, "torch._dynamo": True, "app.worker.loop": True}] * 2
+
+
+def test_the_caps_for_children_leave_this_process_environment_as_it_was(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    with budget.thread_env_for_children(1):
+        assert all(os.environ[name] == "1" for name in budget.THREAD_ENV_VARS)
+    assert os.environ["OMP_NUM_THREADS"] == "3" and "MKL_NUM_THREADS" not in os.environ
