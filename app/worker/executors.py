@@ -15,16 +15,17 @@ claims are atomic, so a run is trained by one of them.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.logs import get_logger
 from app.settings import Settings
 from app.worker import threads as budget
-from app.worker.timing import HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing
+from app.worker.timing import DATABASE_FILE_EXIT, HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing
 
 # Nothing above imports torch, pandas or the store: the parent of a local pool only waits for its
-# slots, and a fork server (below) imports them once for all slots. run_worker is imported where used.
+# slots, and a fork server (below) imports them once for all slots. The rest is imported where used.
 
 BACKENDS = ("local", "ray")
 log = get_logger("worker")
@@ -64,20 +65,25 @@ def _local_slot(
     from app.logs import configure_logging
     from app.settings import configure_core, get_settings
     from app.worker.loop import run_worker
+    from storage import DatabaseFileChanged
 
     settings = get_settings(env)
     configure_core(settings)
     configure_logging(settings, verbose=verbose, file_name="worker.log")
-    done = run_worker(
-        settings=settings,
-        stale_after_s=timing.stale_after_s,
-        heartbeat_s=timing.heartbeat_s,
-        poll_s=timing.poll_s,
-        exit_when_idle=exit_when_idle,
-        sweep_id=sweep_id,
-        slot=slot,
-        threads=threads,
-    )
+    try:
+        done = run_worker(
+            settings=settings,
+            stale_after_s=timing.stale_after_s,
+            heartbeat_s=timing.heartbeat_s,
+            poll_s=timing.poll_s,
+            exit_when_idle=exit_when_idle,
+            sweep_id=sweep_id,
+            slot=slot,
+            threads=threads,
+        )
+    except DatabaseFileChanged as err:  # logged by run_worker; the parent turns the status into an error
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(DATABASE_FILE_EXIT)
     counts.put(done)
     gc.freeze()  # the process ends: skip the exit-time walk over torch's objects (see app.cli.main)
 
@@ -169,6 +175,13 @@ class LocalExecutor:
         except KeyboardInterrupt:  # the children got the same signal from the terminal: wait for them
             for proc in procs:
                 proc.join()
+        if any(proc.exitcode == DATABASE_FILE_EXIT for proc in procs):
+            from storage import DatabaseFileChanged
+
+            raise DatabaseFileChanged(
+                "a worker process stopped because its database file was removed or replaced; "
+                "restart the workers (see worker.log)"
+            )
         done = 0
         while not counts.empty():
             done += counts.get()

@@ -1,8 +1,9 @@
-"""Heartbeat and staleness timing of workers (no heavy imports: ``psl worker`` checks it before it
+"""Heartbeat and staleness timing of workers, and their exit status for a replaced database (no heavy imports: ``psl worker`` checks it before it
 starts its slots, and the parent of a pool never imports torch or the store)."""
 
 from __future__ import annotations
 
+DATABASE_FILE_EXIT = 3  # exit status of a worker whose SQLite file was removed or replaced
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
 STALE_HEARTBEATS = (

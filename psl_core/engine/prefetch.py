@@ -34,6 +34,7 @@ class PreparedEpoch:
     segment_of_row: torch.Tensor | None  # (rows,) segment of each row within its step, on the device
     rows_of_segment: torch.Tensor | None  # (entries,) rows of each (step, client) entry, float, device
     entry_offsets: np.ndarray | None  # (T+1,) step t's segments are entries [entry_offsets[t], …[t+1])
+    client_of_entry: torch.Tensor | None = None  # (entries,) the client of each entry, on the device
 
     def batch_rows(self, t: int) -> torch.Tensor:
         return self.sample_index[self.row_offsets[t] : self.row_offsets[t + 1]]
@@ -42,7 +43,13 @@ class PreparedEpoch:
         """Step ``t``'s client segments (slices of the epoch's tensors; nothing is read back)."""
         lo, hi = self.entry_offsets[t], self.entry_offsets[t + 1]
         rows = self.segment_of_row[self.row_offsets[t] : self.row_offsets[t + 1]]
-        return ClientSegments(rows, self.rows_of_segment[lo:hi], int(hi - lo))
+        return ClientSegments(
+            rows,
+            self.rows_of_segment[lo:hi],
+            int(hi - lo),
+            clients=self.client_of_entry[lo:hi],
+            num_clients=self.plan.counts.num_clients,
+        )
 
 
 def prepare_epoch(
@@ -52,7 +59,7 @@ def prepare_epoch(
     plan = planner.plan(epoch)
     next_state = planner.state_dict()
     batches, counts = plan.batches, plan.counts
-    segment_of_row = rows_of_segment = entry_offsets = None
+    segment_of_row = rows_of_segment = entry_offsets = client_of_entry = None
     if segmented:
         # Entries are sorted by (step, client) and a step's rows are grouped the same way, so a row's
         # segment is its entry's rank within the step.
@@ -60,6 +67,7 @@ def prepare_epoch(
         rank = np.arange(counts.nnz) - entry_offsets[counts.step]
         segment_of_row = torch.as_tensor(np.repeat(rank, counts.count), device=device)
         rows_of_segment = torch.as_tensor(counts.count, dtype=torch.float32, device=device)
+        client_of_entry = torch.as_tensor(counts.client, dtype=torch.long, device=device)
     return PreparedEpoch(
         plan,
         planner_state,
@@ -69,6 +77,7 @@ def prepare_epoch(
         segment_of_row,
         rows_of_segment,
         entry_offsets,
+        client_of_entry,
     )
 
 

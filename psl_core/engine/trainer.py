@@ -140,8 +140,15 @@ class PSLTrainer:
         return loss.detach().float(), logits.detach()
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, *, full: bool = True) -> dict[str, Any]:
-        """Test metrics on the whole test set, or (``full=False``) on the live-curve subset."""
+    def evaluate(self, *, full: bool = True, client: int | None = None) -> dict[str, Any]:
+        """Test metrics of the model a client would deploy, on the whole test set or (``full=False``)
+        on the live-curve subset.
+
+        Client-part weights are the same on every client; with per-client BatchNorm the statistics are
+        not, so this evaluates ONE client's model: ``client``'s, by default the last client whose
+        statistics have seen data (the GPSL reference evaluates its last client's model too).
+        """
+        self.model.set_eval_client(client)
         return self.evaluator.evaluate(self.model, full=full, autocast=self.precision.autocast())
 
     # ------------------------------------------------------------------ the loop
@@ -223,8 +230,11 @@ class PSLTrainer:
         rows = epoch_data.batch_rows(t)
         x, y = self.x_train[rows], self.y_train[rows]
         if self.cfg.data.augment:
-            gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1_000_003 + st.global_step)
-            x = augment_images(x, gen)
+            # modulo 2^64: torch takes seeds below 2^64, and any 64-bit config seed is valid
+            gen = torch.Generator(device=self.device).manual_seed(
+                (self.cfg.seed * 1_000_003 + st.global_step) % 2**64
+            )
+            x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
         if self.segmented_norm:
             self.model.set_client_segments(epoch_data.segments(t))
         self.optimizer.zero_grad(set_to_none=True)
@@ -261,6 +271,11 @@ class PSLTrainer:
                 "batch_size": int(totals[t]),
                 "active_clients": int(active[t]),
                 "sim_step_time": float(tm.step_time[t]),
+                "sim_fwd_phase": float(tm.fwd_phase[t]),
+                "sim_server": float(tm.server_time[t]),
+                "sim_head_phase": float(tm.head_phase[t]),
+                "sim_bwd_phase": float(tm.bwd_phase[t]),
+                "sim_sync": float(tm.sync_phase[t]),
                 "sim_time": float(cum_sim[t]),
                 "bytes_up": float(tm.bytes_up[t]),
                 "bytes_down": float(tm.bytes_down[t]),
@@ -301,6 +316,7 @@ class PSLTrainer:
         last = epoch_no == t.epochs
         if last or (t.eval_every_unit == "epochs" and epoch_no % t.eval_every == 0):
             row.update(self.evaluate(full=last))  # the last evaluation always sees the whole test set
+        self._report_single_value_batches(sink, epoch_no)
         counts, tm = plan.counts, plan.timing
         k = counts.num_clients
         samples = counts.client_totals()
@@ -323,6 +339,19 @@ class PSLTrainer:
         st.loss_sum, st.correct, st.seen = 0.0, 0, 0
         st.lrs = {}
         self._checkpoint(sink, st)
+
+    def _report_single_value_batches(self, sink: Sink, epoch_no: int) -> None:
+        """Say when a server BatchNorm saw one value per channel (a one-sample global batch)."""
+        layers = [m for m in self.model.modules() if getattr(m, "single_value_batches", 0)]
+        if not layers:
+            return
+        steps = max(m.single_value_batches for m in layers)
+        for m in layers:
+            m.single_value_batches = 0
+        sink.on_event(
+            f"epoch {epoch_no}: {steps} one-sample global batch(es); the server's BatchNorm normalised "
+            "them with its running statistics (a single value per channel has no batch variance)"
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, sink: Sink, st: _LoopState) -> None:
