@@ -15,6 +15,7 @@ Checks come in two layers:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -62,12 +63,48 @@ def schema_problems(err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors():
         message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = unknown_field_message(e["loc"])
         path = ".".join(str(p) for p in e["loc"]) or _first_field_named(message)
         value = e.get("input")
         if isinstance(value, (dict, list)):
             value = None  # a whole section is no useful "got ..."
         problems.append(Problem(path, message, value))
     return problems
+
+
+def _section_model(loc: tuple) -> type | None:
+    """The pydantic model that holds the field at ``loc`` (None when the path leaves the config)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: Any = ExperimentConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list item: the model is the list's element type, found below
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def unknown_field_message(loc: tuple) -> str:
+    """'unknown field' with the closest valid name at that place, or the valid names."""
+    model = _section_model(tuple(loc))
+    if model is None:
+        return "unknown field"
+    names = list(model.model_fields)
+    prefix = ".".join(str(p) for p in loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
+    if close:
+        return f"unknown field; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"unknown field; the fields here are {', '.join(names)}"
 
 
 _FIELD_MENTION = re.compile(r"\b(?:data|partition|model|sampling|training|system)\.[a-z_][\w.]*[a-z_0-9]")
@@ -300,19 +337,22 @@ def _norm_group_problems(config: ExperimentConfig) -> list[Problem]:
 # ---------------------------------------------------------------- the engine's own build stages
 def _build_problems(config: ExperimentConfig) -> list[Problem]:
     """Run the engine's pre-training stages (minus building the model) and report where one fails."""
-    from psl_core.data import DatasetNotFoundError
-    from psl_core.engine.setup import experiment_dataset, experiment_partition, experiment_system
+    from psl_core.data import DatasetNotFoundError, load_labels
+    from psl_core.engine.setup import experiment_partition, experiment_system
     from psl_core.models import profile_arch
     from psl_core.models.zoo import block_names_for, resolve_cut_pair
 
     d, p = config.data, config.partition
     try:
-        dataset = experiment_dataset(config)
+        # Labels and shapes only: the same subsets and errors as the engine's load, without normalising
+        # every image (a form re-checks on each edit; Fashion-MNIST would cost a second each time).
+        dataset = load_labels(d.dataset, data_dir=d.data_dir, train_limit=d.train_limit,
+                              test_limit=d.test_limit, seed=config.seed)  # fmt: skip
     except DatasetNotFoundError as err:
         return [Problem("data.data_dir" if d.data_dir else "data.dataset", str(err), d.data_dir or d.dataset)]
     except (ValueError, OSError) as err:
         return [Problem("data", f"cannot load {d.dataset!r}: {err}", d.dataset)]
-    labels = dataset.y_train.numpy()
+    labels = dataset.y_train
     n = len(labels)
     if p.num_clients > n:
         return [
