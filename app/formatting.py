@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def format_duration(seconds: float | None) -> str:
     """Seconds as ``1h 02m``, ``3m 05s`` or ``12s``; '—' when unknown."""
@@ -15,6 +17,12 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+def safe_file_stem(name: str, limit: int = 80) -> str:
+    """A run name made safe as one path component (no separators, no '..', no control characters)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
+    return stem or "run"
 
 
 def format_placement(host: str | None, backend: str | None, slot: str | None) -> str:

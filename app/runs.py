@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.formatting import safe_file_stem  # noqa: F401 - re-exported (callers import it from here)
 from app.settings import Settings
 from psl_core.config import ConfigError, ExperimentConfig, apply_overrides, parse_config
 from psl_core.sweep import sweep_configs
@@ -79,12 +80,6 @@ def parse_seed_list(text: str) -> list[int]:
     if not seeds:
         raise ValueError("give at least one seed, e.g. --seeds 0,1,2")
     return seeds
-
-
-def safe_file_stem(name: str, limit: int = 80) -> str:
-    """A run name made safe as one path component (no separators, no '..', no control characters)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
-    return stem or "run"
 
 
 def delete_run(store: Store, settings: Settings, run_id: int) -> None:

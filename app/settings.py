@@ -8,6 +8,7 @@
 |                     |                                 | mounts, or an fsspec URL (s3://bucket/ckpt)  |
 | PSL_DATA_DIR        | (none)                          | extra folder searched for dataset files      |
 | PSL_LOG_LEVEL       | INFO                            | level of the log files in $PSL_HOME/logs     |
+| PSL_THREADS_PER_SLOT| cores ÷ worker slots            | CPU threads of each worker slot (torch, OMP) |
 | PSL_KEEP_CHECKPOINTS| 3                               | checkpoints kept per run (older ones deleted)|
 
 Every value has ``~`` expanded and relative paths made absolute here, so a worker started from
@@ -27,6 +28,8 @@ DATABASE_ENV = "PSL_DATABASE_URL"
 DATA_DIR_ENV = "PSL_DATA_DIR"
 CHECKPOINT_ENV = "PSL_CHECKPOINT_URL"
 LOG_LEVEL_ENV = "PSL_LOG_LEVEL"
+THREADS_ENV = "PSL_THREADS_PER_SLOT"
+MAX_THREADS_PER_SLOT = 1024
 KEEP_CHECKPOINTS_ENV = "PSL_KEEP_CHECKPOINTS"
 DEFAULT_KEEP_CHECKPOINTS = 3  # the newest is what a resume needs; two more in case it is torn
 MAX_KEEP_CHECKPOINTS = 1000
@@ -66,6 +69,7 @@ class Settings:
     data_dir: Path | None
     log_level: str
     checkpoint_url: str  # an absolute folder, or a URL with a scheme (e.g. s3://bucket/ckpt)
+    threads_per_slot: int | None = None  # None: each worker slot gets cores ÷ slots
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @property
@@ -96,6 +100,8 @@ class Settings:
         }
         if self.data_dir is not None:
             env[DATA_DIR_ENV] = str(self.data_dir)
+        if self.threads_per_slot is not None:
+            env[THREADS_ENV] = str(self.threads_per_slot)
         return env
 
 
@@ -122,8 +128,20 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
         data_dir=_path(data_raw) if data_raw else None,
         log_level=level,
         checkpoint_url=_checkpoint_url(env.get(CHECKPOINT_ENV, "").strip(), home),
+        threads_per_slot=_threads(env.get(THREADS_ENV, "").strip()),
         keep_checkpoints=int(keep_raw),
     )
+
+
+def _threads(raw: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_THREADS_PER_SLOT:
+        raise SettingsError(
+            f"{THREADS_ENV}={raw[:40]!r} is not a thread count; use a whole number from 1 to {MAX_THREADS_PER_SLOT}, "
+            "or unset it to share the cores equally between worker slots"
+        )
+    return int(raw)
 
 
 def home_is_writable(settings: Settings) -> bool:

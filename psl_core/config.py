@@ -171,7 +171,28 @@ class TrainingConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where to train ('auto' = CUDA if present)."
     )
-    eval_every: int = Field(1, ge=1, description="Evaluate on the test set every this many epochs.")
+    eval_every: int = Field(
+        1, ge=1, description="Evaluate on the test set every this many epochs (or steps: eval_every_unit)."
+    )
+    eval_every_unit: Literal["epochs", "steps"] = Field(
+        "epochs", description="Unit of eval_every; step evaluations are kept with that step's metrics."
+    )
+    eval_samples: int | None = Field(
+        2000,
+        ge=10,
+        description="Test samples (a fixed class-stratified subset) of the evaluations during training; "
+        "the last evaluation always uses the whole test set. Empty = the whole test set every time.",
+    )
+    eval_batch_size: int | None = Field(
+        None, ge=1, description="Evaluation batch size (empty = chosen for the device: 128 CPU, 1024 GPU)."
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="Numeric precision: fp32, bf16 autocast, or fp16 autocast with loss scaling."
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the model's blocks (slow first steps, faster after; needs a C++ compiler on CPU).",
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cut each epoch short (quick demos).")
     checkpoint_every_steps: int | None = Field(
         None, ge=1, description="Also checkpoint every this many steps (besides every epoch)."

@@ -32,6 +32,11 @@ EPOCH_FIELDS = (
     "wall_time",
     "per_class_acc",
 )
+# Kept on the steps where a live evaluation ran (training.eval_every_unit = 'steps'); the store keeps
+# them with the step's extra metrics.
+STEP_EVAL_FIELDS = ("test_loss", "test_acc", "test_samples")
+# Test samples an epoch's evaluation used (a fixed subset before the last epoch, methods §1).
+EPOCH_EVAL_FIELDS = ("test_samples",)
 # The phases of a synchronous step (methods §4); they add up to sim_step_time. With helpers the step is
 # the makespan of the helpers' schedule and the phases are 0.
 STEP_PHASE_FIELDS = ("sim_fwd_phase", "sim_server", "sim_head_phase", "sim_bwd_phase", "sim_sync")

@@ -19,6 +19,7 @@ import difflib
 import json
 import math
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -180,6 +181,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
                     "cuda",
                 )
             )
+    problems += _training_speed_problems(config)
     try:
         catalog = device_catalog(config)
     except ValueError as err:
@@ -265,6 +267,61 @@ def _helper_problems(config: ExperimentConfig, catalog, known: str) -> list[Prob
                 "system.helpers.solver",
                 f"{helpers.solver!r} is offered for at most {limit} clients (K = {k}); use 'lns' or 'local_search'",
                 helpers.solver,
+            )
+        )
+    return problems
+
+
+def _cuda_would_be_used(device: str) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _training_speed_problems(config: ExperimentConfig) -> list[Problem]:
+    """Precision, torch.compile and evaluation settings that cannot work, or defeat themselves."""
+    t = config.training
+    problems: list[Problem] = []
+    on_cuda = _cuda_would_be_used(t.device)
+    if t.precision == "fp16" and not on_cuda:
+        problems.append(
+            Problem(
+                "training.precision",
+                "fp16 on a CPU is emulated (slower than fp32) and needs loss scaling; use 'bf16' or 'fp32' on a CPU",
+                t.precision,
+                "warning",
+            )
+        )
+    if t.precision == "bf16" and on_cuda:
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            problems.append(
+                Problem(
+                    "training.precision",
+                    "this GPU has no bfloat16 support; use 'fp16' (with loss scaling) or 'fp32'",
+                    t.precision,
+                )
+            )
+    if t.compile and not on_cuda and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++", "cc")):
+        problems.append(
+            Problem(
+                "training.compile",
+                "torch.compile on a CPU needs a C++ compiler and none was found on PATH; install g++ or clang, "
+                "or turn training.compile off",
+                t.compile,
+            )
+        )
+    if t.eval_every_unit == "epochs" and t.eval_every > t.epochs:
+        problems.append(
+            Problem(
+                "training.eval_every",
+                f"every {t.eval_every} epochs in a {t.epochs}-epoch run: only the final evaluation happens; "
+                "lower training.eval_every to see a test curve",
+                t.eval_every,
+                "warning",
             )
         )
     return problems
@@ -436,6 +493,23 @@ def _sampling_warnings(config: ExperimentConfig, sizes) -> list[Problem]:
                     "warning",
                 )
             )
+    t = config.training
+    if t.eval_every_unit == "steps":
+        from psl_core.engine.plan import steps_per_epoch
+
+        per_epoch = steps_per_epoch(s.method, sizes, s.batch_size, s.per_client_batch)
+        total = min(per_epoch, t.max_steps_per_epoch or per_epoch) * t.epochs
+        if t.eval_every >= total:
+            problems.append(
+                Problem(
+                    "training.eval_every",
+                    f"every {t.eval_every} steps in a {total}-step run: only the final evaluation happens; "
+                    "lower training.eval_every to see a test curve",
+                    t.eval_every,
+                    "warning",
+                )
+            )
+
     norms = {config.model.server_norm} | ({config.model.client_norm} if s.method != "centralised" else set())
     if s.batch_size == 1 and "batch" in norms:
         # BatchNorm in training mode needs at least two samples per channel; one-sample steps fail

@@ -10,6 +10,7 @@ can fix exit with status 2 and say what to change.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Annotated
 
@@ -62,9 +63,9 @@ def root(
         settings = get_settings()
     except SettingsError:
         settings = None  # the command reports it when it needs the settings
-    if settings is not None:
-        configure_core(settings)
     is_worker = ctx.invoked_subcommand == "worker"
+    if settings is not None and not is_worker:  # a worker configures the core in each slot's process
+        configure_core(settings)
     configure_logging(settings, verbose=verbose, file_name="worker.log" if is_worker else None)
 
 
@@ -79,6 +80,17 @@ def _hoist_verbose(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    try:
+        _run_app(argv)
+    finally:
+        if argv is None:
+            # The process ends here. Interpreter shutdown would walk every object torch and its
+            # imports created (~1 CPU-s); freezing them skips that walk. Files, atexit hooks and
+            # logging still close normally. Not done for in-process calls (tests): they go on.
+            gc.freeze()
+
+
+def _run_app(argv: list[str] | None) -> None:
     args, verbose = _hoist_verbose(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="psl")

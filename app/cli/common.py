@@ -48,6 +48,14 @@ NumGpusOption = Annotated[
     float | None,
     typer.Option(help="Ray: GPUs reserved per run (default: 1 if its config says device cuda, else 0)."),
 ]
+ThreadsPerSlotOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=1024,
+        help="Local: CPU threads of each worker process (default: $PSL_THREADS_PER_SLOT, else cores ÷ concurrency).",
+    ),
+]
 MaxRetriesOption = Annotated[
     int | None,
     typer.Option(help="Ray: re-runs of a task whose process died, resuming from its checkpoint (default 3)."),
@@ -130,6 +138,7 @@ def executor_or_exit(
     num_cpus: float | None,
     num_gpus: float | None,
     max_retries: int | None,
+    threads_per_slot: int | None = None,
     timing=None,  # noqa: ANN001 - app.worker.executors.WorkerTiming
     verbose: bool = False,
     on_result=None,  # noqa: ANN001 - callable(run_id, status)
@@ -160,7 +169,15 @@ def executor_or_exit(
             fail(
                 f"--concurrency {concurrency} is too many processes for one machine (at most {MAX_LOCAL_PROCESSES})"
             )
-        return LocalExecutor(settings, concurrency=concurrency or 1, timing=timing, verbose=verbose)
+        return LocalExecutor(
+            settings,
+            concurrency=concurrency or 1,
+            timing=timing,
+            verbose=verbose,
+            threads_per_slot=threads_per_slot,
+        )
+    if threads_per_slot is not None:
+        fail("--threads-per-slot only applies to --backend local (a Ray task uses --num-cpus threads)")
     from app.worker.executors import BackendUnavailable
     from app.worker.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor, RayOptions, import_ray
 

@@ -27,7 +27,7 @@ def run(
 ) -> None:
     """Train one experiment in this process, with a progress bar; metrics go to CSV files."""
     from app.cli.sinks import CsvSink, RichProgressSink, render_table, summary_rows
-    from app.runs import safe_file_stem
+    from app.formatting import safe_file_stem
     from psl_core.config_io import config_to_yaml
     from psl_core.engine import FanoutSink, MemorySink, TrainingDivergedError, run_experiment
 

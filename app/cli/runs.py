@@ -19,6 +19,7 @@ from app.cli.common import (
     NumGpusOption,
     RunIdArgument,
     SetOption,
+    ThreadsPerSlotOption,
     echo_json,
     executor_or_exit,
     fail,
@@ -66,6 +67,7 @@ def sweep(
     num_cpus: NumCpusOption = None,
     num_gpus: NumGpusOption = None,
     max_retries: MaxRetriesOption = None,
+    threads_per_slot: ThreadsPerSlotOption = None,
 ) -> None:
     """Queue one run per grid point × seed, grouped as a sweep (every point is checked first).
 
@@ -86,7 +88,7 @@ def sweep(
         parsed[key.strip()] = values
     executor = None
     run_here = {"--concurrency": concurrency, "--address": address, "--num-cpus": num_cpus, "--num-gpus": num_gpus,
-                "--max-retries": max_retries}  # fmt: skip
+                "--max-retries": max_retries, "--threads-per-slot": threads_per_slot}  # fmt: skip
     given = [name for name, value in run_here.items() if value is not None]
     if backend is None and given:
         fail(f"{', '.join(given)} only apply when the sweep runs here: add --backend local or --backend ray")
@@ -99,6 +101,7 @@ def sweep(
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             max_retries=max_retries,
+            threads_per_slot=threads_per_slot,
             on_result=None if json_ else lambda run_id, status: typer.echo(f"  run #{run_id}: {status}"),
         )
     store = open_store(writable=True)

@@ -15,13 +15,14 @@ from app.cli.common import (
     MaxRetriesOption,
     NumCpusOption,
     NumGpusOption,
+    ThreadsPerSlotOption,
     executor_or_exit,
     fail,
     settings_or_exit,
     warn,
 )
+from app.worker.timing import DATABASE_FILE_EXIT
 
-DATABASE_FILE_EXIT = 3  # app.worker.loop.DATABASE_FILE_EXIT (not imported here: it loads torch)
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
@@ -48,6 +49,7 @@ def worker(
     num_cpus: NumCpusOption = None,
     num_gpus: NumGpusOption = None,
     max_retries: MaxRetriesOption = None,
+    threads_per_slot: ThreadsPerSlotOption = None,
 ) -> None:
     """Claim queued runs and train them (several processes or hosts never take the same run).
 
@@ -69,6 +71,7 @@ def worker(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         max_retries=max_retries,
+        threads_per_slot=threads_per_slot,
         timing=timing,
         verbose=bool(ctx.obj and ctx.obj.get("verbose")),
     )

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from app.formatting import format_duration
 from psl_core.engine import EPOCH_FIELDS, STEP_FIELDS, Sink
+from psl_core.metrics import EPOCH_EVAL_FIELDS, STEP_EVAL_FIELDS
 
 CLIENT_FIELDS = ("epoch", "client", "samples", "steps_active", "busy_time", "idle_time")
 
@@ -30,7 +31,7 @@ class CsvSink(Sink):
         return self._files[name][1]
 
     def on_steps(self, rows):
-        w = self._writer("steps.csv", STEP_FIELDS)
+        w = self._writer("steps.csv", STEP_FIELDS + STEP_EVAL_FIELDS)
         w.writerows(rows)
         self._files["steps.csv"][0].flush()
 
@@ -38,7 +39,7 @@ class CsvSink(Sink):
         flat = dict(row)
         if flat.get("per_class_acc") is not None:
             flat["per_class_acc"] = " ".join(f"{a:.4f}" for a in flat["per_class_acc"])
-        self._writer("epochs.csv", EPOCH_FIELDS).writerow(flat)
+        self._writer("epochs.csv", EPOCH_FIELDS + EPOCH_EVAL_FIELDS).writerow(flat)
         self._writer("clients.csv", CLIENT_FIELDS).writerows(client_stats)
         for f, _ in self._files.values():
             f.flush()

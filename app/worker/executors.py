@@ -19,11 +19,16 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.logs import get_logger
 from app.settings import Settings
-from app.worker.loop import DATABASE_FILE_EXIT, HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing, run_worker
-from storage import DatabaseFileChanged
+from app.worker import threads as budget
+from app.worker.timing import DATABASE_FILE_EXIT, HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing
+
+# Nothing above imports torch, pandas or the store: the parent of a local pool only waits for its
+# slots, and a fork server (below) imports them once for all slots. The rest is imported where used.
 
 BACKENDS = ("local", "ray")
+log = get_logger("worker")
 
 
 class BackendUnavailable(RuntimeError):
@@ -51,10 +56,16 @@ class Executor(Protocol):
         ``exit_when_idle``) or the process is asked to stop; returns the number of runs it ended."""
 
 
-def _local_slot(env: dict[str, str], slot: str, sweep_id, exit_when_idle, timing, verbose, counts) -> None:  # noqa: ANN001
-    """Entry point of each process of a local pool (spawned: everything is configured anew)."""
+def _local_slot(
+    env: dict[str, str], slot: str, sweep_id, exit_when_idle, timing, verbose, threads, counts
+) -> None:  # noqa: ANN001
+    """Entry point of each process of a local pool (a fresh process: everything is configured anew)."""
+    import gc
+
     from app.logs import configure_logging
     from app.settings import configure_core, get_settings
+    from app.worker.loop import run_worker
+    from storage import DatabaseFileChanged
 
     settings = get_settings(env)
     configure_core(settings)
@@ -68,28 +79,64 @@ def _local_slot(env: dict[str, str], slot: str, sweep_id, exit_when_idle, timing
             exit_when_idle=exit_when_idle,
             sweep_id=sweep_id,
             slot=slot,
+            threads=threads,
         )
     except DatabaseFileChanged as err:  # logged by run_worker; the parent turns the status into an error
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(DATABASE_FILE_EXIT)
     counts.put(done)
+    gc.freeze()  # the process ends: skip the exit-time walk over torch's objects (see app.cli.main)
+
+
+SLOT_PRELOAD = ["app.worker.slot_preload"]  # torch, the engine, the store; see that module
+
+
+def slot_context():  # noqa: ANN201 - a multiprocessing context
+    """How the slots of a pool are started. With a fork server, torch and the store are imported
+    ONCE (in the server, which never computes, starts no thread and opens no database connection)
+    and each slot is forked from it: N slots cost one import, not N (on two cores, the import of
+    the second slot cost as much CPU as half the runs of a 12-run digits sweep). Elsewhere: spawn."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(SLOT_PRELOAD)
+    return context
 
 
 class LocalExecutor:
-    """``concurrency`` worker processes on this machine (one: this process itself)."""
+    """``concurrency`` worker processes on this machine (one: this process itself), each with its
+    share of the cores (``threads_per_slot``, else ``PSL_THREADS_PER_SLOT``, else cores ÷ slots;
+    app/worker/threads.py)."""
 
     backend = "local"
 
     def __init__(
-        self, settings: Settings, *, concurrency: int = 1, timing: WorkerTiming | None = None, verbose=False
+        self,
+        settings: Settings,
+        *,
+        concurrency: int = 1,
+        timing: WorkerTiming | None = None,
+        verbose=False,
+        threads_per_slot: int | None = None,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.settings, self.concurrency, self.verbose = settings, concurrency, verbose
         self.timing = timing or WorkerTiming()
+        cores = budget.available_cores()
+        self.threads = budget.threads_per_slot(
+            concurrency, threads_per_slot or settings.threads_per_slot, cores
+        )
+        if self.threads is not None and concurrency * self.threads > cores:
+            log.warning(
+                "%s slots × %s threads oversubscribe %s cores: runs will slow each other down",
+                concurrency, self.threads, cores,
+            )  # fmt: skip
 
     def drain(self, *, sweep_id: int | None = None, exit_when_idle: bool = False) -> int:
         if self.concurrency == 1:
+            from app.worker.loop import run_worker
+
             return run_worker(
                 settings=self.settings,
                 stale_after_s=self.timing.stale_after_s,
@@ -97,12 +144,13 @@ class LocalExecutor:
                 poll_s=self.timing.poll_s,
                 exit_when_idle=exit_when_idle,
                 sweep_id=sweep_id,
+                threads=self.threads,
             )
-        spawn = mp.get_context("spawn")
-        counts = spawn.SimpleQueue()
+        context = slot_context()
+        counts = context.SimpleQueue()
         env = self.settings.as_env()
         procs = [
-            spawn.Process(
+            context.Process(
                 target=_local_slot,
                 args=(
                     env,
@@ -111,13 +159,16 @@ class LocalExecutor:
                     exit_when_idle,
                     self.timing,
                     self.verbose,
+                    self.threads,
                     counts,
                 ),
             )
             for i in range(1, self.concurrency + 1)
         ]
-        for proc in procs:
-            proc.start()
+        # The slots (and the fork server they come from) inherit the caps before they import torch.
+        with budget.thread_env_for_children(self.threads):  # several slots: a share, never None
+            for proc in procs:
+                proc.start()
         try:
             for proc in procs:
                 proc.join()
@@ -125,6 +176,8 @@ class LocalExecutor:
             for proc in procs:
                 proc.join()
         if any(proc.exitcode == DATABASE_FILE_EXIT for proc in procs):
+            from storage import DatabaseFileChanged
+
             raise DatabaseFileChanged(
                 "a worker process stopped because its database file was removed or replaced; "
                 "restart the workers (see worker.log)"

@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -33,35 +34,19 @@ from pathlib import Path
 from app.logs import get_logger
 from app.settings import CHECKPOINT_ENV, Settings, get_settings
 from app.worker.checkpoints import CheckpointLocation
-from app.worker.store_sink import StoreSink
+from app.worker.store_sink import CANCEL_CHECK_EVERY_S, StoreSink
+from app.worker.threads import apply_thread_budget, available_cores, torch_threads
+from app.worker.timing import HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing
 from psl_core.config import ConfigError
 from psl_core.engine import RunResult, run_experiment
 from psl_core.validation import validate_config
 from storage import CheckpointRecord, DatabaseFileChanged, Store, StoreUnavailable
 
-HEARTBEAT_EVERY_S = 3.0
-STALE_AFTER_S = 30.0
-STALE_HEARTBEATS = (
-    3  # a run is stale after this many missed beats; fewer and a live worker's run is taken twice
-)
 FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
 RETRY_FIRST_WAIT_S = 0.5  # first pause before writing to a full / unreachable database again
 RETRY_MAX_WAIT_S = 10.0  # longest pause (the pause doubles each time)
-DATABASE_FILE_EXIT = 3  # exit status of a worker whose SQLite file was removed or replaced
 
 log = get_logger("worker")
-
-
-def check_timing(stale_after_s: float, heartbeat_s: float) -> None:
-    """Refuse heartbeat settings under which live workers' runs would be reclaimed (ValueError)."""
-    if not heartbeat_s > 0:
-        raise ValueError(f"the heartbeat interval must be positive, got {heartbeat_s!r}")
-    if not stale_after_s >= STALE_HEARTBEATS * heartbeat_s:
-        raise ValueError(
-            f"--stale-after {stale_after_s:g} s is shorter than {STALE_HEARTBEATS} heartbeats "
-            f"({STALE_HEARTBEATS * heartbeat_s:g} s at one beat every {heartbeat_s:g} s): a live worker's run "
-            "would be taken over by another worker; raise --stale-after or lower --heartbeat-every"
-        )
 
 
 def new_worker_id() -> str:
@@ -95,15 +80,29 @@ class ShutdownFlag:
 
 
 class Heartbeat(threading.Thread):
-    """Beats while a run trains, so a long step never looks like a dead worker."""
+    """Beats while a run trains, so a long step never looks like a dead worker, and reads the run's
+    cancel flag every ``cancel_every_s`` (so the training thread never queries the database)."""
 
-    def __init__(self, sink: StoreSink, every_s: float = HEARTBEAT_EVERY_S):
-        super().__init__(daemon=True)
-        self.sink, self.every_s = sink, every_s
+    def __init__(
+        self,
+        sink: StoreSink,
+        every_s: float = HEARTBEAT_EVERY_S,
+        cancel_every_s: float = CANCEL_CHECK_EVERY_S,
+    ):
+        super().__init__(daemon=True, name=f"heartbeat-{sink.run_id}")
+        self.sink, self.every_s, self.cancel_every_s = sink, every_s, cancel_every_s
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.every_s):
+        next_beat = time.monotonic() + self.every_s
+        while not self.stopped.wait(min(self.every_s, self.cancel_every_s)):
+            try:
+                self.sink.poll_cancel()
+            except Exception as err:  # read again next time; never kill the run for it
+                log.warning("run %s: reading the cancel flag failed: %s", self.sink.run_id, err)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat += self.every_s
             try:
                 self.sink.beat()
             except Exception as err:  # a missed beat is retried next time; never kill the run for it
@@ -343,19 +342,29 @@ def run_worker(
     settings: Settings | None = None,
     sweep_id: int | None = None,
     slot: str = "1/1",
+    threads: int | None = None,
 ) -> int:
     """Claim and train runs (only those of ``sweep_id``, if given) until stopped (SIGTERM/SIGINT), idle
     (with ``exit_when_idle``) or ``max_runs``; returns the number of runs executed. ``slot`` says which
-    of the local executor's processes this is (recorded with each run it claims)."""
+    of the local executor's processes this is (recorded with each run it claims); ``threads`` caps
+    this process's CPU threads (the local executor passes each slot's share; None: torch's default)."""
     check_timing(stale_after_s, heartbeat_s)
     settings = settings or get_settings()
     CheckpointLocation(settings)  # an unusable checkpoint location is refused before any run is claimed
+    if threads is not None:
+        apply_thread_budget(threads)
     store = Store(store_url or settings.database_url)
     worker_id = worker_id or new_worker_id()
     shutdown = ShutdownFlag()
     shutdown.install()
     try:
-        log.info("worker %s started (database %s)", worker_id, store)
+        log.info(
+            "worker %s started (database %s; %s CPU threads for training, %s cores)",
+            worker_id,
+            store,
+            torch_threads(),
+            available_cores(),
+        )
         done = 0
         delay = poll_s
         while (max_runs is None or done < max_runs) and not shutdown():

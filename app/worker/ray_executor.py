@@ -125,12 +125,12 @@ def run_ray_task(
     'failed', 'cancelled', 'requeued', 'lost', 'vanished' (deleted), or 'taken' if another executor had
     claimed it)."""
     import ray
-    import torch
 
     from app.logs import configure_logging
     from app.settings import configure_core
     from app.worker.checkpoints import CheckpointLocation
     from app.worker.loop import execute_run
+    from app.worker.threads import apply_thread_budget
 
     try:
         settings = task_settings(env)
@@ -139,8 +139,8 @@ def run_ray_task(
         raise TaskSetupError(f"{socket.gethostname()}: {err}") from None
     configure_core(settings)
     configure_logging(settings, file_name="worker.log")
-    # The task reserved num_cpus CPUs: its intra-op threads must not take the whole node.
-    torch.set_num_threads(max(1, int(num_cpus)))
+    # The task reserved num_cpus CPUs: its threads (torch, OpenMP) must not take the whole node.
+    apply_thread_budget(max(1, int(num_cpus)))
     host, gpus = socket.gethostname(), ray.get_gpu_ids()
     where = f"{slot} node {ray.get_runtime_context().get_node_id()[:8]}"
     if gpus:

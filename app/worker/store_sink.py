@@ -2,20 +2,21 @@
 
 Writes go through one background thread with an ordered queue, so training never waits on the
 database (a checkpoint row still lands after the metric rows it covers). A write error is raised in
-the training thread at the next report; ``close`` waits until everything is written.
+the training thread at the next report; ``close`` waits until everything is written. The cancel flag
+is read by the worker's heartbeat thread (:meth:`StoreSink.poll_cancel`): the training thread only
+looks at a boolean between steps, it never queries the database.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 from psl_core.engine import RunInfo, Sink
 from storage import Store
 
-CANCEL_CHECK_EVERY_S = 1.0
+CANCEL_CHECK_EVERY_S = 1.0  # how often the heartbeat thread reads the cancel flag
 
 
 class StoreSink(Sink):
@@ -47,7 +48,6 @@ class StoreSink(Sink):
         self.progress: dict = {}
         self.lost_ownership = False
         self._cancel = False
-        self._last_cancel_check = 0.0
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._writer = threading.Thread(target=self._write_loop, daemon=True, name=f"store-writer-{run_id}")
@@ -104,7 +104,11 @@ class StoreSink(Sink):
         self._submit(lambda: self.store.add_step_metrics(self.run_id, rows))
 
     def on_epoch(self, row, client_stats):
-        acc = f", test accuracy {row['test_acc']:.4f}" if row.get("test_acc") is not None else ""
+        acc = ""
+        if row.get("test_acc") is not None:
+            acc = f", test accuracy {row['test_acc']:.4f}"
+            if row.get("test_samples"):
+                acc += f" ({row['test_samples']:,} test samples)"
         message = f"epoch {row['epoch']} done: train loss {row['train_loss']:.4f}{acc}"
 
         self._submit(lambda: self.store.add_epoch_report(self.run_id, row, client_stats, message))
@@ -127,9 +131,11 @@ class StoreSink(Sink):
         if not self.store.heartbeat(self.run_id, self.worker_id, **self.progress):
             self.lost_ownership = True
 
+    def poll_cancel(self) -> None:
+        """Read the run's cancel flag from the store (the heartbeat thread calls this, not training)."""
+        if self.store.is_cancel_requested(self.run_id):
+            self._cancel = True
+
     def should_stop(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_cancel_check >= CANCEL_CHECK_EVERY_S:
-            self._last_cancel_check = now
-            self._cancel = self.store.is_cancel_requested(self.run_id)
+        """Between steps: flags only, no database query on the training thread."""
         return self._cancel or self.lost_ownership or self.stop_requested()

@@ -29,8 +29,8 @@ _CIFAR_HOW = (
 
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
-        "digits", "Digits (8×8)", "scikit-learn's 1,797 handwritten digits, 8×8 grey; fixed stratified 80/20 split.",
-        (1, 8, 8), 10, False, "Built in (ships with scikit-learn).",
+        "digits", "Digits (8×8)", "UCI's 1,797 handwritten digits (as in scikit-learn), 8×8 grey; fixed stratified 80/20 split.",
+        (1, 8, 8), 10, False, "Built in (ships with PSL Studio).",
     ),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist", "Fashion-MNIST", "Zalando's 70,000 28×28 grey clothing images, 10 classes (60k/10k).",

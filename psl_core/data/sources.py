@@ -36,6 +36,8 @@ FASHION_MNIST_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 SYSTEM_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Data shipped inside the package (digits): see files/README.md.
+BUNDLED_DIR = Path(__file__).resolve().parent / "files"
 
 
 @dataclass
@@ -115,14 +117,12 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 
 def load_digits() -> RawSplits:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = bunch.images.astype(np.float32)[:, None, :, :]  # (1797, 1, 8, 8), values 0..16
-    y = bunch.target.astype(np.int64)
+    """The 1,797 8×8 digits (values 0..16), shipped with the package in IDX format (numpy only)."""
+    x = read_idx(BUNDLED_DIR / "digits-images-idx3-ubyte.gz").astype(np.float32)[:, None, :, :]
+    y = read_idx(BUNDLED_DIR / "digits-labels-idx1-ubyte.gz").astype(np.int64)
     test_mask = np.zeros(len(y), dtype=bool)
     test_mask[stratified_subset(y, round(0.2 * len(y)), DIGITS_SPLIT_SEED)] = True
-    names = [str(c) for c in bunch.target_names]
+    names = [str(c) for c in range(10)]
     return RawSplits(x[~test_mask], y[~test_mask], x[test_mask], y[test_mask], names)
 
 

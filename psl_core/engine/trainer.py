@@ -6,6 +6,11 @@ point and the number of clients change the simulated cost (plan.py), not the ari
 activations are still cut at the split (detach + hand-back of the gradient) so that the code does
 what a real PSL server does: the server back-propagates once and returns the gradient of the
 smashed data, the client part back-propagates that gradient.
+
+Nothing in a step reads the device back (a GPU never waits on the host): the epoch's indices and
+per-client segments are prepared one epoch ahead (prefetch.py), losses stay on the device until a
+flush, evaluation sums on the device (evaluation.py) and checkpoints are written by a background
+thread (checkpoint_writer.py). ``training.precision`` and ``training.compile``: precision.py.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import torch.nn.functional as F
 
 from psl_core.config import ExperimentConfig
 from psl_core.data import augment_images
-from psl_core.engine.checkpoint import load_checkpoint, save_checkpoint
+from psl_core.engine.checkpoint import load_checkpoint
+from psl_core.engine.checkpoint_writer import CheckpointWriter
+from psl_core.engine.evaluation import Evaluator, default_eval_batch
 from psl_core.engine.plan import EpochPlan, EpochPlanner
+from psl_core.engine.precision import Precision, compile_blocks
+from psl_core.engine.prefetch import PlanPrefetcher, PreparedEpoch
 from psl_core.engine.setup import ExperimentSetup, build_experiment
 from psl_core.engine.sinks import RunInfo, Sink
-
-EVAL_BATCH = 1024
 
 
 class TrainingDivergedError(RuntimeError):
@@ -42,11 +49,17 @@ class RunResult:
     final: dict[str, Any] | None  # the last epoch's metrics
 
 
-def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: torch.nn.Module, cfg: ExperimentConfig, *, fused: bool = False
+) -> torch.optim.Optimizer:
     t = cfg.training
+    # torch's default (foreach on a GPU) unless fused is asked: fp16 on a GPU (precision.py).
+    extra = {"fused": True} if fused else {}
     if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **extra)
+    return torch.optim.SGD(
+        model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **extra
+    )
 
 
 def learning_rate(cfg: ExperimentConfig, epoch: int, step: int, total_steps: int) -> float:
@@ -79,63 +92,64 @@ class PSLTrainer:
         # once that much wall time has passed (a store sink wants a few large writes, not many small).
         self.flush_every = max(1, flush_every)
         self.flush_interval_s = flush_interval_s
-        self.optimizer = make_optimizer(self.model, self.cfg)
+        t = self.cfg.training
+        self.precision = Precision(t.precision, self.device)
+        self.optimizer = make_optimizer(self.model, self.cfg, fused=self.precision.fused_optimizer)
+        if t.compile:
+            compile_blocks(self.model)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes per layer: let cuDNN pick its best
         self.planner = EpochPlanner(setup)
         ds = setup.dataset
         self.x_train, self.y_train = ds.x_train.to(self.device), ds.y_train.to(self.device)
         self.x_test, self.y_test = ds.x_test.to(self.device), ds.y_test.to(self.device)
+        self.evaluator = Evaluator(
+            self.x_test,
+            self.y_test,
+            ds.num_classes,
+            batch_size=t.eval_batch_size or default_eval_batch(self.device),
+            subset_size=t.eval_samples,
+        )
         self.num_blocks = len(self.model.blocks)
         self.segmented_norm = self.cfg.model.client_norm == "batch"
         self.steps_per_epoch = self.planner.steps_per_epoch
-        self.total_steps = self.steps_per_epoch * self.cfg.training.epochs
+        self.total_steps = self.steps_per_epoch * t.epochs
 
     # ------------------------------------------------------------------ one step
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m, cut, cut2, last = self.model, self.setup.cut, self.setup.cut2, self.num_blocks
-        smashed = m.forward_range(x, 0, cut)  # client part, once for the whole global batch
+        autocast = self.precision.autocast
+        with autocast():
+            smashed = m.forward_range(x, 0, cut)  # client part, once for the whole global batch
         at_server = smashed.detach().requires_grad_(True)
         if cut2 is None:
-            logits = m.forward_range(at_server, cut, last)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
+            with autocast():
+                logits = m.forward_range(at_server, cut, last)
+                loss = F.cross_entropy(logits, y)
+            self.precision.backward(loss)
         else:  # U-shaped: the head and the loss run back on the client, labels never leave it
-            returned = m.forward_range(at_server, cut, cut2)
+            with autocast():
+                returned = m.forward_range(at_server, cut, cut2)
             at_client = returned.detach().requires_grad_(True)
-            logits = m.forward_range(at_client, cut2, last)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
+            with autocast():
+                logits = m.forward_range(at_client, cut2, last)
+                loss = F.cross_entropy(logits, y)
+            self.precision.backward(loss)
             returned.backward(at_client.grad)
         smashed.backward(at_server.grad)  # the server hands each client the gradient of its slice
-        return loss.detach(), logits.detach()
+        return loss.detach().float(), logits.detach()
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def evaluate(self, client: int | None = None) -> dict[str, Any]:
-        """Test loss, accuracy and per-class accuracy of the model a client would deploy.
+    def evaluate(self, *, full: bool = True, client: int | None = None) -> dict[str, Any]:
+        """Test metrics of the model a client would deploy, on the whole test set or (``full=False``)
+        on the live-curve subset.
 
         Client-part weights are the same on every client; with per-client BatchNorm the statistics are
         not, so this evaluates ONE client's model: ``client``'s, by default the last client whose
         statistics have seen data (the GPSL reference evaluates its last client's model too).
         """
-        self.model.eval()
-        self.model.set_client_segments(None)
         self.model.set_eval_client(client)
-        num_classes = self.setup.dataset.num_classes
-        loss_sum, correct = 0.0, torch.zeros(num_classes, device=self.device)
-        for i in range(0, len(self.y_test), EVAL_BATCH):
-            x, y = self.x_test[i : i + EVAL_BATCH], self.y_test[i : i + EVAL_BATCH]
-            logits = self.model(x)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes).float()
-        self.model.train()
-        per_class_total = torch.bincount(self.y_test, minlength=num_classes).clamp(min=1).float()
-        per_class = (correct / per_class_total).cpu().numpy()
-        n = len(self.y_test)
-        return {
-            "test_loss": loss_sum / n,
-            "test_acc": float(correct.sum()) / n,
-            "per_class_acc": [round(float(a), 6) for a in per_class],
-        }
+        return self.evaluator.evaluate(self.model, full=full, autocast=self.precision.autocast())
 
     # ------------------------------------------------------------------ the loop
     def run(self, sink: Sink | None = None, *, resume_from: str | Path | None = None) -> RunResult:
@@ -157,54 +171,45 @@ class PSLTrainer:
             )
         )
         self.model.train()
+        prefetcher = PlanPrefetcher(self.planner, self.cfg.training.epochs, self.device, self.segmented_norm)
+        self.checkpoints = CheckpointWriter() if self.checkpoint_dir is not None else None
+        try:
+            status = self._train(sink, st, prefetcher)
+            finished = self.checkpoints.wait() if self.checkpoints is not None else []
+        finally:
+            prefetcher.close()
+            if self.checkpoints is not None:
+                self.checkpoints.close()  # a failed run still lets a write in flight finish
+        self._report_checkpoints(sink, finished)
+        return RunResult(status, st.global_step, st.epoch, st.last_epoch_row)
+
+    def _train(self, sink: Sink, st: _LoopState, prefetcher: PlanPrefetcher) -> str:
+        """The loop over epochs and steps; returns 'completed' or 'cancelled'."""
+        t_cfg = self.cfg.training
+        eval_steps = t_cfg.eval_every if t_cfg.eval_every_unit == "steps" else 0
         wall_start = time.perf_counter() - st.wall_time
-        while st.epoch < self.cfg.training.epochs:
-            st.planner_state_at_epoch_start = self.planner.state_dict()
-            plan = self.planner.plan(st.epoch)
+        while st.epoch < t_cfg.epochs:
+            epoch_data = prefetcher.get(st.epoch)
+            plan = epoch_data.plan
+            st.planner_state_at_epoch_start = epoch_data.planner_state
+            st.planner_state_at_epoch_end = epoch_data.next_planner_state
             if st.step_in_epoch == 0:
                 st.sim_at_epoch_start = st.sim_time
             cum_sim = st.sim_at_epoch_start + np.cumsum(plan.timing.step_time)
-            idx = torch.as_tensor(plan.batches.sample_index, device=self.device)
-            owner = (
-                torch.as_tensor(plan.batches.client_id, device=self.device) if self.segmented_norm else None
-            )
-            offsets = plan.batches.step_offsets
             losses = torch.zeros(plan.num_steps, device=self.device)
             pending_from, last_flush = st.step_in_epoch, time.perf_counter()
             for t in range(st.step_in_epoch, plan.num_steps):
                 if sink.should_stop():
                     self._flush(sink, plan, losses, pending_from, t, st, cum_sim, wall_start)
                     sink.on_event("cancelled between steps", "warning")
-                    return RunResult("cancelled", st.global_step, st.epoch, st.last_epoch_row)
-                lr = learning_rate(self.cfg, st.epoch, st.global_step, self.total_steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                rows = idx[offsets[t] : offsets[t + 1]]
-                x, y = self.x_train[rows], self.y_train[rows]
-                if self.cfg.data.augment:
-                    # modulo 2^64: torch takes seeds below 2^64, and any 64-bit config seed is valid
-                    gen = torch.Generator(device=self.device).manual_seed(
-                        (self.cfg.seed * 1_000_003 + st.global_step) % 2**64
-                    )
-                    x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
-                if owner is not None:
-                    self.model.set_client_segments(
-                        owner[offsets[t] : offsets[t + 1]], self.cfg.partition.num_clients
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss, logits = self._forward_backward(x, y)
-                self.optimizer.step()
-                losses[t] = loss
-                st.loss_sum += loss * len(y)  # tensors: no host sync per step
-                st.correct += (logits.argmax(1) == y).sum()
-                st.seen += len(y)
-                st.global_step += 1
-                st.step_in_epoch = t + 1
-                st.lrs[t] = lr
+                    return "cancelled"
+                self._step(epoch_data, t, st, losses)
+                if eval_steps and st.global_step % eval_steps == 0 and st.global_step < self.total_steps:
+                    st.step_evals[t] = self.evaluate(full=False)
                 if self._flush_due(st.step_in_epoch - pending_from, last_flush):
                     self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
                     pending_from, last_flush = st.step_in_epoch, time.perf_counter()
-                every = self.cfg.training.checkpoint_every_steps
+                every = t_cfg.checkpoint_every_steps
                 if every and st.global_step % every == 0 and st.step_in_epoch < plan.num_steps:
                     self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
                     pending_from = st.step_in_epoch
@@ -215,7 +220,33 @@ class PSLTrainer:
             st.sim_time = float(cum_sim[-1]) if plan.num_steps else st.sim_time
             st.wall_time = time.perf_counter() - wall_start
             self._end_epoch(sink, plan, st)
-        return RunResult("completed", st.global_step, st.epoch, st.last_epoch_row)
+        return "completed"
+
+    def _step(self, epoch_data: PreparedEpoch, t: int, st: _LoopState, losses: torch.Tensor) -> None:
+        """One training step: nothing here reads a tensor back to the host."""
+        lr = learning_rate(self.cfg, st.epoch, st.global_step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        rows = epoch_data.batch_rows(t)
+        x, y = self.x_train[rows], self.y_train[rows]
+        if self.cfg.data.augment:
+            # modulo 2^64: torch takes seeds below 2^64, and any 64-bit config seed is valid
+            gen = torch.Generator(device=self.device).manual_seed(
+                (self.cfg.seed * 1_000_003 + st.global_step) % 2**64
+            )
+            x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
+        if self.segmented_norm:
+            self.model.set_client_segments(epoch_data.segments(t))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logits = self._forward_backward(x, y)
+        self.precision.step(self.optimizer)
+        losses[t] = loss
+        st.loss_sum += loss * len(y)  # tensors: no host sync per step
+        st.correct += (logits.argmax(1) == y).sum()
+        st.seen += len(y)
+        st.global_step += 1
+        st.step_in_epoch = t + 1
+        st.lrs[t] = lr
 
     def _flush_due(self, pending: int, last_flush: float) -> bool:
         if self.flush_interval_s is None:
@@ -254,7 +285,12 @@ class PSLTrainer:
             }
             for i, t in enumerate(range(start, end))
         ]
+        for i, t in enumerate(range(start, end)):
+            if t in st.step_evals:  # training.eval_every_unit = 'steps': the live-curve evaluations
+                evaluation = st.step_evals.pop(t)
+                rows[i].update({k: evaluation[k] for k in ("test_loss", "test_acc", "test_samples")})
         sink.on_steps(rows)
+        self._report_checkpoints(sink)
         bad = np.flatnonzero(~np.isfinite(loss_values))
         if len(bad):
             row = rows[bad[0]]
@@ -276,8 +312,10 @@ class PSLTrainer:
             "test_acc": None,
             "per_class_acc": None,
         }
-        if epoch_no % self.cfg.training.eval_every == 0 or epoch_no == self.cfg.training.epochs:
-            row.update(self.evaluate())
+        t = self.cfg.training
+        last = epoch_no == t.epochs
+        if last or (t.eval_every_unit == "epochs" and epoch_no % t.eval_every == 0):
+            row.update(self.evaluate(full=last))  # the last evaluation always sees the whole test set
         self._report_single_value_batches(sink, epoch_no)
         counts, tm = plan.counts, plan.timing
         k = counts.num_clients
@@ -317,17 +355,31 @@ class PSLTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, sink: Sink, st: _LoopState) -> None:
-        if self.checkpoint_dir is None:
+        """Hand a checkpoint to the writer thread (every step up to here is already flushed)."""
+        if self.checkpoints is None:
             return
-        # At an epoch boundary the next epoch starts from the planner's current state.
-        planner_state = st.planner_state_at_epoch_start if st.step_in_epoch else self.planner.state_dict()
+        # At an epoch boundary the next epoch starts from the state the finished epoch's plan left.
+        planner_state = st.planner_state_at_epoch_start if st.step_in_epoch else st.planner_state_at_epoch_end
+        loop_state = st.to_dict()
+        if self.precision.scaler is not None:
+            loop_state["grad_scaler"] = self.precision.state_dict()
         path = self.checkpoint_dir / f"step{st.global_step:09d}.pt"
-        save_checkpoint(path, self.model, self.optimizer, st.to_dict(), planner_state)
-        sink.on_checkpoint(str(path), st.global_step, st.epoch)
+        finished = self.checkpoints.submit(
+            path, self.model, self.optimizer, loop_state, planner_state, step=st.global_step, epoch=st.epoch
+        )
+        self._report_checkpoints(sink, finished)
+
+    def _report_checkpoints(self, sink: Sink, finished: list | None = None) -> None:
+        """Report the checkpoints whose files are complete (oldest first)."""
+        if finished is None:
+            finished = self.checkpoints.finished() if self.checkpoints is not None else []
+        for written in finished:
+            sink.on_checkpoint(written.path, written.step, written.epoch)
 
     def _restore(self, path: str | Path) -> _LoopState:
         loop, planner_state = load_checkpoint(path, self.model, self.optimizer, self.device)
         self.planner.load_state_dict(planner_state)
+        self.precision.load_state_dict(loop.pop("grad_scaler", None))
         st = _LoopState.from_dict(loop)
         return st
 
@@ -348,6 +400,8 @@ class _LoopState:
         self.lrs: dict[int, float] = {}
         self.last_epoch_row: dict | None = None
         self.planner_state_at_epoch_start: dict | None = None
+        self.planner_state_at_epoch_end: dict | None = None
+        self.step_evals: dict[int, dict] = {}  # step index in the epoch → live-curve evaluation
 
     def to_dict(self) -> dict:
         return {

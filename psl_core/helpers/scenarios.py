@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from psl_core.devices.measured import load_layer_costs
+from psl_core.helpers.cuts import DEFAULT_CUTS, check_cuts
 from psl_core.helpers.instance import HelperInputError, HelperInstance
+from psl_core.helpers.tirana2024 import tirana2024_instance
 
-DEFAULT_CUTS = {"resnet101": (3, 33), "vgg19": (3, 24)}  # profiles/README.md issue 3
 LOW_HET_CLIENTS = ("rpi4b", "rpi3bplus")
 LOW_HET_HELPERS = ("vm", "laptop_m1")
 HIGH_HET_CLIENTS = ("rpi4b", "rpi3bplus", "jetson_cpu", "jetson_gpu")
@@ -41,17 +42,6 @@ class PartTimes:
     p2_fwd: float
     p2_bwd: float
     p3: float  # part-3 forward + backward + update (the head and the loss)
-
-
-def check_cuts(model: str, dataset: str, cuts: tuple[int, int]) -> tuple[int, int]:
-    costs = load_layer_costs(model, dataset)
-    a, b = cuts
-    if not 1 <= a < b < costs.num_layers:
-        raise HelperInputError(
-            f"cuts {cuts} out of range for {model}: need 1 <= a < b < {costs.num_layers} "
-            f"(e.g. {DEFAULT_CUTS[model]})"
-        )
-    return a, b
 
 
 def part_times(model: str, dataset: str, device: str, cuts: tuple[int, int]) -> PartTimes:
@@ -214,8 +204,6 @@ def random_instance(
 
 def _tirana(het: str):
     def generate(num_clients: int, num_helpers: int, **opts) -> HelperInstance:
-        from psl_core.helpers.tirana2024 import tirana2024_instance
-
         return tirana2024_instance(num_clients, num_helpers, het, **opts)
 
     generate.__doc__ = f"The authors' generator, {het} heterogeneity (psl_core.helpers.tirana2024)."

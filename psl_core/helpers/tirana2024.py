@@ -35,8 +35,8 @@ import random
 import numpy as np
 
 from psl_core.devices.measured import load_layer_costs
+from psl_core.helpers.cuts import DEFAULT_CUTS, check_cuts
 from psl_core.helpers.instance import HelperInputError, HelperInstance
-from psl_core.helpers.scenarios import DEFAULT_CUTS, check_cuts
 
 AUTHORS_KB_TO_MBIT = 0.0008  # the authors' factor (10.24x too small)
 TRUE_KB_TO_MBIT = 8 * 1024 / 1e6

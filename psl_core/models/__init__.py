@@ -1,6 +1,13 @@
 """Split-able models (ordered lists of named blocks) and their measured cost profiles (methods §1)."""
 
-from psl_core.models.norms import NORM_KINDS, InvalidNormError, SegmentBatchNorm, group_count, make_norm
+from psl_core.models.norms import (
+    NORM_KINDS,
+    ClientSegments,
+    InvalidNormError,
+    SegmentBatchNorm,
+    group_count,
+    make_norm,
+)
 from psl_core.models.profile import (
     BlockCost,
     CutSummary,
@@ -26,6 +33,7 @@ __all__ = [
     "ARCHITECTURES",
     "NORM_KINDS",
     "ArchInfo",
+    "ClientSegments",
     "BlockCost",
     "BlockModel",
     "CutSummary",

@@ -22,12 +22,60 @@ class InvalidNormError(ValueError):
     """Raised when a normalisation kind or its parameters are not supported."""
 
 
+class ClientSegments:
+    """Which client each row of a global batch belongs to, with everything a layer needs about it.
+
+    ``ids`` (N,) is a segment index 0..G-1 per row, ``rows`` (G,) the rows of each segment and
+    ``num_segments`` G. Built on the host from the epoch plan, these let every per-client BatchNorm
+    of the step normalise without reading anything back from the device (no ``bincount``, no
+    ``min``/``max`` of the ids): on a GPU that keeps the step free of host synchronisations.
+    """
+
+    __slots__ = ("ids", "rows", "num_segments", "clients", "num_clients")
+
+    def __init__(
+        self,
+        ids: Tensor,
+        rows: Tensor,
+        num_segments: int,
+        clients: Tensor | None = None,
+        num_clients: int | None = None,
+    ):
+        self.ids, self.rows, self.num_segments = ids, rows, int(num_segments)
+        # The client of each segment (G,) — segment s holds rows of client clients[s] — and how many
+        # clients the run has (host ints: the per-client statistics grow without a device read).
+        # Default: segment s is client s.
+        self.clients = torch.arange(self.num_segments, device=ids.device) if clients is None else clients
+        self.num_clients = self.num_segments if num_clients is None else int(num_clients)
+
+    @classmethod
+    def from_ids(cls, segment_ids: Tensor, num_segments: int = 0) -> ClientSegments:
+        """Check arbitrary ids and count the rows of each segment (reads the ids: a device sync on a GPU)."""
+        segment_ids = torch.as_tensor(segment_ids)
+        if segment_ids.dim() != 1 or segment_ids.dtype not in (torch.int64, torch.int32, torch.int16):
+            raise InvalidNormError(
+                "segment_ids must be a 1-d integer tensor with one client id per batch row"
+            )
+        if segment_ids.numel() == 0:
+            raise InvalidNormError("segment_ids is empty; pass None to switch segments off")
+        low, high = int(segment_ids.min()), int(segment_ids.max())
+        if low < 0:
+            raise InvalidNormError(f"segment ids must be >= 0, got {low}")
+        if num_segments == 0:
+            num_segments = high + 1
+        if high >= num_segments:
+            raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
+        ids = segment_ids.long()
+        return cls(ids, torch.bincount(ids, minlength=num_segments).float(), num_segments)
+
+
 class SegmentBatchNorm(nn.Module):
     """BatchNorm whose training statistics are computed separately for each client segment.
 
     Accepts ``(N, C)``, ``(N, C, L)`` and ``(N, C, H, W)`` inputs. Call :meth:`set_segments` (or
     ``BlockModel.set_client_segments``) with one segment id per row of the batch; rows that share an id
-    belong to the same client. Segments need not be contiguous.
+    belong to the same client. Segments need not be contiguous. The training loop passes a
+    :class:`ClientSegments` prepared on the host instead, so that no layer reads the device.
 
     * Training mode, segments set: each segment is normalised with its own biased mean/variance over
       (its rows × spatial positions), exactly like ``F.batch_norm`` run on that segment alone.
@@ -67,42 +115,37 @@ class SegmentBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.segments: ClientSegments | None = None
         # One row per client, grown when a batch names more clients (and when a checkpoint is loaded).
         self.register_buffer("client_running_mean", torch.zeros(0, num_features))
         self.register_buffer("client_running_var", torch.ones(0, num_features))
         self.register_buffer("client_batches_tracked", torch.zeros(0, dtype=torch.long))
-        self.segment_ids: Tensor | None = None
-        self.num_segments = 0
         self.eval_client: int | None = None  # None: the last client whose statistics have seen data
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
-    def set_segments(self, segment_ids: Tensor | None, num_segments: int = 0) -> None:
+    def set_segments(self, segment_ids: Tensor | ClientSegments | None, num_segments: int = 0) -> None:
         """Set the client id of every row of the next batches (``None`` = one segment, plain BatchNorm).
 
-        ``num_segments`` 0 means ``max(segment_ids) + 1``.
+        ``num_segments`` 0 means ``max(segment_ids) + 1``. A :class:`ClientSegments` prepared on the
+        host (the trainer builds one per step from its plan) is taken as is: no device reads.
         """
         if segment_ids is None:
-            self.segment_ids, self.num_segments = None, 0
+            self.segments = None
             return
-        segment_ids = torch.as_tensor(segment_ids)
-        if segment_ids.dim() != 1 or segment_ids.dtype not in (torch.int64, torch.int32, torch.int16):
-            raise InvalidNormError(
-                "segment_ids must be a 1-d integer tensor with one client id per batch row"
-            )
-        if segment_ids.numel() == 0:
-            raise InvalidNormError("segment_ids is empty; pass None to switch segments off")
-        low, high = int(segment_ids.min()), int(segment_ids.max())
-        if low < 0:
-            raise InvalidNormError(f"segment ids must be >= 0, got {low}")
-        if num_segments == 0:
-            num_segments = high + 1
-        if high >= num_segments:
-            raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
-        self.segment_ids = segment_ids.long()
-        self.num_segments = int(num_segments)
-        self._grow_clients(self.num_segments)
+        if not isinstance(segment_ids, ClientSegments):
+            segment_ids = ClientSegments.from_ids(segment_ids, num_segments)
+        self.segments = segment_ids
+        self._grow_clients(segment_ids.num_clients)  # a host int: no device read
+
+    @property
+    def segment_ids(self) -> Tensor | None:
+        return None if self.segments is None else self.segments.ids
+
+    @property
+    def num_segments(self) -> int:
+        return 0 if self.segments is None else self.segments.num_segments
 
     def _grow_clients(self, num_clients: int) -> None:
         have = self.client_running_mean.shape[0]
@@ -163,7 +206,7 @@ class SegmentBatchNorm(nn.Module):
                     training=False,
                     eps=self.eps,
                 )
-        if not self.training or self.segment_ids is None:
+        if not self.training or self.segments is None:
             return F.batch_norm(
                 x,
                 self.running_mean,
@@ -177,19 +220,24 @@ class SegmentBatchNorm(nn.Module):
         return self._segment_forward(x)
 
     def _segment_forward(self, x: Tensor) -> Tensor:
-        seg = self.segment_ids.to(x.device)
+        segments = self.segments
         batch, channels = x.shape[0], x.shape[1]
-        if seg.numel() != batch:
+        if segments.ids.numel() != batch:
             raise InvalidNormError(
-                f"{seg.numel()} segment ids were set but the batch has {batch} rows; "
+                f"{segments.ids.numel()} segment ids were set but the batch has {batch} rows; "
                 "call set_client_segments again for this batch"
             )
+        seg = segments.ids.to(x.device, non_blocking=True)
+        # Statistics in float32 even under bf16/fp16 autocast: segment sums of many values in half
+        # precision lose digits the running statistics keep for the rest of training.
         flat = x.reshape(batch, channels, -1)  # (N, C, S)
+        if flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
         positions = flat.shape[2]
-        rows = torch.bincount(seg, minlength=self.num_segments).to(x.dtype)  # rows per segment
+        rows = segments.rows.to(device=x.device, dtype=flat.dtype, non_blocking=True)  # rows per segment
         # clamp: empty segments would divide by 0 and poison the running stats with NaN (weight 0 · NaN).
         count = (rows * positions).clamp(min=1.0).unsqueeze(1)  # values per channel per segment, (G, 1)
-        zeros = x.new_zeros(self.num_segments, channels)
+        zeros = flat.new_zeros(segments.num_segments, channels)
         seg_mean = zeros.index_add(0, seg, flat.sum(dim=2)) / count  # (G, C)
         centred = flat - seg_mean[seg].unsqueeze(2)
         sq_sum = zeros.index_add(0, seg, (centred * centred).sum(dim=2))  # two-pass variance: stable
@@ -201,7 +249,7 @@ class SegmentBatchNorm(nn.Module):
         else:
             normed = centred * scale[seg].unsqueeze(2)
         self._update_running_stats(seg_mean, sq_sum, count, rows)
-        return normed.reshape(x.shape)
+        return normed.reshape(x.shape).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, seg_mean: Tensor, sq_sum: Tensor, count: Tensor, rows: Tensor) -> None:
@@ -212,15 +260,20 @@ class SegmentBatchNorm(nn.Module):
         self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
         self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
         self.num_batches_tracked.add_(1)
-        # Each present client's own row, as its own BatchNorm copy would update it.
+        # Each present client's own row, as its own BatchNorm copy would update it. A segment names its
+        # client (segments.clients; each client at most once per step): gathers and scatters by index,
+        # no device read.
+        clients = self.segments.clients.to(seg_mean.device, non_blocking=True)
         present = (rows > 0).unsqueeze(1)
         has_var = count > 1
         m = self.momentum
-        rows_mean = self.client_running_mean[: self.num_segments]
-        rows_var = self.client_running_var[: self.num_segments]
-        rows_mean.copy_(torch.where(present, (1 - m) * rows_mean + m * seg_mean, rows_mean))
-        rows_var.copy_(torch.where(present & has_var, (1 - m) * rows_var + m * unbiased_var, rows_var))
-        self.client_batches_tracked[: self.num_segments] += (rows > 0).long()
+        old_mean = self.client_running_mean[clients]
+        old_var = self.client_running_var[clients]
+        self.client_running_mean[clients] = torch.where(present, (1 - m) * old_mean + m * seg_mean, old_mean)
+        self.client_running_var[clients] = torch.where(
+            present & has_var, (1 - m) * old_var + m * unbiased_var, old_var
+        )
+        self.client_batches_tracked.index_add_(0, clients, (rows > 0).long())
 
 
 class _SingleValueSafeBatchNorm:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from psl_core.models.norms import NORM_KINDS, InvalidNormError, SegmentBatchNorm, make_norm
+from psl_core.models.norms import NORM_KINDS, ClientSegments, InvalidNormError, SegmentBatchNorm, make_norm
 from psl_core.models.zoo_resnet import RESNET_STAGES, build_resnet_blocks, resnet_block_names
 
 MLP_HIDDEN = 256
@@ -183,11 +183,14 @@ class BlockModel(nn.Module):
         """Index c (client holds blocks [0, c)) for an index 1..L-1 or the name of the last client block."""
         return resolve_cut_index(self.block_names, cut)
 
-    def set_client_segments(self, segment_ids: Tensor | None, num_segments: int = 0) -> None:
-        """Tell every per-client BatchNorm which client each row of the next batches belongs to."""
+    def set_client_segments(self, segment_ids: Tensor | ClientSegments | None, num_segments: int = 0) -> None:
+        """Tell every per-client BatchNorm which client each row of the next batches belongs to
+        (ids are checked and counted once here, not once per layer)."""
+        if segment_ids is not None and not isinstance(segment_ids, ClientSegments):
+            segment_ids = ClientSegments.from_ids(segment_ids, num_segments)
         for module in self.modules():
             if isinstance(module, SegmentBatchNorm):
-                module.set_segments(segment_ids, num_segments)
+                module.set_segments(segment_ids)
 
     def set_eval_client(self, client: int | None) -> None:
         """Whose per-client BatchNorm statistics evaluation uses (None: the last client that saw data).

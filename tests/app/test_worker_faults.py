@@ -232,9 +232,9 @@ def test_psl_worker_exits_3_when_its_database_file_is_pulled_away(home, monkeypa
     def pulled_away(**_kwargs):
         raise DatabaseFileChanged("the database file x was removed while this process had it open")
 
-    import app.worker.executors as executors
+    import app.worker.loop as loop  # the executor imports run_worker from here when it drains
 
-    monkeypatch.setattr(executors, "run_worker", pulled_away)
+    monkeypatch.setattr(loop, "run_worker", pulled_away)
     result = runner.invoke(cli_app, ["worker"])
     assert result.exit_code == 3
     assert "was removed" in result.output
