@@ -119,6 +119,7 @@ class PlanningInstance:
     server_speed: float
     uplink_bps: float | None
     server_device_id: str = "server"
+    class_id: tuple[int, ...] = ()  # the caller's class keys (e.g. config group indices), if any
     fits_memory: np.ndarray = field(init=False, repr=False)  # (G, C) bool
 
     def __post_init__(self) -> None:
@@ -341,4 +342,5 @@ def build_instance(
         server_speed=float(server_device.train_flops_per_s),
         uplink_bps=w,
         server_device_id=server_device.id,
+        class_id=tuple(int(c) for c in classes),
     )
