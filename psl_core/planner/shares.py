@@ -22,16 +22,22 @@ import numpy as np
 from psl_core.planner.step_time import PhaseTerms
 
 _GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
-_NEWTON_STEPS = 200
+_NEWTON_STEPS = 100
 _GOLDEN_STEPS = 80
 
 
 def _needs(t: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """q / (t - p) per class ((M, G)), inf where t <= p and q > 0, 0 where q == 0."""
-    gap = t[:, None] - p
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(gap > 0, q / gap, np.inf)
-    return np.where(q > 0, r, 0.0)
+        return _needs_raw(t, p, q)
+
+
+def _needs_raw(t, p, q):
+    gap = t[:, None] - p
+    r = q / gap
+    r[gap <= 0] = np.inf
+    r[q == 0] = 0.0
+    return r
 
 
 def hyperbola_root(p, q, floor_need, count, t_low) -> np.ndarray:
@@ -41,38 +47,44 @@ def hyperbola_root(p, q, floor_need, count, t_low) -> np.ndarray:
     Newton's method from a point left of the root: the function is convex and decreasing in t, so the
     iterates increase monotonically to the root and never step past it (up to rounding).
     """
-    p, q, floor_need = (np.asarray(v, dtype=float) for v in (p, q, floor_need))
-    t_low = np.asarray(t_low, dtype=float).copy()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _hyperbola_root(
+            np.asarray(p, dtype=float),
+            np.asarray(q, dtype=float),
+            np.asarray(floor_need, dtype=float),
+            count,
+            np.array(t_low, dtype=float),
+        )
 
-    def excess(t):
-        return (count * np.maximum(floor_need, _needs(t, p, q))).sum(axis=1) - 1.0
 
+def _hyperbola_root(p, q, floor_need, count, t_low):
     result = np.full(t_low.shape, np.inf)
     base = (count * floor_need).sum(axis=1)
-    at_low = excess(t_low) <= 0
+    at_low = (count * np.maximum(floor_need, _needs_raw(t_low, p, q))).sum(axis=1) <= 1.0
     result[at_low] = t_low[at_low]
-    todo = ~at_low & (base < 1.0)
-    if not todo.any():
+    todo = np.flatnonzero(~at_low & (base < 1.0))
+    if todo.size == 0:
         return result
+    p, q, floor_need, t_low = p[todo], q[todo], floor_need[todo], t_low[todo]
     # Two points left of (or at) the root: p_g + count_g q_g (class g alone fills the uplink), and
     # min p + sum count q over the classes with q > 0 (every hyperbola is at least q / sum count q).
-    alone = np.where(q > 0, p + count * q, -np.inf).max(axis=1)
-    pooled = np.where(q > 0, p, np.inf).min(axis=1) + (count * q).sum(axis=1)
+    has_q = q > 0
+    alone = np.where(has_q, p + count * q, -np.inf).max(axis=1)
+    pooled = np.where(has_q, p, np.inf).min(axis=1) + (count * q).sum(axis=1)
     t = np.maximum(t_low, np.maximum(alone, np.where(np.isfinite(pooled), pooled, -np.inf)))
     for _ in range(_NEWTON_STEPS):
-        f = excess(t)
         gap = t[:, None] - p
-        with np.errstate(divide="ignore", invalid="ignore"):
-            hyper = np.where((q > 0) & (gap > 0), q / gap, 0.0)
-            binding = hyper > floor_need
-            slope = (count * np.where(binding, hyper / gap, 0.0)).sum(axis=1)
-            step = np.where(slope > 0, f / slope, np.inf)
-        step = np.where(f > 0, step, 0.0)
-        moving = todo & (step > np.abs(t) * 1e-16)
-        if not moving.any():
+        hyper = q / gap
+        hyper[~has_q] = 0.0
+        binding = hyper > floor_need
+        f = (count * np.where(binding, hyper, floor_need)).sum(axis=1) - 1.0
+        slope = (count * np.where(binding, hyper / gap, 0.0)).sum(axis=1)
+        # Converged rows: the uplink is used up to rounding (the next step would be lost in t anyway).
+        step = np.where(f > 1e-15, np.where(slope > 0, f / slope, np.inf), 0.0)
+        if not np.any(step > np.abs(t) * 1e-16):
             break
-        t = np.where(moving, t + step, t)
-    result[todo] = t[todo]
+        t = t + step
+    result[todo] = t
     return result
 
 
