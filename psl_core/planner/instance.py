@@ -166,10 +166,10 @@ class PlanningInstance:
             )
             problems.append(
                 f"no cut fits device {self.device_id[g]!r} ({self.label[g]}): it has "
-                f"{self.memory_bytes[g] / MIB:.4g} MiB, the smallest client part (cut {int(self.cuts.cut[smallest])}, "
-                f"after {self.cuts.name[smallest]!r}) needs {need[g, smallest] / MIB:.4g} MiB at "
+                f"{self.memory_bytes[g] / MIB:.6g} MiB, the smallest client part (cut {int(self.cuts.cut[smallest])}, "
+                f"after {self.cuts.name[smallest]!r}) needs {need[g, smallest] / MIB:.6g} MiB at "
                 f"{int(np.ceil(self.samples[g]))} samples per step; give it at least "
-                f"{need[g, smallest] / MIB:.4g} MiB, or {hint}"
+                f"{need[g, smallest] / MIB:.6g} MiB, or {hint}"
             )
         if problems:
             raise PlanningError("; ".join(problems))

@@ -69,7 +69,8 @@ def _hyperbola_root(p, q, floor_need, count, t_low):
     # Two points left of (or at) the root: p_g + count_g q_g (class g alone fills the uplink), and
     # min p + sum count q over the classes with q > 0 (every hyperbola is at least q / sum count q).
     has_q = q > 0
-    alone = np.where(has_q, p + count * q, -np.inf).max(axis=1)
+    # (nextafter: a share need so small that p + count q rounds to p still needs t > p.)
+    alone = np.where(has_q, np.maximum(p + count * q, np.nextafter(p, np.inf)), -np.inf).max(axis=1)
     pooled = np.where(has_q, p, np.inf).min(axis=1) + (count * q).sum(axis=1)
     t = np.maximum(t_low, np.maximum(alone, np.where(np.isfinite(pooled), pooled, -np.inf)))
     for _ in range(_NEWTON_STEPS):
