@@ -290,7 +290,7 @@ def build_instance(
     active = samples > 0
     if not active.any():
         raise PlanningError("no client has samples to process (every b_k is 0): nothing to plan")
-    classes = [c for c in dict.fromkeys(class_of.tolist()) if np.any(active & (class_of == c))]
+    classes = [c for c in sorted(set(class_of.tolist())) if np.any(active & (class_of == c))]
     labels, devices = [], []
     count, bmax, bsum = [], [], []
     for c in classes:
