@@ -59,14 +59,16 @@ def pareto_chart(front: pd.DataFrame, methods: pd.DataFrame) -> alt.LayerChart:
         x=x, y=y, text=alt.value("chosen")
     )
     feasible = methods[methods["feasible"]][["method", "step_time_s", "energy_j"]]
+    legend = alt.Legend(orient="bottom", title=None, columns=2, labelLimit=320)
     marks = (
         alt.Chart(feasible)
         .mark_point(size=110, filled=True, opacity=0.9)
         .encode(
             x="step_time_s:Q",
             y="energy_j:Q",
-            shape=alt.Shape("method:N", legend=alt.Legend(orient="bottom", title=None, columns=2, labelLimit=320)),
-            color=alt.Color("method:N", legend=None, scale=alt.Scale(scheme="dark2")),
+            # One legend for both channels: Vega-Lite merges legends of the same field only when they match.
+            shape=alt.Shape("method:N", legend=legend),
+            color=alt.Color("method:N", legend=legend, scale=alt.Scale(scheme="dark2")),
             tooltip=[
                 "method",
                 alt.Tooltip("step_time_s:Q", title="step time (s)", format=".4g"),
