@@ -30,7 +30,7 @@ import numpy as np
 from psl_core.devices.catalog import TRAIN_TO_FORWARD_FLOPS
 from psl_core.planner.instance import PlanningInstance
 from psl_core.planner.plan import Plan, best_shares, plan_with_best_shares
-from psl_core.planner.shares import optimal_shares
+from psl_core.planner.shares import hyperbola_root, optimal_shares
 from psl_core.planner.step_time import PhaseTerms, phase_terms
 
 PRUNE_TOLERANCE = 1e-12  # a node is dropped when its bound is within this relative gap of the best plan
@@ -71,24 +71,42 @@ class _Options:
         self.rows = np.arange(g)
         self.count, self.cap = inst.count, inst.share_cap
 
-    def bound(self, nodes: np.ndarray) -> np.ndarray:
-        """Lower bound (exact value when no entry is relaxed) of the step time of each node row."""
+    def bound(self, nodes: np.ndarray, best: float = np.inf) -> np.ndarray:
+        """Lower bound (exact value when no entry is relaxed) of the step time of each node row.
+
+        Rows whose quick bound — each share phase on its own with the whole uplink — already reaches
+        ``best`` keep that quick bound; the others get the optimal shares of their relaxed plan."""
         pick = {name: table[self.rows, nodes] for name, table in self.tables.items()}
         fixed = pick["server"].sum(axis=1) + pick["delta"].max(axis=1)
         if not self.shared:
             return fixed + pick["own_a"].max(axis=1) + pick["own_y"].max(axis=1)
         zeros = np.zeros_like(pick["a"])
-        terms = PhaseTerms(
-            a=pick["a"],
-            alpha=pick["alpha"],
-            delta=pick["delta"],
-            y=pick["y"],
-            pi=pick["pi"],
-            server=np.zeros(nodes.shape[0]),
-            own_upload_a=zeros,
-            own_upload_y=zeros,
+        with np.errstate(divide="ignore"):
+            floor_a = np.maximum(pick["a"].max(axis=1), (pick["a"] + pick["alpha"] / self.cap).max(axis=1))
+            floor_y = np.maximum(
+                pick["y"].max(axis=1), np.where(pick["pi"] > 0, pick["y"] + pick["pi"] / self.cap, -np.inf).max(axis=1)
+            )
+        quick = (
+            fixed
+            + hyperbola_root(pick["a"], pick["alpha"], zeros, self.count, floor_a)
+            + hyperbola_root(pick["y"], pick["pi"], zeros, self.count, floor_y)
         )
-        return fixed + optimal_shares(terms, self.count, self.cap).share_time
+        open_rows = np.flatnonzero(quick < best)  # the others can neither improve nor survive
+        if open_rows.size == 0:
+            return quick
+        terms = PhaseTerms(
+            a=pick["a"][open_rows],
+            alpha=pick["alpha"][open_rows],
+            delta=pick["delta"][open_rows],
+            y=pick["y"][open_rows],
+            pi=pick["pi"][open_rows],
+            server=np.zeros(open_rows.size),
+            own_upload_a=zeros[open_rows],
+            own_upload_y=zeros[open_rows],
+        )
+        result = quick.copy()
+        result[open_rows] = fixed[open_rows] + optimal_shares(terms, self.count, self.cap).share_time
+        return result
 
 
 def plan_exact(
@@ -118,7 +136,7 @@ def plan_exact(
         cuts = np.flatnonzero(feasible[g])
         children = np.repeat(nodes, cuts.size, axis=0)
         children[:, g] = np.tile(cuts, nodes.shape[0])
-        bounds = options.bound(children)
+        bounds = options.bound(children, best)
         explored += children.shape[0]
         if depth == g_count - 1:
             i = int(np.argmin(bounds))
@@ -132,7 +150,7 @@ def plan_exact(
             # Complete the most promising nodes with the best plan's cuts: a cheap better upper bound.
             top = np.argsort(bounds, kind="stable")[:_COMPLETIONS_PER_LEVEL]
             completed = np.where(children[top] == options.relaxed, best_cut[None, :], children[top])
-            values = options.bound(completed)
+            values = options.bound(completed, best)
             i = int(np.argmin(values))
             if values[i] < best:
                 best, best_cut = float(values[i]), completed[i].copy()
