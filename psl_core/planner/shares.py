@@ -151,6 +151,7 @@ def optimal_shares(terms: PhaseTerms, count: np.ndarray, cap: np.ndarray) -> Sha
     shares = np.maximum(_needs(best_t, a, alpha), _needs(tau_y, y, pi))
     # Newton stops a rounding error short of the root: never hand out more than the whole uplink.
     used = (count * shares).sum(axis=1, keepdims=True)
-    shares = np.where(used > 1.0, shares / used, shares)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(used > 1.0, shares / used, shares)
     assert shares.shape == (m, a.shape[1])
     return ShareSolution(best_t, tau_y, shares)
