@@ -8,9 +8,10 @@ deadlines (tau_A, tau_Y) it needs at least
 
 and the deadlines are reachable iff sum_g count_g x_g(tau) <= 1. The best shares minimise
 tau_A + tau_Y over that set. The set is convex, so tau_Y*(tau_A) (the smallest feasible tau_Y) is
-convex and so is tau_A + tau_Y*(tau_A): a golden-section search over tau_A, with tau_Y*(tau_A) found
-by Newton's method on a convex decreasing sum of hyperbolas (monotone, no overshoot), gives the
-optimum to machine precision. Everything is vectorised over a batch of M plans.
+convex and so is F(tau_A) = tau_A + tau_Y*(tau_A): its minimum is where its slope changes sign,
+found by regula falsi (Illinois rule, bisection as a fallback) on the slope, which the implicit
+function theorem gives in closed form; tau_Y*(tau_A) comes from Newton's method on a convex
+decreasing sum of hyperbolas (monotone, no overshoot). The optimum is found to machine precision. Everything is vectorised over a batch of M plans.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ import numpy as np
 
 from psl_core.planner.step_time import PhaseTerms
 
-_GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 _NEWTON_STEPS = 100
-_GOLDEN_STEPS = 80
+_SEARCH_STEPS = 200
 
 
 def _needs(t: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -122,28 +122,59 @@ def optimal_shares(terms: PhaseTerms, count: np.ndarray, cap: np.ndarray) -> Sha
 
     # Giving each phase at most half of the uplink is feasible: it bounds the optimum from above.
     half = hyperbola_root(a, 2.0 * alpha, zero, count, floor_a)
-    best_t, best_f = half.copy(), total(half)
-    high = np.maximum(best_f - y_low, half)
-    lo, hi = low.copy(), high
-    x1 = hi - _GOLDEN * (hi - lo)
-    x2 = lo + _GOLDEN * (hi - lo)
-    f1, f2 = total(x1), total(x2)
-    for _ in range(_GOLDEN_STEPS):
-        for x, f in ((x1, f1), (x2, f2)):
-            better = f < best_f
-            best_t, best_f = np.where(better, x, best_t), np.where(better, f, best_f)
-        if np.all(hi - lo <= 1e-13 * np.maximum(np.abs(hi), 1e-300)):
+    high = np.maximum(total(half) - y_low, half)
+
+    def slope(tau_a, rows):
+        """F'(tau_A) = 1 + d tau_Y* / d tau_A on ``rows`` (a subgradient at kinks); -inf where tau_Y* is
+        infinite."""
+        a_r, alpha_r, y_r, pi_r, floor_r = a[rows], alpha[rows], y[rows], pi[rows], floor_y[rows]
+        need_a = _needs(tau_a, a_r, alpha_r)
+        tau_y = hyperbola_root(y_r, pi_r, need_a, count, floor_r)
+        finite = np.isfinite(tau_y)
+        safe_y = np.where(finite, tau_y, floor_r + 1.0)
+        need_y = _needs(safe_y, y_r, pi_r)
+        a_binds = need_a >= need_y
+        # d need / d tau = -q / (tau - p)^2, written without squaring a need (tiny q must not underflow)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            da = (count * np.where(a_binds & (alpha_r > 0), alpha_r / (tau_a[:, None] - a_r) ** 2, 0.0)).sum(axis=1)
+            dy = (count * np.where(~a_binds & (pi_r > 0), pi_r / (safe_y[:, None] - y_r) ** 2, 0.0)).sum(axis=1)
+            g = np.where(dy > 0, 1.0 - da / dy, -np.inf)
+        # The sync deadline sits at its floor (to a few ulps: needs too small to move it): only tau_A moves.
+        g = np.where(tau_y <= floor_r + 8 * np.spacing(np.abs(floor_r)), 1.0, g)
+        return np.where(finite, g, -np.inf)
+
+    # F is convex: find where its slope changes sign — regula falsi with the Illinois rule, bisection
+    # while the slope is infinite or the bracket stops halving — on the rows not yet converged; then
+    # take the better end of each final bracket.
+    every = np.arange(m)
+    lo, hi = low.copy(), high.copy()
+    g_lo, g_hi = slope(lo, every), slope(hi, every)
+    side = np.zeros(m, dtype=int)  # which end moved last: -1 lo, +1 hi
+    slow = np.zeros(m, dtype=int)  # steps in a row that did not halve the bracket
+    for _ in range(_SEARCH_STEPS):
+        rows = np.flatnonzero((g_lo < 0) & (g_hi > 0) & (hi - lo > 1e-14 * np.maximum(np.abs(hi), 1e-300)))
+        if rows.size == 0:
             break
-        left = f1 < f2  # the minimum lies in [lo, x2]
-        hi = np.where(left, x2, hi)
-        lo = np.where(left, lo, x1)
-        new_x1 = np.where(left, hi - _GOLDEN * (hi - lo), x2)
-        new_x2 = np.where(left, x1, lo + _GOLDEN * (hi - lo))
-        new_f = total(np.where(left, new_x1, new_x2))
-        f1, f2 = np.where(left, new_f, f2), np.where(left, f1, new_f)
-        x1, x2 = new_x1, new_x2
+        l, h, gl, gh = lo[rows], hi[rows], g_lo[rows], g_hi[rows]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            secant = (l * gh - h * gl) / (gh - gl)
+        use_secant = np.isfinite(gl) & np.isfinite(secant) & (secant > l) & (secant < h) & (slow[rows] < 2)
+        x = np.where(use_secant, secant, 0.5 * (l + h))
+        g_x = slope(x, rows)
+        right, left = g_x >= 0, g_x < 0
+        # Illinois: an end kept twice in a row has its slope halved, so the bracket shrinks from both sides.
+        gl = np.where(right & (side[rows] == 1), 0.5 * gl, gl)
+        gh = np.where(left & (side[rows] == -1), 0.5 * gh, gh)
+        new_l, new_h = np.where(left, x, l), np.where(right, x, h)
+        slow[rows] = np.where(new_h - new_l > 0.5 * (h - l), slow[rows] + 1, 0)
+        lo[rows], hi[rows] = new_l, new_h
+        g_lo[rows], g_hi[rows] = np.where(left, g_x, gl), np.where(right, g_x, gh)
+        side[rows] = np.where(right, 1, -1)
+    f_lo, f_hi = total(lo), total(hi)
+    best_t = np.where(f_lo <= f_hi, lo, hi)
+    best_f = np.minimum(f_lo, f_hi)
     # The left end (tau_A as small as the uplink allows) is optimal when the sync phase has no use for
-    # shares; golden section only approaches it, so compare it too.
+    # shares; the search only approaches it, so compare it too.
     f_low = total(low)
     better = f_low <= best_f
     best_t, best_f = np.where(better, low, best_t), np.where(better, f_low, best_f)
