@@ -158,10 +158,11 @@ class PlanningInstance:
             smallest = int(np.argmin(need[g]))
             per_sample = self.cuts.client_activation_bytes[smallest]
             fixed = 3.0 * self.cuts.client_param_bytes[smallest]
-            fitting_samples = int((self.memory_bytes[g] - fixed) // per_sample) if per_sample > 0 else 0
+            room = self.memory_bytes[g] - fixed
+            fitting = np.floor(room / per_sample) if per_sample > 0 else (np.inf if room >= 0 else 0.0)
             hint = (
-                f"lower its per-step samples to at most {fitting_samples} (smaller batch or more clients)"
-                if fitting_samples >= 1
+                f"lower its per-step samples to at most {fitting:.6g} (smaller batch or more clients)"
+                if fitting >= 1
                 else "no batch size fits: its client part's weights alone exceed the memory"
             )
             problems.append(
