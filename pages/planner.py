@@ -71,7 +71,9 @@ if submitted or REPORT not in st.session_state:
 report: pv.PlannerReport = st.session_state[REPORT]
 inst, exact = report.instance, report.exact
 
-best_baseline = report.methods[(report.methods["key"] != "exact") & report.methods["feasible"]]["vs_exact"].min()
+best_baseline = report.methods[(report.methods["key"] != "exact") & report.methods["feasible"]][
+    "vs_exact"
+].min()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Exact step time", f"{exact.step_time_s:.4g} s")
 m2.metric("Best simple method", f"{best_baseline:.3f} × exact")

@@ -26,9 +26,9 @@ from psl_core.planner.compare import (
 from psl_core.planner.exact import plan_exact
 from psl_core.planner.from_config import apply_plan, expected_samples_per_step, instance_from_config
 from psl_core.planner.instance import CutCosts, PlanningError, PlanningInstance, build_instance
+from psl_core.planner.pareto import ParetoFront, pareto_front
 from psl_core.planner.plan import Plan, best_shares, make_plan
 from psl_core.planner.shares import optimal_shares
-from psl_core.planner.pareto import ParetoFront, pareto_front
 from psl_core.planner.step_time import Phases, evaluate, phase_terms, step_energy
 
 __all__ = [

@@ -144,7 +144,8 @@ def plan_alternating(inst: PlanningInstance, start: Plan | None = None) -> Plan:
     inst.check_feasible()
     cuts = (start.cut_index if start is not None else per_device_cuts(inst)).copy()
     rounds = 0
-    for rounds in range(1, MAX_ALTERNATIONS + 1):
+    while rounds < MAX_ALTERNATIONS:
+        rounds += 1
         _, shares = best_shares(inst, cuts)
         shares = None if shares is None else shares[0]
         new_cuts = _best_cuts_given_shares(inst, cuts, shares)

@@ -39,7 +39,9 @@ def compare_methods(inst: PlanningInstance, *, max_nodes: int = DEFAULT_MAX_NODE
     alternating = plan_alternating(inst, start=per_device)
     seeds = [p for p in (one, per_device, alternating) if p is not None]
     exact = plan_exact(inst, start=min(seeds, key=lambda p: p.step_time_s), max_nodes=max_nodes)
-    return Comparison(inst, {"exact": exact, "one_cut": one, "per_device": per_device, "alternating": alternating})
+    return Comparison(
+        inst, {"exact": exact, "one_cut": one, "per_device": per_device, "alternating": alternating}
+    )
 
 
 def methods_table(comparison: Comparison) -> list[dict]:
@@ -63,7 +65,9 @@ def methods_table(comparison: Comparison) -> list[dict]:
                 "download_backward_s": float(p.download_backward[0]),
                 "sync_s": float(p.sync[0]),
                 "energy_j": plan.energy_j,
-                "cuts": ", ".join(f"{lab}: {int(c)}" for lab, c in zip(inst.label, plan.cuts(inst), strict=True)),
+                "cuts": ", ".join(
+                    f"{lab}: {int(c)}" for lab, c in zip(inst.label, plan.cuts(inst), strict=True)
+                ),
                 "proven_optimal": plan.optimal,
                 "plan_seconds": plan.seconds,
                 "note": plan.note,
@@ -95,7 +99,8 @@ def class_table(inst: PlanningInstance, plan: Plan) -> list[dict]:
                 "cut": int(inst.cuts.cut[c]),
                 "after_block": inst.cuts.name[c],
                 "share": None if x is None else float(x[g]),
-                "uplink_mbps": (float(x[g] * inst.uplink_bps) if x is not None else float(inst.up_bps[g])) / 1e6,
+                "uplink_mbps": (float(x[g] * inst.uplink_bps) if x is not None else float(inst.up_bps[g]))
+                / 1e6,
                 "forward_upload_s": float(t.a[0, g] + up_a[g]),
                 "download_backward_s": float(t.delta[0, g]),
                 "sync_s": float(t.y[0, g] + up_y[g]),

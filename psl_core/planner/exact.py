@@ -84,7 +84,8 @@ class _Options:
         with np.errstate(divide="ignore"):
             floor_a = np.maximum(pick["a"].max(axis=1), (pick["a"] + pick["alpha"] / self.cap).max(axis=1))
             floor_y = np.maximum(
-                pick["y"].max(axis=1), np.where(pick["pi"] > 0, pick["y"] + pick["pi"] / self.cap, -np.inf).max(axis=1)
+                pick["y"].max(axis=1),
+                np.where(pick["pi"] > 0, pick["y"] + pick["pi"] / self.cap, -np.inf).max(axis=1),
             )
         quick = (
             fixed

@@ -178,8 +178,7 @@ def plan_hsfl(inst: PlanningInstance, steps: np.ndarray) -> HsflPlan:
     if steps.shape != (inst.num_classes,) or np.any(steps < 1):
         raise PlanningError(f"need >= 1 local step per round for every class, got {steps}")
     full_memory = (
-        3.0 * inst.cuts.full_model_param_bytes
-        + np.ceil(inst.samples) * inst.cuts.full_model_activation_bytes
+        3.0 * inst.cuts.full_model_param_bytes + np.ceil(inst.samples) * inst.cuts.full_model_activation_bytes
     )
     options = [
         ([FL] if full_memory[g] <= inst.memory_bytes[g] else []) + list(np.flatnonzero(inst.fits_memory[g]))

@@ -205,12 +205,23 @@ def _validate(inst: PlanningInstance) -> None:
     ):
         value = getattr(inst, name)
         if not isinstance(value, np.ndarray) or value.shape != (g,):
-            raise PlanningError(f"{name} must be an array with one value per client class ({g}), got {value!r}")
+            raise PlanningError(
+                f"{name} must be an array with one value per client class ({g}), got {value!r}"
+            )
         if np.any(np.isnan(value)):
             raise PlanningError(f"{name} holds NaN values: {value}")
     if len(inst.device_id) != g:
         raise PlanningError(f"device_id must name one device per client class ({g})")
-    positive = ("count", "samples", "total_samples", "speed", "up_bps", "down_bps", "memory_bytes", "share_cap")
+    positive = (
+        "count",
+        "samples",
+        "total_samples",
+        "speed",
+        "up_bps",
+        "down_bps",
+        "memory_bytes",
+        "share_cap",
+    )
     for name in positive:
         value = getattr(inst, name)
         bad = np.flatnonzero(~(value > 0))
@@ -232,7 +243,9 @@ def _validate(inst: PlanningInstance) -> None:
     if np.any(inst.count != np.round(inst.count)):
         raise PlanningError(f"count must hold whole numbers of clients, got {inst.count}")
     if not (np.isfinite(inst.server_speed) and inst.server_speed > 0):
-        raise PlanningError(f"the server device needs a positive finite throughput, got {inst.server_speed!r}")
+        raise PlanningError(
+            f"the server device needs a positive finite throughput, got {inst.server_speed!r}"
+        )
     if inst.uplink_bps is not None and not (np.isfinite(inst.uplink_bps) and inst.uplink_bps > 0):
         raise PlanningError(
             f"the shared uplink must be a positive finite rate, got {inst.uplink_bps!r} bit/s "

@@ -139,7 +139,9 @@ def _fastest_within_budget(inst: PlanningInstance, cut_index: np.ndarray, budget
         f1, f2 = np.where(left, new_f, f2), np.where(left, f1, new_f)
         x1, x2 = new_x1, new_x2
     tau_y = tau_y_star(best_t)
-    need = np.maximum(_needs(best_t, t.a, t.alpha), _needs(np.where(np.isfinite(tau_y), tau_y, floor_y), t.y, t.pi))
+    need = np.maximum(
+        _needs(best_t, t.a, t.alpha), _needs(np.where(np.isfinite(tau_y), tau_y, floor_y), t.y, t.pi)
+    )
     _, shares = water_fill_energy(need, weight, count, cap)
     step = best_t + tau_y + t.server + t.delta.max(axis=1)
     return np.where(np.isfinite(tau_y), step, np.inf), shares

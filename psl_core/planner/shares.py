@@ -136,8 +136,12 @@ def optimal_shares(terms: PhaseTerms, count: np.ndarray, cap: np.ndarray) -> Sha
         a_binds = need_a >= need_y
         # d need / d tau = -q / (tau - p)^2, written without squaring a need (tiny q must not underflow)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            da = (count * np.where(a_binds & (alpha_r > 0), alpha_r / (tau_a[:, None] - a_r) ** 2, 0.0)).sum(axis=1)
-            dy = (count * np.where(~a_binds & (pi_r > 0), pi_r / (safe_y[:, None] - y_r) ** 2, 0.0)).sum(axis=1)
+            da = (count * np.where(a_binds & (alpha_r > 0), alpha_r / (tau_a[:, None] - a_r) ** 2, 0.0)).sum(
+                axis=1
+            )
+            dy = (count * np.where(~a_binds & (pi_r > 0), pi_r / (safe_y[:, None] - y_r) ** 2, 0.0)).sum(
+                axis=1
+            )
             g = np.where(dy > 0, 1.0 - da / dy, -np.inf)
         # The sync deadline sits at its floor (to a few ulps: needs too small to move it): only tau_A moves.
         g = np.where(tau_y <= floor_r + 8 * np.spacing(np.abs(floor_r)), 1.0, g)
@@ -155,18 +159,24 @@ def optimal_shares(terms: PhaseTerms, count: np.ndarray, cap: np.ndarray) -> Sha
         rows = np.flatnonzero((g_lo < 0) & (g_hi > 0) & (hi - lo > 1e-14 * np.maximum(np.abs(hi), 1e-300)))
         if rows.size == 0:
             break
-        l, h, gl, gh = lo[rows], hi[rows], g_lo[rows], g_hi[rows]
+        left_end, right_end, gl, gh = lo[rows], hi[rows], g_lo[rows], g_hi[rows]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            secant = (l * gh - h * gl) / (gh - gl)
-        use_secant = np.isfinite(gl) & np.isfinite(secant) & (secant > l) & (secant < h) & (slow[rows] < 2)
-        x = np.where(use_secant, secant, 0.5 * (l + h))
+            secant = (left_end * gh - right_end * gl) / (gh - gl)
+        use_secant = (
+            np.isfinite(gl)
+            & np.isfinite(secant)
+            & (secant > left_end)
+            & (secant < right_end)
+            & (slow[rows] < 2)
+        )
+        x = np.where(use_secant, secant, 0.5 * (left_end + right_end))
         g_x = slope(x, rows)
         right, left = g_x >= 0, g_x < 0
         # Illinois: an end kept twice in a row has its slope halved, so the bracket shrinks from both sides.
         gl = np.where(right & (side[rows] == 1), 0.5 * gl, gl)
         gh = np.where(left & (side[rows] == -1), 0.5 * gh, gh)
-        new_l, new_h = np.where(left, x, l), np.where(right, x, h)
-        slow[rows] = np.where(new_h - new_l > 0.5 * (h - l), slow[rows] + 1, 0)
+        new_l, new_h = np.where(left, x, left_end), np.where(right, x, right_end)
+        slow[rows] = np.where(new_h - new_l > 0.5 * (right_end - left_end), slow[rows] + 1, 0)
         lo[rows], hi[rows] = new_l, new_h
         g_lo[rows], g_hi[rows] = np.where(left, g_x, gl), np.where(right, g_x, gh)
         side[rows] = np.where(right, 1, -1)

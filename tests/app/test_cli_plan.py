@@ -80,7 +80,9 @@ def test_written_plan_trains_with_the_planned_step_time(home):
     """The config written by --write holds the plan; its time model (FLS: every client sends the same
     b each step) gives exactly the exact plan's step time."""
     out = home / "planned.yaml"
-    result = invoke("plan", str(write(home / "mix.yaml", MIX)), "--uplink-mbps", "20", "--write", str(out), "--json")
+    result = invoke(
+        "plan", str(write(home / "mix.yaml", MIX)), "--uplink-mbps", "20", "--write", str(out), "--json"
+    )
     assert result.exit_code == 0, result.output
     planned = parse_config(yaml.safe_load(out.read_text()))
     assert planned.system.shared_uplink_mbps == 20.0

@@ -31,7 +31,9 @@ CATALOG = {d.id: d for d in (WEAK, STRONG, SERVER)}
 
 
 def instance(devices, **kw):
-    return build_instance(CUTS, devices, [N] * len(devices), catalog=CATALOG, server_device=SERVER, uplink_mbps=None, **kw)
+    return build_instance(
+        CUTS, devices, [N] * len(devices), catalog=CATALOG, server_device=SERVER, uplink_mbps=None, **kw
+    )
 
 
 def row(rows, device, cut):

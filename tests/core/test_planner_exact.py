@@ -16,7 +16,6 @@ import pytest
 from psl_core.planner import (
     CutCosts,
     PlanningInstance,
-    best_shares,
     evaluate,
     plan_alternating,
     plan_exact,
@@ -122,7 +121,11 @@ def brute_force(inst: PlanningInstance) -> float:
     return float((share_time + server + backward_phase).min())
 
 
-CASES = [(seed, shared, caps) for seed in range(5) for shared, caps in ((True, False), (True, True), (False, False))]
+CASES = [
+    (seed, shared, caps)
+    for seed in range(5)
+    for shared, caps in ((True, False), (True, True), (False, False))
+]
 
 
 @pytest.mark.parametrize(("seed", "shared", "caps"), CASES)

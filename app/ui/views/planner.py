@@ -94,7 +94,9 @@ def plan_config(
     if not inst.shared:
         notes.append("No shared uplink: every device keeps its own uplink and only the cuts are planned.")
     if config.sampling.method == "lds" and config.sampling.lds_delta > 0:
-        notes.append("LDS with δ > 0 moves samples away from slow clients; the plan assumes UGS's expected counts.")
+        notes.append(
+            "LDS with δ > 0 moves samples away from slow clients; the plan assumes UGS's expected counts."
+        )
     return PlannerReport(
         config=config,
         instance=inst,
@@ -215,7 +217,10 @@ def device_advice(
         if unknown:
             raise PlanningError(f"memory budget for device(s) {unknown} not in this experiment's mix")
         memory = np.array(
-            [memory_budget_mb.get(d, m / MIB) * MIB for d, m in zip(inst.device_id, inst.memory_bytes, strict=True)]
+            [
+                memory_budget_mb.get(d, m / MIB) * MIB
+                for d, m in zip(inst.device_id, inst.memory_bytes, strict=True)
+            ]
         )
         inst = _replace(inst, memory_bytes=memory)
     best = per_device_cuts(inst)

@@ -65,7 +65,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "mixed edge devices",
         "seed": 0,
         "data": {"dataset": "fashion_mnist"},
-        "partition": {"scheme": "extended_dirichlet", "num_clients": 16, "classes_per_client": 2, "alpha": 3.0},
+        "partition": {
+            "scheme": "extended_dirichlet",
+            "num_clients": 16,
+            "classes_per_client": 2,
+            "alpha": 3.0,
+        },
         "model": {"arch": "resnet8", "cut": 1},
         "sampling": {"method": "ugs", "batch_size": 128},
         "training": {"epochs": 5, "optimizer": "sgd", "lr": 0.05},
