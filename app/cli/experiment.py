@@ -123,6 +123,9 @@ def plan(
     target_s: Annotated[
         float | None, typer.Option("--target-s", help="Step-time target: fail and say what would meet it.")
     ] = None,
+    cap: Annotated[
+        list[str] | None, typer.Option(help="Cap a device's uplink rate: device=Mbit/s (repeatable).")
+    ] = None,
     front: Annotated[bool, typer.Option(help="Also compute the step-time/energy front.")] = True,
     write: Annotated[
         Path | None, typer.Option(help="Write the config with the exact plan applied to this file.")
@@ -139,9 +142,18 @@ def plan(
     cfg = load_config_or_exit(config, None)
     if uplink_mbps is not None and not uplink_mbps > 0:
         fail(f"--uplink-mbps must be a positive number of Mbit/s, got {uplink_mbps:g}")
+    caps = {}
+    for item in cap or []:
+        device, _, mbps = item.partition("=")
+        try:
+            caps[device] = float(mbps)
+        except ValueError:
+            fail(f"--cap expects device=Mbit/s (e.g. rpi4b=20), got {item!r}")
     sizes, why = client_sizes(cfg)
     try:
-        report = plan_config(cfg, uplink_mbps=uplink_mbps, sizes=sizes, target_s=target_s, with_front=front)
+        report = plan_config(
+            cfg, uplink_mbps=uplink_mbps, sizes=sizes, target_s=target_s, with_front=front, caps_mbps=caps
+        )
         planned = applied_config(report) if write is not None else None
     except PlanningError as err:
         fail(str(err))

@@ -45,12 +45,14 @@ def instance_from_config(
     uplink_mbps: float | None = None,
     client_sizes: np.ndarray | None = None,
     profile=None,
+    share_cap_mbps: dict[str, float] | None = None,
 ) -> PlanningInstance:
     """The planning instance of ``config``'s device mix, model and schedule.
 
     ``uplink_mbps`` overrides ``system.shared_uplink_mbps`` (None keeps the config's; no shared uplink
     then means every device its own uplink and only cuts are planned). ``client_sizes`` are the
-    partition's N_k (default: equal sizes); ``profile`` the model's profile (default: profiled here).
+    partition's N_k (default: equal sizes); ``profile`` the model's profile (default: profiled here);
+    ``share_cap_mbps`` caps a client's uplink rate per device id (e.g. its radio's top rate).
     """
     from psl_core.engine.setup import assign_client_groups, device_catalog
     from psl_core.models import cut_table, profile_arch
@@ -107,6 +109,7 @@ def instance_from_config(
         class_of=group_of,
         class_labels=[f"group {i} ({g.device})" for i, g in enumerate(groups)],
         link_overrides=links,
+        share_cap_mbps=share_cap_mbps,
     )
 
 

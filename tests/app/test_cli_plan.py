@@ -118,6 +118,20 @@ def test_plan_refuses_bad_inputs_with_what_to_change(home):
     assert target.exit_code == 2 and "no plan reaches a step time" in target.output
 
 
+def test_caps_bound_a_devices_uplink_rate(home):
+    cfg = write(home / "mix.yaml", MIX)
+    result = invoke(
+        "plan", str(cfg), "--uplink-mbps", "20", "--cap", "jetson_gpu=0.5", "--no-front", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    groups = {g["device"]: g for g in json.loads(result.output)["groups"]}
+    assert groups["jetson_gpu"]["uplink_mbps"] <= 0.5 + 1e-9
+    bad = invoke("plan", str(cfg), "--uplink-mbps", "20", "--cap", "toaster=1")
+    assert bad.exit_code == 2 and "toaster" in bad.output
+    malformed = invoke("plan", str(cfg), "--cap", "jetson_gpu")
+    assert malformed.exit_code == 2 and "--cap expects device=Mbit/s" in malformed.output
+
+
 def test_advise_uses_the_planners_per_device_cuts(home):
     cfg = write(home / "mix.yaml", MIX)
     result = invoke("advise", str(cfg), "--json")

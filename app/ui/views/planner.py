@@ -70,13 +70,19 @@ def plan_config(
     sizes: np.ndarray | None = None,
     target_s: float | None = None,
     with_front: bool = True,
+    caps_mbps: dict[str, float] | None = None,
 ) -> PlannerReport:
     """Plan ``config``'s device mix: the four methods, the exact plan's tables and the energy front.
 
     ``uplink_mbps`` (W) overrides the config's shared uplink; with neither, every device keeps its own
     uplink and only the cuts are planned. Raises PlanningError with what to change."""
     notes = []
-    inst = instance_from_config(config, uplink_mbps=uplink_mbps, client_sizes=sizes)
+    inst = instance_from_config(config, uplink_mbps=uplink_mbps, client_sizes=sizes, share_cap_mbps=caps_mbps)
+    unknown = sorted(set(caps_mbps or {}) - set(inst.device_id))
+    if unknown:
+        raise PlanningError(
+            f"cap for device(s) {unknown} not in this experiment's mix ({', '.join(inst.device_id)})"
+        )
     if sizes is None:
         notes.append("Client sizes assumed equal (the partition was not given).")
     comparison = compare_methods(inst)
