@@ -25,10 +25,10 @@ def _sizes(config_json: str):
 
 
 @st.cache_data(show_spinner="Planning…", max_entries=16)
-def _report(config_json: str, uplink: float | None, target: float | None):
+def _report(config_json: str, uplink: float | None, target: float | None, per_client: bool):
     config = parse_config(json.loads(config_json))
     sizes, why = _sizes(config_json)
-    report = pv.plan_config(config, uplink_mbps=uplink, sizes=sizes, target_s=target)
+    report = pv.plan_config(config, uplink_mbps=uplink, sizes=sizes, target_s=target, per_client=per_client)
     if why:
         report.notes.insert(0, why)
     return report
@@ -56,13 +56,18 @@ with st.form("planner:inputs"):
         "Step-time target (s, optional)", min_value=0.0, value=0.0, step=0.1,
         help="If no plan reaches it, the planner says what would (e.g. which W).",
     )  # fmt: skip
+    per_client = st.checkbox(
+        "Plan every client on its own (a cut and share per client)",
+        help="Exact per client (small experiments), but a config holds one cut and share per device group, "
+        "so such a plan is shown, not applied.",
+    )
     submitted = st.form_submit_button("Plan", type="primary")
 
 config_dict = st.session_state[FORM_CONFIG_KEY] if source == FORM_SOURCE else preset_config(source)
 if submitted or REPORT not in st.session_state:
     try:
         st.session_state[REPORT] = _report(
-            json.dumps(config_dict, sort_keys=True), uplink or None, target or None
+            json.dumps(config_dict, sort_keys=True), uplink or None, target or None, per_client
         )
     except (PlanningError, ConfigError) as err:
         st.session_state.pop(REPORT, None)
@@ -119,6 +124,10 @@ else:
     )
 
 st.subheader("Apply to an experiment")
+if inst.per_client:
+    st.info("A per-client plan cannot be applied: a config holds one cut and share per device group. "
+            "Plan without “Plan every client on its own” to apply.")  # fmt: skip
+    st.stop()
 choices = {"exact": "The exact plan (fastest)"}
 if report.pareto is not None:
     choices["chosen"] = "The chosen point of the energy front"

@@ -127,6 +127,14 @@ def plan(
         list[str] | None, typer.Option(help="Cap a device's uplink rate: device=Mbit/s (repeatable).")
     ] = None,
     front: Annotated[bool, typer.Option(help="Also compute the step-time/energy front.")] = True,
+    per_client: Annotated[
+        bool,
+        typer.Option(
+            "--per-client",
+            help="A cut and share for every client (exact per client; cannot be written into a config, "
+            "which holds one per device group).",
+        ),
+    ] = False,
     write: Annotated[
         Path | None, typer.Option(help="Write the config with the exact plan applied to this file.")
     ] = None,
@@ -152,7 +160,13 @@ def plan(
     sizes, why = client_sizes(cfg)
     try:
         report = plan_config(
-            cfg, uplink_mbps=uplink_mbps, sizes=sizes, target_s=target_s, with_front=front, caps_mbps=caps
+            cfg,
+            uplink_mbps=uplink_mbps,
+            sizes=sizes,
+            target_s=target_s,
+            with_front=front,
+            caps_mbps=caps,
+            per_client=per_client,
         )
         planned = applied_config(report) if write is not None else None
     except PlanningError as err:
@@ -169,11 +183,13 @@ def plan(
         return
     w = report.instance.uplink_bps
     typer.echo(
-        f"{cfg.name}: {report.instance.num_clients} clients in {report.instance.num_classes} group(s), "
+        f"{cfg.name}: {report.instance.num_clients} clients"
+        + (", planned one by one, " if per_client else f" in {report.instance.num_classes} group(s), ")
         + (f"shared uplink {w / 1e6:g} Mbit/s" if w else "each device on its own uplink")
     )
     typer.echo("\n" + pd.DataFrame(_method_rows(report.methods)).to_string(index=False))
-    typer.echo("\nexact plan per group:\n" + pd.DataFrame(_group_rows(report.groups)).to_string(index=False))
+    unit = "client" if per_client else "group"
+    typer.echo(f"\nexact plan per {unit}:\n" + pd.DataFrame(_group_rows(report.groups)).to_string(index=False))
     if report.pareto is not None:
         typer.echo(f"\nenergy front: {len(report.pareto.plans)} plans. {report.pareto.explanation}")
     for note in report.notes:

@@ -135,6 +135,9 @@ def plan_exact(
     explored, stopped = 0, False
     for depth, g in enumerate(order):
         cuts = np.flatnonzero(feasible[g])
+        if explored + nodes.shape[0] * cuts.size > max_nodes:
+            stopped = True  # the next level alone would pass the budget: stop before building it
+            break
         children = np.repeat(nodes, cuts.size, axis=0)
         children[:, g] = np.tile(cuts, nodes.shape[0])
         bounds = options.bound(children, best)
@@ -159,9 +162,6 @@ def plan_exact(
             children, bounds = children[keep], bounds[keep]
         nodes, node_bounds = children, bounds
         if nodes.shape[0] == 0:
-            break
-        if explored > max_nodes:
-            stopped = True
             break
     lower = min(best, float(node_bounds.min())) if (stopped and nodes.shape[0]) else best
     note = (

@@ -1,7 +1,8 @@
 """An experiment config as a planning instance, and a plan written back into a config.
 
 Every device group of ``system.clients`` is one client class (its clients share the group's cut and
-uplink share, which is what a config can express). A client's expected samples per step b_k come
+uplink share, which is what a config can express); ``per_client=True`` makes every client its own
+class instead (per-client cuts and shares: exact per client, but not something a config can hold). A client's expected samples per step b_k come
 from the sampling method and its data size N_k (N = sum N_k, B the global batch):
 
     fls     b_k = per-client batch, or max(1, round(B / K))
@@ -12,6 +13,8 @@ from the sampling method and its data size N_k (N = sum N_k, B the global batch)
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -46,13 +49,15 @@ def instance_from_config(
     client_sizes: np.ndarray | None = None,
     profile=None,
     share_cap_mbps: dict[str, float] | None = None,
+    per_client: bool = False,
 ) -> PlanningInstance:
     """The planning instance of ``config``'s device mix, model and schedule.
 
     ``uplink_mbps`` overrides ``system.shared_uplink_mbps`` (None keeps the config's; no shared uplink
     then means every device its own uplink and only cuts are planned). ``client_sizes`` are the
     partition's N_k (default: equal sizes); ``profile`` the model's profile (default: profiled here);
-    ``share_cap_mbps`` caps a client's uplink rate per device id (e.g. its radio's top rate).
+    ``share_cap_mbps`` caps a client's uplink rate per device id (e.g. its radio's top rate);
+    ``per_client`` plans one class per client (class ids are then client indices, not group indices).
     """
     from psl_core.engine.setup import assign_client_groups, device_catalog
     from psl_core.models import cut_table, profile_arch
@@ -99,18 +104,23 @@ def instance_from_config(
                     "one link per device — give them the same up/down/latency"
                 )
             links[g.device] = (g.up_mbps, g.down_mbps, g.latency_ms)
-    return build_instance(
+    inst = build_instance(
         CutCosts.from_summaries(cut_table(profile), profile=profile),
         [groups[i].device for i in group_of],
         samples,
         catalog=catalog,
         server_device=catalog[config.system.server_device],
         uplink_mbps=w,
-        class_of=group_of,
-        class_labels=[f"group {i} ({g.device})" for i, g in enumerate(groups)],
+        class_of=np.arange(k) if per_client else group_of,
+        class_labels=(
+            [f"client {c} ({groups[group_of[c]].device})" for c in range(k)]
+            if per_client
+            else [f"group {i} ({g.device})" for i, g in enumerate(groups)]
+        ),
         link_overrides=links,
         share_cap_mbps=share_cap_mbps,
     )
+    return dataclasses.replace(inst, per_client=True) if per_client else inst
 
 
 def class_groups(inst: PlanningInstance) -> list[int]:
@@ -123,6 +133,11 @@ def apply_plan(config: ExperimentConfig, inst: PlanningInstance, plan: Plan) -> 
 
     Groups without an active client keep their settings. The result is validated (ConfigError if the
     plan does not fit the config, which would be a bug)."""
+    if inst.per_client:
+        raise PlanningError(
+            "a per-client plan cannot be written into a config: it holds one cut and one uplink share per "
+            "device group (system.clients); plan per group (without per-client) to apply it"
+        )
     data = config.model_dump(mode="json")
     cuts = plan.cuts(inst)
     system = data["system"]

@@ -120,6 +120,7 @@ class PlanningInstance:
     uplink_bps: float | None
     server_device_id: str = "server"
     class_id: tuple[int, ...] = ()  # the caller's class keys (e.g. config group indices), if any
+    per_client: bool = False  # every class is one client of the config (class_id = client indices)
     fits_memory: np.ndarray = field(init=False, repr=False)  # (G, C) bool
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from psl_core.planner import (
 from psl_core.planner.pareto import MAX_COMBINATIONS
 
 DEFAULT_UPLINK_MBPS = 100.0
+PER_CLIENT_MAX_NODES = 50_000
 
 
 @dataclass
@@ -71,13 +72,17 @@ def plan_config(
     target_s: float | None = None,
     with_front: bool = True,
     caps_mbps: dict[str, float] | None = None,
+    per_client: bool = False,
 ) -> PlannerReport:
     """Plan ``config``'s device mix: the four methods, the exact plan's tables and the energy front.
 
     ``uplink_mbps`` (W) overrides the config's shared uplink; with neither, every device keeps its own
-    uplink and only the cuts are planned. Raises PlanningError with what to change."""
+    uplink and only the cuts are planned. ``per_client`` gives every client its own cut and share (exact
+    per client; such a plan cannot be applied to a config). Raises PlanningError with what to change."""
     notes = []
-    inst = instance_from_config(config, uplink_mbps=uplink_mbps, client_sizes=sizes, share_cap_mbps=caps_mbps)
+    inst = instance_from_config(
+        config, uplink_mbps=uplink_mbps, client_sizes=sizes, share_cap_mbps=caps_mbps, per_client=per_client
+    )
     unknown = sorted(set(caps_mbps or {}) - set(inst.device_id))
     if unknown:
         raise PlanningError(
@@ -85,7 +90,9 @@ def plan_config(
         )
     if sizes is None:
         notes.append("Client sizes assumed equal (the partition was not given).")
-    comparison = compare_methods(inst)
+    # One class per client multiplies the cut combinations: a smaller search budget keeps the answer
+    # interactive (the plan then says how close to the optimum it is proven to be).
+    comparison = compare_methods(inst, max_nodes=PER_CLIENT_MAX_NODES) if per_client else compare_methods(inst)
     if target_s is not None:
         check_target(inst, comparison.exact, target_s)
     methods = pd.DataFrame(methods_table(comparison))
@@ -130,17 +137,19 @@ def client_frame(config: ExperimentConfig, inst: PlanningInstance, sizes) -> pd.
 
 
 def plan_columns(report: PlannerReport, plan) -> pd.DataFrame:
-    """Per-client table for ``plan``: the client frame joined with its group's cut and share."""
+    """Per-client table for ``plan``: the client frame joined with its class's cut and share (its group's,
+    or its own in a per-client plan)."""
     inst = report.instance
-    by_group = {
-        gid: (int(inst.cuts.cut[plan.cut_index[c]]), None if plan.shares is None else float(plan.shares[c]))
-        for c, gid in enumerate(inst.class_id)
+    by_class = {
+        cid: (int(inst.cuts.cut[plan.cut_index[c]]), None if plan.shares is None else float(plan.shares[c]))
+        for c, cid in enumerate(inst.class_id)
     }
     frame = report.clients.copy()
     frame["device"] = [report.config.system.clients[g].device for g in frame["group"]]
-    frame["cut"] = [by_group.get(g, (None, None))[0] for g in frame["group"]]
-    frame["share"] = [by_group.get(g, (None, None))[1] if b > 0 else None
-                      for g, b in zip(frame["group"], frame["samples_per_step"], strict=True)]  # fmt: skip
+    key = frame["client"] if inst.per_client else frame["group"]
+    frame["cut"] = [by_class.get(c, (None, None))[0] for c in key]
+    frame["share"] = [by_class.get(c, (None, None))[1] if b > 0 else None
+                      for c, b in zip(key, frame["samples_per_step"], strict=True)]  # fmt: skip
     if inst.shared:
         frame["uplink_mbps"] = frame["share"] * inst.uplink_bps / 1e6
     return frame
@@ -180,8 +189,10 @@ def report_json(report: PlannerReport) -> dict:
     inst = report.instance
     return {
         "uplink_mbps": None if inst.uplink_bps is None else inst.uplink_bps / 1e6,
+        "per_client": inst.per_client,
         "methods": _records(report.methods),
         "groups": _records(report.groups),
+        "clients": _records(plan_columns(report, report.exact)),
         "front": None if report.front is None else _records(report.front),
         "chosen": None if report.pareto is None else report.pareto.explanation,
         "notes": report.notes,
