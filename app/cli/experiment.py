@@ -189,7 +189,9 @@ def plan(
     )
     typer.echo("\n" + pd.DataFrame(_method_rows(report.methods)).to_string(index=False))
     unit = "client" if per_client else "group"
-    typer.echo(f"\nexact plan per {unit}:\n" + pd.DataFrame(_group_rows(report.groups)).to_string(index=False))
+    typer.echo(
+        f"\nexact plan per {unit}:\n" + pd.DataFrame(_group_rows(report.groups)).to_string(index=False)
+    )
     if report.pareto is not None:
         typer.echo(f"\nenergy front: {len(report.pareto.plans)} plans. {report.pareto.explanation}")
     for note in report.notes:

@@ -160,7 +160,8 @@ class PlanningInstance:
             per_sample = self.cuts.client_activation_bytes[smallest]
             fixed = 3.0 * self.cuts.client_param_bytes[smallest]
             room = self.memory_bytes[g] - fixed
-            fitting = np.floor(room / per_sample) if per_sample > 0 else (np.inf if room >= 0 else 0.0)
+            with np.errstate(over="ignore"):  # tiny per-sample sizes: +-inf reads right below
+                fitting = np.floor(room / per_sample) if per_sample > 0 else (np.inf if room >= 0 else 0.0)
             hint = (
                 f"lower its per-step samples to at most {fitting:.6g} (smaller batch or more clients)"
                 if fitting >= 1

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from psl_core.devices import load_catalog
-from psl_core.models import cut_summary, cut_table, profile_arch
+from psl_core.models import cut_table, profile_arch
 
 runner = CliRunner()
 CATALOG = load_catalog()
@@ -150,7 +150,9 @@ def test_own_uplinks_step_time_recomputed(home):
     # and it is the best combination of cuts within a group (the config's decision space)
     groups = sorted({c["group"] for c in clients})
     best = min(
-        step_time(clients, [dict(zip(groups, combo, strict=True))[c["group"]] for c in clients], [None] * 4, None)
+        step_time(
+            clients, [dict(zip(groups, combo, strict=True))[c["group"]] for c in clients], [None] * 4, None
+        )
         for combo in itertools.product(CUT_COSTS, repeat=len(groups))
     )
     assert exact["step_time_s"] == pytest.approx(best, rel=1e-9)

@@ -92,7 +92,9 @@ def plan_config(
         notes.append("Client sizes assumed equal (the partition was not given).")
     # One class per client multiplies the cut combinations: a smaller search budget keeps the answer
     # interactive (the plan then says how close to the optimum it is proven to be).
-    comparison = compare_methods(inst, max_nodes=PER_CLIENT_MAX_NODES) if per_client else compare_methods(inst)
+    comparison = (
+        compare_methods(inst, max_nodes=PER_CLIENT_MAX_NODES) if per_client else compare_methods(inst)
+    )
     if target_s is not None:
         check_target(inst, comparison.exact, target_s)
     methods = pd.DataFrame(methods_table(comparison))
