@@ -10,6 +10,8 @@ from psl_core.planner.instance import PlanningInstance
 from psl_core.planner.shares import optimal_shares
 from psl_core.planner.step_time import Phases, evaluate, phase_terms, step_energy
 
+USABLE_UPLINK = 1.0 - 1e-12  # the most of the shared uplink a plan hands out (sum_g count_g x_g)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -54,6 +56,12 @@ def make_plan(inst: PlanningInstance, method: str, cut_index, shares=None, **inf
     """A Plan with its phases and energy evaluated by the time model of ``step_time``."""
     ci = np.asarray(cut_index, dtype=np.int64).reshape(-1)
     x = None if shares is None else np.asarray(shares, dtype=float).reshape(-1)
+    if x is not None:
+        # Shares that use the uplink up to rounding get a relative 1e-12 of headroom, so that the sum
+        # stays <= 1 however a reader adds them up (the phases below are evaluated for these shares).
+        used = float((inst.count * x).sum())
+        if used > USABLE_UPLINK:
+            x = x * (USABLE_UPLINK / used)
     phases = evaluate(inst, ci[None, :], None if x is None else x[None, :])
     energy = float(step_energy(inst, ci[None, :], None if x is None else x[None, :])[0])
     return Plan(method=method, cut_index=ci, shares=x, phases=phases, energy_j=energy, **info)
