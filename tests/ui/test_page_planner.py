@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.ui.charts.planner import methods_chart, pareto_chart
 from app.ui.views import planner as pv
-from app.ui.views.presets import MIXED_PRESET, preset_config
+from app.ui.views.presets import DEMO_PRESET, MIXED_PRESET, preset_config
 from app.ui.widgets import PREFILL_CONFIG
 from psl_core.config import parse_config
 
@@ -51,6 +51,18 @@ def test_missed_target_shows_what_would_meet_it(page):
     page.number_input[1].set_value(0.01)  # a target nothing reaches
     next(b for b in page.button if b.label == "Plan").click().run()
     assert any("no plan reaches a step time" in e.value for e in page.error)
+
+
+def test_per_client_plan_is_shown_not_applied(page):
+    page.selectbox[0].set_value(DEMO_PRESET)
+    page.checkbox[0].check()
+    next(b for b in page.button if b.label == "Plan").click().run()
+    assert not page.exception and not page.error
+    plan = next(df.value for df in page.dataframe if "uplink (Mbit/s)" in df.value.columns)
+    assert len(plan) == 10 and (plan["clients"] == 1).all()  # one row per client of the demo
+    assert plan["share"].sum() <= 1.0
+    assert not any(b.label == "Apply to experiment" for b in page.button)
+    assert any("per-client plan cannot be applied" in i.value for i in page.info)
 
 
 def test_view_frames_and_charts(mixed_report):
