@@ -57,6 +57,7 @@ def make_plan(inst: PlanningInstance, method: str, cut_index, shares=None, **inf
     ci = np.asarray(cut_index, dtype=np.int64).reshape(-1)
     x = None if shares is None else np.asarray(shares, dtype=float).reshape(-1)
     if x is not None:
+        x = np.minimum(x, inst.share_cap)  # a share solved up to rounding never passes its cap
         # Shares that use the uplink up to rounding get a relative 1e-12 of headroom, so that the sum
         # stays <= 1 however a reader adds them up (the phases below are evaluated for these shares).
         used = float((inst.count * x).sum())

@@ -12,6 +12,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from psl_core.planner import (
     CutCosts,
@@ -152,3 +154,28 @@ def test_no_method_beats_the_exact_plan(seed):
     exact = plan_exact(inst)
     for plan in (plan_one_cut(inst), plan_per_device(inst), plan_alternating(inst)):
         assert plan.step_time_s >= exact.step_time_s * (1 - 1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shared=st.booleans(),
+    caps=st.booleans(),
+    uplink_scale=st.sampled_from([1e-3, 1e-1, 1.0, 10.0, 1e3]),
+)
+def test_fuzzed_exact_plans_match_brute_force(seed, shared, caps, uplink_scale):
+    """Random small instances, the uplink scaled from starved to ample: the exact plan equals the
+    independent brute force, fits the uplink without tolerance, and its step time is recomputed."""
+    rng = np.random.default_rng(seed)
+    inst = random_instance(
+        rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), shared=shared, caps=caps and shared
+    )
+    if shared:
+        inst = inst.with_uplink(inst.uplink_bps * uplink_scale)
+    plan = plan_exact(inst)
+    assert plan.optimal
+    assert plan.step_time_s == pytest.approx(brute_force(inst), rel=1e-9)
+    if shared:
+        assert (inst.count * plan.shares).sum() <= 1.0
+        assert np.all(plan.shares <= inst.share_cap)
+    assert evaluate(inst, plan.cut_index, plan.shares).step[0] == pytest.approx(plan.step_time_s, rel=1e-12)
