@@ -146,22 +146,41 @@ def check_target(inst: PlanningInstance, plan: Plan, target_s: float) -> None:
             "faster server, or fewer samples per step"
         )
     if not inst.shared:
+        rows = class_table(inst, plan)
+        slowest = max(rows, key=lambda r: r["forward_upload_s"] + r["sync_s"])
         raise PlanningError(
-            f"{head}; the devices' own uplinks are the limit — faster uplinks, or a shared uplink "
-            "(--uplink-mbps), could meet it"
+            f"{head}; the devices' own uplinks are the limit (longest uploads: device {slowest['device']!r} "
+            f"in {slowest['class']} at {slowest['uplink_mbps']:.4g} Mbit/s) — faster uplinks, or a shared "
+            "uplink (--uplink-mbps), could meet it"
         )
     lo, hi = inst.uplink_bps, inst.uplink_bps
     for _ in range(60):  # grow W until the target is met
         hi *= 2.0
         if plan_exact(inst.with_uplink(hi)).step_time_s <= target_s:
             break
+    else:
+        capped = [
+            f"{inst.device_id[g]!r} ({inst.label[g]})" for g in np.flatnonzero(np.isfinite(inst.share_cap))
+        ]
+        if not capped:
+            raise PlanningError(
+                f"{head}; only an unlimited uplink would (it leaves {floor:.4g} s): raise the target"
+            )
+        raise PlanningError(
+            f"{head}; no shared uplink meets it: the uplink caps of {', '.join(capped)} (their top rates) "
+            "bound their uploads — raise those caps or the target"
+        )
     for _ in range(20):  # to within ~1e-6 of the needed W (geometric bisection)
         mid = np.sqrt(lo * hi)
         if plan_exact(inst.with_uplink(mid)).step_time_s <= target_s:
             hi = mid
         else:
             lo = mid
+    rows = class_table(inst, plan)
+    slowest = max(rows, key=lambda r: r["forward_upload_s"] + r["sync_s"])
     raise PlanningError(
         f"{head}; the shared uplink of {inst.uplink_bps / 1e6:.4g} Mbit/s is too small: about "
-        f"{hi / 1e6:.4g} Mbit/s would meet the target"
+        f"{hi / 1e6:.4g} Mbit/s would meet the target (the longest uploads are those of device "
+        f"{slowest['device']!r} in {slowest['class']}: {slowest['forward_upload_s']:.4g} s forward+upload and "
+        f"{slowest['sync_s']:.4g} s sync at {slowest['uplink_mbps']:.4g} Mbit/s)"
     )

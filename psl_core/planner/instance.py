@@ -148,8 +148,12 @@ class PlanningInstance:
         return np.minimum(np.full(self.num_classes, 1.0 / self.num_clients), self.share_cap)
 
     def with_uplink(self, uplink_bps: float | None) -> PlanningInstance:
-        """The same instance with another shared uplink W (bit/s)."""
-        return _replace(self, uplink_bps=uplink_bps)
+        """The same instance with another shared uplink W (bit/s). A cap is a device's top uplink rate
+        (e.g. its radio's), so it keeps its rate: as a share of the new W it scales by W_old / W_new."""
+        cap = self.share_cap
+        if self.uplink_bps is not None and uplink_bps is not None:
+            cap = cap * (self.uplink_bps / float(uplink_bps))
+        return _replace(self, uplink_bps=uplink_bps, share_cap=cap)
 
     def check_feasible(self) -> None:
         """PlanningError naming every class for which no cut fits its memory, with what would fit."""

@@ -168,8 +168,26 @@ def test_missed_target_says_which_uplink_would_meet_it():
         check_target(inst, plan, target)
     needed = float(str(err.value).split("about ")[1].split(" Mbit/s")[0])
     assert needed > 2.0
+    assert "longest uploads are those of device 'rpi4b'" in str(err.value)
     assert plan_exact(inst.with_uplink(needed * 1e6 * 1.001)).step_time_s <= target
     assert plan_exact(inst.with_uplink(needed * 1e6 * 0.99)).step_time_s > target
+
+
+def test_target_only_a_higher_cap_meets_names_the_capped_device():
+    """A cap is a device's top rate: a larger shared uplink cannot lift it, and the message says so."""
+    inst = build_instance(
+        CUTS,
+        ["rpi4b", "jetson_gpu"],
+        [16, 16],
+        catalog=CATALOG,
+        server_device=CATALOG["vm"],
+        uplink_mbps=100.0,
+        share_cap_mbps={"rpi4b": 0.5},
+    )
+    assert inst.with_uplink(200e6).share_cap[0] == pytest.approx(inst.share_cap[0] / 2)  # same 0.5 Mbit/s
+    plan = plan_exact(inst)
+    with pytest.raises(PlanningError, match="no shared uplink meets it: the uplink caps of 'rpi4b'"):
+        check_target(inst, plan, plan.step_time_s * 0.9)
 
 
 def test_target_below_the_compute_floor_says_no_uplink_helps():
