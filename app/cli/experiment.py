@@ -189,9 +189,8 @@ def plan(
     )
     typer.echo("\n" + pd.DataFrame(_method_rows(report.methods)).to_string(index=False))
     unit = "client" if per_client else "group"
-    typer.echo(
-        f"\nexact plan per {unit}:\n" + pd.DataFrame(_group_rows(report.groups)).to_string(index=False)
-    )
+    rows = pd.DataFrame(_group_rows(report.groups)).rename(columns={"group": unit})
+    typer.echo(f"\nexact plan per {unit}:\n" + rows.to_string(index=False))
     if report.pareto is not None:
         typer.echo(f"\nenergy front: {len(report.pareto.plans)} plans. {report.pareto.explanation}")
     for note in report.notes:

@@ -65,15 +65,32 @@ def methods_table(comparison: Comparison) -> list[dict]:
                 "download_backward_s": float(p.download_backward[0]),
                 "sync_s": float(p.sync[0]),
                 "energy_j": plan.energy_j,
-                "cuts": ", ".join(
-                    f"{lab}: {int(c)}" for lab, c in zip(inst.label, plan.cuts(inst), strict=True)
-                ),
+                "cuts": cuts_summary(inst, plan),
                 "proven_optimal": plan.optimal,
                 "plan_seconds": plan.seconds,
                 "note": plan.note,
             }
         )
     return rows
+
+
+MAX_LISTED_CLASSES = 8
+
+
+def cuts_summary(inst: PlanningInstance, plan: Plan) -> str:
+    """The plan's cut per class ("group 0 (rpi4b): 3, ..."), or per device with client counts when there
+    are too many classes to list (per-client plans: "rpi4b: cut 1 ×9, cut 3 ×2; ...")."""
+    cuts = plan.cuts(inst)
+    if inst.num_classes <= MAX_LISTED_CLASSES:
+        return ", ".join(f"{lab}: {int(c)}" for lab, c in zip(inst.label, cuts, strict=True))
+    parts = []
+    for device in dict.fromkeys(inst.device_id):
+        members = [g for g in range(inst.num_classes) if inst.device_id[g] == device]
+        tally = {}
+        for g in members:
+            tally[int(cuts[g])] = tally.get(int(cuts[g]), 0) + int(inst.count[g])
+        parts.append(f"{device}: " + ", ".join(f"cut {c} ×{n}" for c, n in sorted(tally.items())))
+    return "; ".join(parts)
 
 
 def class_table(inst: PlanningInstance, plan: Plan) -> list[dict]:
