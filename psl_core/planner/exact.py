@@ -110,6 +110,35 @@ class _Options:
         return result
 
 
+def _twins(inst: PlanningInstance, order: np.ndarray) -> np.ndarray:
+    """For each class, the class before it in ``order`` with identical inputs (-1 if none).
+
+    Identical classes (per-client plans of equal clients) can swap plans without changing the step
+    time, so some optimal plan gives them nondecreasing cuts along ``order``: the search keeps only
+    those, which removes the symmetric copies of every node."""
+    arrays = (
+        inst.count,
+        inst.samples,
+        inst.total_samples,
+        inst.speed,
+        inst.up_bps,
+        inst.down_bps,
+        inst.latency_s,
+        inst.memory_bytes,
+        inst.power_busy_w,
+        inst.power_radio_w,
+        inst.share_cap,
+    )
+    twin = np.full(inst.num_classes, -1)
+    last_seen: dict[tuple, int] = {}
+    for g in order:
+        key = (inst.device_id[g], *(float(a[g]) for a in arrays))
+        if key in last_seen:
+            twin[g] = last_seen[key]
+        last_seen[key] = int(g)
+    return twin
+
+
 def plan_exact(
     inst: PlanningInstance,
     *,
@@ -130,6 +159,7 @@ def plan_exact(
     best = float(options.bound(best_cut[None, :])[0])
     # Heavy classes first: fixing them early tightens the bound most.
     order = np.argsort(-(inst.total_samples * inst.cuts.client_flops.max() / inst.speed), kind="stable")
+    twin = _twins(inst, order)
     nodes = np.full((1, g_count), options.relaxed, dtype=np.int64)
     node_bounds = options.bound(nodes)
     explored, stopped = 0, False
@@ -140,6 +170,8 @@ def plan_exact(
             break
         children = np.repeat(nodes, cuts.size, axis=0)
         children[:, g] = np.tile(cuts, nodes.shape[0])
+        if twin[g] >= 0:  # identical classes are interchangeable: only cuts in nondecreasing order
+            children = children[children[:, g] >= children[:, twin[g]]]
         bounds = options.bound(children, best)
         explored += children.shape[0]
         if depth == g_count - 1:

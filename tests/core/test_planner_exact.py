@@ -179,3 +179,40 @@ def test_fuzzed_exact_plans_match_brute_force(seed, shared, caps, uplink_scale):
         assert (inst.count * plan.shares).sum() <= 1.0
         assert np.all(plan.shares <= inst.share_cap)
     assert evaluate(inst, plan.cut_index, plan.shares).step[0] == pytest.approx(plan.step_time_s, rel=1e-12)
+
+
+def repeated_classes(inst: PlanningInstance, pattern: list[int]) -> PlanningInstance:
+    """``inst`` with its classes copied per ``pattern`` (e.g. [0, 0, 1, 1]): identical classes."""
+    idx = np.array(pattern)
+    per_class = {
+        name: getattr(inst, name)[idx]
+        for name in (
+            "count", "samples", "total_samples", "speed", "up_bps", "down_bps", "latency_s",
+            "memory_bytes", "power_busy_w", "power_radio_w", "share_cap",
+        )
+    }  # fmt: skip
+    return PlanningInstance(
+        cuts=inst.cuts,
+        label=tuple(f"copy{i} of class{g}" for i, g in enumerate(pattern)),
+        device_id=tuple(inst.device_id[g] for g in pattern),
+        server_speed=inst.server_speed,
+        uplink_bps=inst.uplink_bps,
+        **per_class,
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_identical_classes_searched_once_still_optimal(seed):
+    """Equal clients planned one by one (the per-client plans of FLS): the search keeps one order of
+    their cuts; the plan still equals the brute force over every combination, which may mix cuts."""
+    rng = np.random.default_rng([seed, 7])
+    base = random_instance(rng, 2, 3, shared=True, caps=seed % 2 == 1)
+    base = PlanningInstance(**{**{k: getattr(base, k) for k in ("cuts", "label", "device_id",
+                               "samples", "speed", "up_bps", "down_bps", "latency_s", "memory_bytes",
+                               "power_busy_w", "power_radio_w", "share_cap", "server_speed", "uplink_bps")},
+                               "count": np.ones(2), "total_samples": base.samples.copy()})  # fmt: skip
+    inst = repeated_classes(base, [0, 0, 0, 1, 1])
+    plan = plan_exact(inst)
+    assert plan.optimal
+    assert plan.step_time_s == pytest.approx(brute_force(inst), rel=1e-9)
+    assert (inst.count * plan.shares).sum() <= 1.0
