@@ -28,7 +28,15 @@ class DataConfig(_Section):
     data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
     train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
     test_limit: int | None = Field(None, ge=10, description="Use only this many test samples (faster).")
-    augment: bool = Field(False, description="Random crop (padding 4) and horizontal flip on images.")
+    augment: bool = Field(
+        False, description="Random crop (zero padding crop_padding) and horizontal flip on images."
+    )
+    crop_padding: int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="Augmentation: zero padding of the random crop, pixels (GPSL reference: 1).",
+    )
 
 
 class PartitionConfig(_Section):
@@ -79,6 +87,12 @@ class ModelConfig(_Section):
     server_norm: Literal["group", "batch", "layer", "none"] = Field(
         "batch", description="Normalisation in the server part (BatchNorm over the global batch)."
     )
+    norm_groups: int | None = Field(
+        None,
+        ge=1,
+        description="GroupNorm groups ('group' norm); empty = the largest divisor of the channels up to 8 "
+        "(GPSL reference: 32).",
+    )
 
 
 class SamplingConfig(_Section):
@@ -91,8 +105,18 @@ class SamplingConfig(_Section):
         ge=1,
         description="Vanilla PSL: a fixed per-client batch b (FLS with b_k = b, effective batch K·b).",
     )
-    lds_c: float = Field(1.0, gt=0, description="LDS concentration c (1 = variance of uniform sampling).")
-    lds_delta: float = Field(0.0, ge=0, description="LDS latency aversion δ (0 = like UGS).")
+    lds_c: float = Field(
+        1.0,
+        gt=0,
+        description="LDS concentration c (1 = UGS's share variance; LDS's counts still vary ~2× as much as "
+        "UGS's; larger = steadier).",
+    )
+    lds_delta: float = Field(
+        0.0,
+        ge=0,
+        description="LDS latency aversion δ: share ∝ data × (latency / median latency)^−δ "
+        "(0 = ignore latency, 1 = share ∝ data / latency).",
+    )
 
 
 class TrainingConfig(_Section):

@@ -178,6 +178,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
             )
         )
     problems += _uplink_problems(config)
+    problems += _norm_group_problems(config)
     names = block_names_for(config.model.arch)
     try:
         cut, cut2 = resolve_cut_pair(names, config.model.cut, config.model.cut2)
@@ -227,6 +228,38 @@ def _uplink_problems(config: ExperimentConfig) -> list[Problem]:
         path = f"system.clients.{given[0]}.uplink_share" if given else "system.shared_uplink_mbps"
         problems.append(Problem(path, text, system.clients[given[0]].uplink_share if given else None))
     return problems
+
+
+def _norm_group_problems(config: ExperimentConfig) -> list[Problem]:
+    """model.norm_groups must divide every normalised layer's channels, and only matters for GroupNorm."""
+    from psl_core.models.zoo import normalised_channels
+
+    m = config.model
+    if m.norm_groups is None:
+        return []
+    if "group" not in (m.client_norm, m.server_norm):
+        return [
+            Problem(
+                "model.norm_groups",
+                "has no effect: neither model.client_norm nor model.server_norm is 'group'",
+                m.norm_groups,
+                "warning",
+            )
+        ]
+    channels = normalised_channels(m.arch)
+    bad = [c for c in channels if c % m.norm_groups]
+    if not bad:
+        return []
+    common = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+    return [
+        Problem(
+            "model.norm_groups",
+            f"{m.arch} normalises layers of {', '.join(map(str, channels))} channels and {m.norm_groups} "
+            f"does not divide {', '.join(map(str, bad))}; use one of {', '.join(map(str, common))} or leave it "
+            "empty (automatic)",
+            m.norm_groups,
+        )
+    ]
 
 
 # ---------------------------------------------------------------- the engine's own build stages
