@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.ui.charts import learn as charts_learn
 from app.ui.views import learn, learn_split
+from app.ui.widgets import show_chart
 from psl_core.data import PartitionError
 from psl_core.devices import StragglerModel, StragglerSpec, load_catalog
 from psl_core.models import ARCHITECTURES, block_names_for
@@ -29,16 +30,6 @@ def _cut_costs(arch: str, batch_size: int):
     return learn_split.cut_cost_frame(arch, batch_size)
 
 
-@st.cache_resource(show_spinner="Training a small model on digits for a few seconds (once)…")
-def _digits_model(arch: str):
-    return learn_split.train_digits_model(arch)
-
-
-@st.cache_data(show_spinner=False)
-def _samples(count: int):
-    return learn_split.digits_samples(count)
-
-
 @st.cache_data(show_spinner=False)
 def _straggler_runs(num_clients, devices, fraction, factor, transient, arch, cut, delta, batch_size, seed):
     federation = _federation(num_clients, 1.0, seed)
@@ -54,6 +45,7 @@ def _straggler_runs(num_clients, devices, fraction, factor, transient, arch, cut
     return system, runs, slow
 
 
+@st.fragment
 def render_sampling() -> None:
     """Tab 1: the same partition under FLS, FPLS, UGS and LDS."""
     st.markdown(
@@ -91,11 +83,15 @@ def render_sampling() -> None:
     step = st.slider("Step t (walk through the first batches)", 0, longest - 1, 0, key="s_step")
     st.markdown(f"**Label mix of global batch t = {step}** (bars) vs. the training set p(c) (black ticks)")
     shares = learn.step_class_shares(walks, step, federation.label_distribution)
-    st.altair_chart(charts_learn.class_share_chart(shares))
+    show_chart(charts_learn.class_share_chart(shares), f"label_mix_step{step}", width="content")
     by = st.radio("Colour the first batches by", ["class", "client"], horizontal=True, key="s_by")
-    st.altair_chart(charts_learn.composition_chart(learn.composition_frame(walks, by, SHOWN_STEPS), by, step))
+    show_chart(
+        charts_learn.composition_chart(learn.composition_frame(walks, by, SHOWN_STEPS), by, step),
+        f"batches_by_{by}",
+        width="content",
+    )
     st.markdown("**Deviation over one epoch** — FLS/FPLS epochs last until the largest client is empty.")
-    st.altair_chart(charts_learn.deviation_chart(learn.deviation_frame(walks), step), width="stretch")
+    show_chart(charts_learn.deviation_chart(learn.deviation_frame(walks), step), "deviation_by_method")
     st.caption(
         "LDS (latent Dirichlet sampling) is a **project definition**: the paper's code is unpublished. Here it "
         "runs without latency input (δ has no effect; see the stragglers tab). With c = 1 it matches UGS's "
@@ -103,6 +99,7 @@ def render_sampling() -> None:
     )
 
 
+@st.fragment
 def render_split() -> None:
     """Tab 2: costs per cut and the smashed data as images."""
     st.markdown(
@@ -120,16 +117,16 @@ def render_split() -> None:
     cut_name = st.select_slider("Cut after block", names, names[0], key="p_cut")
     cut = names.index(cut_name) + 1
     costs = _cut_costs(arch, split_batch)
-    st.altair_chart(charts_learn.cut_cost_chart(costs, cut))
+    show_chart(charts_learn.cut_cost_chart(costs, cut), f"cut_costs_{arch}", width="content")
     st.dataframe(costs.style.format(precision=1), hide_index=True)
     st.subheader("What the server sees: the smashed data as images")
     if arch not in learn_split.PRIVACY_ARCHS:
         st.info(f"{ARCHITECTURES[arch].title} flattens the image first: its activations have no pixel layout. "
                 f"Choose {' or '.join(learn_split.PRIVACY_ARCHS)} to see activation images.")  # fmt: skip
         return
-    model = _digits_model(arch)
-    images, labels = _samples(4)
-    acts = learn_split.cut_activations(model, images, cut)
+    with st.spinner("Training a small model on digits for a few seconds (once)…"):
+        images, labels = learn_split.shown_samples()
+        acts = learn_split.shown_activations(arch, cut)
     if acts.ndim == 4:
         channels = learn_split.top_channels(acts, 6)
         st.image(
@@ -141,8 +138,8 @@ def render_split() -> None:
         st.info(
             f"At this cut the smashed data is a flat vector of {acts.shape[1]} numbers: no pixel layout left."
         )
-    leakage = learn_split.leakage_by_cut(model, images)
-    st.altair_chart(charts_learn.leakage_chart(leakage, cut))
+    leakage = learn_split.shown_leakage(arch)
+    show_chart(charts_learn.leakage_chart(leakage, cut), f"leakage_{arch}")
     st.caption(
         "Leakage measure: for each image, the largest |correlation| between the input and any channel "
         "upsampled to 8×8, averaged over the images shown (1 = a channel is a copy of the picture). The "
@@ -151,6 +148,7 @@ def render_split() -> None:
     )
 
 
+@st.fragment
 def render_stragglers() -> None:
     """Tab 3: one synchronous step per client, UGS vs LDS."""
     st.markdown(
@@ -162,11 +160,11 @@ def render_stragglers() -> None:
         "away from slow clients: shorter steps, at the price of a higher batch deviation (and LDS's counts "
         "vary about twice as much as UGS's)."
     )
-    catalog = load_catalog()
+    names = learn.device_labels(load_catalog())  # unique: two devices sharing a label got swapped
     t1, t2, t3 = st.columns(3)
     devices = t1.multiselect(
-        "Client devices (assigned round robin)", list(catalog), ["rpi4b", "jetson_gpu", "laptop_m1"],
-        format_func=lambda d: catalog[d].name.split(":")[0].split(";")[0], key="t_dev",
+        "Client devices (assigned round robin)", list(names), ["rpi4b", "jetson_gpu", "laptop_m1"],
+        format_func=names.get, key="t_dev",
     )  # fmt: skip
     k_strag = t1.slider("Clients K", 2, 16, 8, key="t_k")
     fraction = t2.slider("Persistent stragglers (fraction)", 0.0, 0.5, 0.25, 0.05, key="t_frac")
@@ -199,10 +197,10 @@ def render_stragglers() -> None:
     for col, (label, run) in zip(cols, runs.items()):
         timeline = learn.step_timeline(run, system, t_step)
         slowest = int(run.timing.slowest_client[t_step])
-        col.altair_chart(
-            charts_learn.timeline_chart(timeline, f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms", max_ms),
-            width="stretch",
-        )  # fmt: skip
+        title = f"{label}: step {t_step} takes {run.timing.step_time[t_step] * 1000:.0f} ms"
+        with col:
+            show_chart(charts_learn.timeline_chart(timeline, title, max_ms), f"step{t_step}_{label.split()[0]}",
+                       key=f"export_timeline_{label.split()[0]}")  # fmt: skip
         col.caption(f"Slowest client: {slowest} ({system.device_ids[slowest]}); the others wait for it.")
     st.dataframe(learn.straggler_summary(runs, slow).style.format(precision=3), hide_index=True)
     st.caption(
@@ -211,6 +209,7 @@ def render_stragglers() -> None:
     )
 
 
+# Each tab is a fragment: moving a slider in one tab recomputes and redraws that tab only.
 st.title("Learn PSL")
 st.caption("Three small explainers that compute instantly in your browser session; no run is stored.")
 tab_sampling, tab_split, tab_stragglers = st.tabs(

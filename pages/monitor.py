@@ -1,49 +1,89 @@
-"""Live monitor: progress and ETA of running runs, live metric charts, client timeline, event log."""
+"""Live monitor: progress and ETA, live metric charts, client timeline, event log of one run.
+
+Only a queued or running run refreshes on its own (every 2 s); a finished run is drawn once and costs
+nothing afterwards. A small watcher notices runs queued or started after the page was opened and
+offers them.
+"""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app.formatting import format_placement
-from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, phase_chart, progress_text, timeline_chart
-from app.ui.views.compare import METRICS, X_AXES, align_series, smooth, step_phases
+from app.ui.charts.metrics import (
+    CHART_WIDTH_POINTS,
+    metric_chart,
+    phase_chart,
+    progress_text,
+    shared_x_max,
+    timeline_chart,
+)
+from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth, step_phases
+from app.ui.views.monitor import default_run, failure_summary
 from app.ui.views.placement import placement_frame
-from app.ui.views.run_table import run_label
+from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui.widgets import SELECTED_RUN, get_store
+from app.ui.widgets import (
+    SELECTED_RUN,
+    get_store,
+    link_to_run,
+    md_text,
+    query_int,
+    run_series,
+    show_chart,
+    show_user_text,
+)
 
 st.title("Live monitor")
 store = get_store()
-
-
-@st.fragment(run_every=2)
-def running_now() -> None:
-    """Progress and ETA of every running run, refreshed on its own."""
-    running = store.list_runs(status="running")
-    if running:
-        st.subheader("Running now")
-    for record in running:
-        st.progress(
-            min(1.0, record.progress), text=f"{run_label(record.id, record.name)} — {progress_text(record)}"
-        )
-    if running:
-        st.caption("Where runs execute (host, backend: local worker process or Ray task, slot)")
-        st.dataframe(placement_frame(running), hide_index=True, width="stretch")
-
-
-running_now()
-
-records = store.list_runs(status=["running", "completed", "cancelled", "failed"], limit=200)
+records = store.list_runs(limit=200)
 if not records:
-    st.info("No run has started yet. Queue one on the New experiment page.")
+    st.info("No run yet. Queue one on the New experiment page.")
     st.stop()
+# No status in the label: a keyed select box keeps showing the label it had when the value was chosen.
 labels = {r.id: run_label(r.id, r.name) for r in records}
 ids = list(labels)
-preselected = st.session_state.get(SELECTED_RUN)
-if "monitor_run" not in st.session_state or st.session_state["monitor_run"] not in ids:
-    st.session_state["monitor_run"] = preselected if preselected in ids else ids[0]
+
+# The run to open: the URL's ?run=, a run handed over by another page (once), the run already shown,
+# else the newest running run, else the newest run.
+handed = st.session_state.pop(SELECTED_RUN, None)
+asked = query_int("run") if handed is None else handed
+if asked in ids and (handed is not None or "monitor_run" not in st.session_state):
+    st.session_state["monitor_run"] = asked
+if st.session_state.get("monitor_run") not in ids:
+    st.session_state["monitor_run"] = default_run(records)
 run_id = st.selectbox("Run", ids, format_func=labels.get, key="monitor_run")
-st.session_state[SELECTED_RUN] = run_id
+st.query_params["run"] = str(run_id)
+record = store.get_run(run_id)
+active = record.status in ("queued", "running")
+
+
+@st.fragment(run_every=5)
+def watch_for_new_runs() -> None:
+    """Reruns the page when a run was queued or started after it was drawn, or when the shown run
+    changed status (so a run that finished stops refreshing). Cheap: one (id, status) query."""
+    states = dict(store.run_states(limit=200))
+    if set(states) != set(ids) or states.get(run_id) != record.status:
+        st.rerun(scope="app")
+    running = [i for i, status in states.items() if status == "running" and i != run_id]
+    if running:
+        st.caption("Also running: " + ", ".join(f"#{i}" for i in running) + " (pick one above)")
+    # Where runs execute: a table, not progress bars (the shown run has its own bar below).
+    if "running" in states.values():
+        st.caption("Where runs execute (host, backend: local worker process or Ray task, slot)")
+        st.dataframe(placement_frame(store.list_runs(status="running")), hide_index=True, width="stretch")
+
+
+watch_for_new_runs()
+head_left, head_right = st.columns([3, 1])
+link_to_run(run_id, container=head_right)
+failure = failure_summary(record)
+if failure:
+    head_left.error(f"**Failed** at step {record.current_step or 0}: {md_text(failure, limit=800)}")
+    if record.traceback:
+        with st.expander("Traceback"):
+            show_user_text(record.traceback)
 
 # The four curves a PSL run is watched by; the fourth slot can show any other logged metric.
 LIVE_METRICS = ["loss", "test_acc", "deviation", "sim_step_time"]
@@ -52,7 +92,7 @@ metric = c1.selectbox(
     "Fourth chart",
     list(METRICS),
     index=list(METRICS).index("sim_step_time"),
-    format_func=lambda m: METRICS[m][1],
+    format_func=AXIS_TITLES.get,
     key="monitor_metric",
 )
 x_axis = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="monitor_x")
@@ -61,29 +101,39 @@ weight = c3.slider("Smoothing (EMA weight)", 0.0, 0.99, 0.0, 0.01, key="monitor_
 cache: SeriesCache = st.session_state.setdefault("monitor_series", SeriesCache(max_points=FIRST_LOAD_POINTS))
 
 
-@st.fragment(run_every=2)
 def live_part() -> None:
-    """Re-runs alone every 2 s: reads only the rows newer than the cache holds, then redraws."""
-    record = store.get_run(run_id)
-    new_rows = cache.update(store, run_id)
-    st.progress(min(1.0, record.progress), text=f"{record.status} — {progress_text(record)}")
-    st.caption(
-        f"Executes on {format_placement(record.host, record.backend, record.slot)}, attempt {record.attempts}"
-    )
-    steps, epochs = cache.steps(run_id), cache.epochs(run_id)
+    """Progress, the four charts and the events; reads only the rows newer than the cache holds."""
+    current = store.get_run(run_id)
+    held, new_rows = run_series(store, current, cache)
+    st.progress(min(1.0, current.progress), text=f"{current.status} — {progress_text(current)}")
+    if current.host:
+        st.caption(
+            f"Executes on {format_placement(current.host, current.backend, current.slot)}, "
+            f"attempt {current.attempts}"
+        )
+    steps, epochs = held.steps, held.epochs
+    hint = {run_id: steps_per_epoch_hint(current)}
     shown = LIVE_METRICS[:3] + [metric]
-    for row in (shown[:2], shown[2:]):
-        for column, name in zip(st.columns(2), row):
-            long = smooth(align_series({run_id: steps}, {run_id: epochs}, x_axis, name), weight)
-            if long.empty:
-                column.caption(f"No {METRICS[name][1]} logged yet.")
-            else:
-                column.altair_chart(
-                    metric_chart(
-                        downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x_axis, name
-                    ).properties(height=220),
-                    width="stretch",
+    longs = [
+        smooth(align_series({run_id: steps}, {run_id: epochs}, x_axis, name, steps_per_epoch=hint), weight)
+        for name in shown
+    ]
+    x_max = shared_x_max(*longs)  # the four charts share one x range
+    for row in ((0, 1), (2, 3)):
+        for column, slot in zip(st.columns(2), row):
+            name, long = shown[slot], longs[slot]
+            with column:
+                if long.empty:
+                    st.caption(f"No {METRICS[name][1]} logged yet.")
+                    continue
+                chart = metric_chart(
+                    downsample(long, "x", CHART_WIDTH_POINTS, ["value"]),
+                    x_axis,
+                    name,
+                    height=220,
+                    x_max=x_max,
                 )
+                show_chart(chart, f"run{run_id}_{name}_{x_axis}", key=f"monitor_export_{slot}")
     phases = step_phases(steps, x_axis, CHART_WIDTH_POINTS)
     st.markdown("**Where the simulated step time goes** — the phases of each synchronous step")
     if phases.empty:
@@ -92,28 +142,32 @@ def live_part() -> None:
             "step is the makespan of the helpers' schedule, not a chain of phases)."
         )
     else:
-        st.altair_chart(phase_chart(phases, x_axis), width="stretch")
+        show_chart(phase_chart(phases, x_axis), f"run{run_id}_phases_{x_axis}", key="monitor_export_phases")
     sampled = (
-        f" · older steps sampled from {cache.rows_stored(run_id):,} stored (loss min/max kept)"
-        if cache.is_sampled(run_id)
+        f" · older steps sampled from {held.rows_stored:,} stored (loss min/max kept)"
+        if held.sampled_through is not None
         else ""
     )
     st.caption(f"{len(steps)} steps held · {new_rows} new rows read this refresh{sampled}")
-    if record.is_finished:
-        st.caption("Run finished: refreshes only re-check for rows (none expected).")
-    if record.cancel_requested:
+    if current.cancel_requested and not current.is_finished:
         st.warning("Cancel requested — the worker stops at the next step.")
-    elif record.status in ("queued", "running") and st.button("Cancel this run", key="monitor_cancel"):
+    elif current.status in ("queued", "running") and st.button("Cancel this run", key="monitor_cancel"):
         store.request_cancel(run_id)
         st.toast(f"cancel requested for #{run_id}")
     events = st.session_state.setdefault(f"monitor_events_{run_id}", [])
     events.extend(store.read_events(run_id, after_id=events[-1].id if events else None))
-    with st.expander(f"Event log ({len(events)})", expanded=False):
-        for event in events[-200:]:
-            st.text(f"{event.created_at:%H:%M:%S} [{event.level}] {event.message}")
+    with st.expander(f"Event log ({len(events)})", expanded=current.status == "failed"):
+        frame = pd.DataFrame(
+            [(e.created_at.strftime("%H:%M:%S"), e.level, e.message) for e in events[-200:]],
+            columns=["time", "level", "message"],
+        )
+        st.dataframe(frame, hide_index=True, width="stretch")
+    if current.is_finished and active:
+        st.rerun(scope="app")  # it just finished: redraw once without the 2-second refresh
 
 
-live_part()
+# A queued/running run refreshes every 2 s; a finished one is drawn once (no background work).
+st.fragment(live_part, run_every=2 if active else None)()
 
 st.subheader("Client timeline")
 # Replaying the plans costs seconds (build_experiment): only when asked for, then cached per run.
@@ -121,12 +175,12 @@ if not st.toggle("Show client timeline", key="monitor_timeline"):
     st.caption("Off: turn on to replay this run's epoch plans (takes a few seconds the first time).")
     st.stop()
 # Imported here, not at the top: app.ui.views.timeline pulls in the engine (torch), seconds on a cold process.
-from app.ui.views.timeline import RunTimeline, idle_summary  # noqa: E402
+from app.ui.views.timeline import RunTimeline, default_first_step, idle_summary  # noqa: E402
 
 st.caption(
     "Rebuilt from the run's config by replaying the engine's epoch plans (planning only, no training): "
-    "per step, each client's busy time, its idle time until the slowest client finishes, and stragglers "
-    "(slowed this step, or the slowest client) in red."
+    "per step, each client's busy time and its idle time until the slowest client finishes. The slowest "
+    "client of each step is dark blue; clients slowed by the configured straggler model are red."
 )
 
 
@@ -136,18 +190,17 @@ def run_timeline(run_key: int, config_hash: str) -> RunTimeline:
     return RunTimeline(store.get_run(run_key).config)
 
 
-record = store.get_run(run_id)
 try:
     timeline = run_timeline(run_id, record.config_hash)
 except (ValueError, OSError) as exc:  # e.g. dataset files missing on this host
-    st.warning(f"Cannot rebuild this run's plans here: {exc}")
+    st.warning(f"Cannot rebuild this run's plans here: {md_text(exc)}")
     st.stop()
 w1, w2 = st.columns(2)
-last_logged = max(1, record.current_step or 1)
-first = w1.number_input(
-    "First step", 1, timeline.total_steps, min(last_logged, timeline.total_steps), key="monitor_tl_first"
-)
 span = w2.slider("Steps shown", 1, 30, 8, key="monitor_tl_span")
+opening = default_first_step(timeline.total_steps, record.current_step, span)
+first = w1.number_input("First step", 1, timeline.total_steps, opening, key="monitor_tl_first")
 window = timeline.window(int(first), int(span))
-st.altair_chart(timeline_chart(window), width="content")
+show_chart(
+    timeline_chart(window), f"run{run_id}_timeline_{first}", key="monitor_export_timeline", width="content"
+)
 st.dataframe(idle_summary(window), hide_index=True, width="stretch")

@@ -9,21 +9,36 @@ from app.ui.charts import preview as charts
 from app.ui.form import load_config_into_form, render_config_form
 from app.ui.views import previews
 from app.ui.views.planner import device_advice
-from app.ui.views.presets import PRESET_HELP, PRESETS, preset_config
+from app.ui.views.presets import DEMO_PRESET, PRESET_HELP, PRESETS, preset_config
 from app.ui.views.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
-from app.ui.widgets import PREFILL_CONFIG, ensure_worker, get_store, open_page
+from app.ui.widgets import (
+    PREFILL_CONFIG,
+    PREFILL_SOURCE,
+    SELECTED_RUN,
+    ensure_worker,
+    get_store,
+    md_text,
+    open_page,
+    show_chart,
+    show_user_text,
+)
 from psl_core.config import ConfigError, ExperimentConfig
-from psl_core.data import DATASETS, load_dataset, partition_labels
+from psl_core.data import DATASETS, load_labels, partition_labels
 from psl_core.models import profile_arch
 
-LAUNCHED = "ne:launched"
+LAUNCHED = "ne:launched"  # (queued run ids, the launched config's key)
+EDITING = "ne:editing"  # the run whose copy the form holds (re-run with edits), or None
+
+
+def launched_key(config: ExperimentConfig | None) -> str | None:
+    return None if config is None else config.model_dump_json()
 
 
 @st.cache_data(show_spinner="Loading the dataset…", max_entries=8)
 def dataset_labels(name: str, data_dir: str | None, train_limit: int | None, seed: int):
     """(training labels, class names, input shape) — the previews never need the images."""
-    ds = load_dataset(name, data_dir=data_dir, train_limit=train_limit, test_limit=10, seed=seed)
-    return ds.y_train.numpy(), list(ds.class_names), tuple(ds.input_shape)
+    ds = load_labels(name, data_dir=data_dir, train_limit=train_limit, seed=seed)
+    return ds.y_train, list(ds.class_names), tuple(ds.input_shape)
 
 
 @st.cache_data(show_spinner="Partitioning…", max_entries=16)
@@ -52,7 +67,7 @@ def show_previews(config: ExperimentConfig) -> None:
         system, group_of = previews.client_system(profile, config)
         slowdown = previews.persistent_slowdown(config)
     except (ValueError, FileNotFoundError) as err:
-        st.warning(f"No preview: {err}")
+        st.warning(f"No preview: {md_text(err)}")
         if not DATASETS[d.dataset].needs_files:
             return
         st.caption(DATASETS[d.dataset].how_to_get)
@@ -60,13 +75,15 @@ def show_previews(config: ExperimentConfig) -> None:
     tab_part, tab_model, tab_sched, tab_dev = st.tabs(["Partition", "Model split", "Sampling", "Devices"])
     with tab_part:
         frame, note = previews.partition_heatmap_frame(counts, class_names)
-        st.altair_chart(charts.partition_heatmap(frame), width="stretch")
+        show_chart(charts.partition_heatmap(frame), "partition_heatmap")
         sizes = counts.sum(axis=1)
         st.caption(
             (note + ". " if note else "")
-            + f"{p.num_clients} clients, {int(sizes.sum())} samples; client sizes {int(sizes.min())}–{int(sizes.max())}. "
-            "Partition α is the label-skew concentration of the partition, not the LDS c or δ."
-        )
+            + f"{p.num_clients} clients, {int(sizes.sum())} samples; client sizes {int(sizes.min())}–{int(sizes.max())}; "
+            "white cells: no sample of that class."
+            + (" Partition α is the label-skew concentration of the partition, not the LDS c or δ."
+               if p.scheme in previews.ALPHA_SCHEMES else "")
+        )  # fmt: skip
     with tab_model:
         overview = previews.cut_overview(profile, config)
         c1, c2, c3 = st.columns(3)
@@ -76,7 +93,7 @@ def show_previews(config: ExperimentConfig) -> None:
                   f"{overview['client_memory_bytes'] / 2**20:.2f} MiB")  # fmt: skip
         c3.metric("Smashed bytes / sample", f"{overview['smashed_bytes_per_sample'] / 1024:.1f} KiB")
         split = previews.model_split_frame(profile, m.cut, m.cut2)
-        st.altair_chart(charts.model_split_chart(split), width="stretch")
+        show_chart(charts.model_split_chart(split), "model_split")
         st.dataframe(split, hide_index=True, width="stretch")
         st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
         st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
@@ -88,9 +105,9 @@ def show_previews(config: ExperimentConfig) -> None:
         try:
             best, advice = device_advice(config)
         except ValueError as err:  # e.g. no cut fits a device's memory: the message says which
-            st.warning(str(err))
+            st.warning(md_text(err, limit=600))
         else:
-            st.write(", ".join(f"{group}: cut {cut}" for group, cut in best.items()))
+            st.write(md_text(", ".join(f"{group}: cut {cut}" for group, cut in best.items())))
             with st.expander("Per-cut table behind the advice"):
                 st.dataframe(advice, hide_index=True, width="stretch")
     sched = previews.schedule_preview(
@@ -104,10 +121,12 @@ def show_previews(config: ExperimentConfig) -> None:
             f"**Batch composition of the first {previews.PREVIEW_STEPS} steps** (epoch 1, a preview draw)"
         )
         c1, c2 = st.columns(2)
-        c1.altair_chart(charts.batch_composition_chart(sched.by_client, "client"), width="stretch")
-        c2.altair_chart(charts.batch_composition_chart(sched.by_class, "class"), width="stretch")
+        with c1:
+            show_chart(charts.batch_composition_chart(sched.by_client, "client"), "batches_by_client")
+        with c2:
+            show_chart(charts.batch_composition_chart(sched.by_class, "class"), "batches_by_class")
         st.markdown("**Batch deviation over one epoch**, chosen method beside UGS")
-        st.altair_chart(charts.deviation_chart(sched.curves), width="stretch")
+        show_chart(charts.deviation_chart(sched.curves), "batch_deviation_epoch1")
         st.dataframe(sched.summary, hide_index=True, width="stretch")
     with tab_dev:
         times = sched.summary.set_index("method")
@@ -116,9 +135,9 @@ def show_previews(config: ExperimentConfig) -> None:
             col.metric(f"Expected step time, {method.upper()}", f"{row['mean_step_time_s'] * 1e3:.0f} ms",
                        f"epoch ≈ {row['epoch_time_s']:.1f} s simulated", delta_color="off")  # fmt: skip
         mix = previews.device_mix_frame(config, system, group_of)
-        st.altair_chart(charts.device_mix_chart(mix), width="stretch")
+        show_chart(charts.device_mix_chart(mix), "device_mix")
         st.dataframe(mix, hide_index=True, width="stretch")
-        st.altair_chart(charts.step_time_chart(sched.curves), width="stretch")
+        show_chart(charts.step_time_chart(sched.curves), "step_time_epoch1")
         st.caption("Expected times use the analytic time model (methods §4): persistent stragglers included, "
                    "transient slowdowns not (they are random per step).")  # fmt: skip
 
@@ -130,10 +149,11 @@ def show_launch(config: ExperimentConfig | None) -> None:
         try:
             run_id = submit(get_store(), config, tags=tag_list)
         except ConfigError as err:
-            st.error(f"Nothing was queued: {err}")
+            st.error("Nothing was queued:")
+            show_user_text(err)
         else:
             ensure_worker()
-            st.session_state[LAUNCHED] = [run_id]
+            st.session_state[LAUNCHED] = ([run_id], launched_key(config))
     with st.expander("Sweep builder (grid × seeds)"):
         grid_text = st.text_area("Grid: one 'field.path: value1, value2' per line", key="ne:sweep_grid",
                                  placeholder="sampling.method: ugs, fls, fpls\nsampling.batch_size: 64, 128")  # fmt: skip
@@ -141,7 +161,7 @@ def show_launch(config: ExperimentConfig | None) -> None:
         try:
             grid, seeds = parse_grid(grid_text), parse_seeds(seeds_text)
         except SweepSpecError as err:
-            st.error(str(err))
+            st.error(md_text(err, limit=600))
             grid = seeds = None
         if grid is not None:
             st.caption(f"{count_runs(grid, seeds)} runs: {len(grid)} grid field(s) × {len(seeds)} seed(s)")
@@ -152,20 +172,36 @@ def show_launch(config: ExperimentConfig | None) -> None:
             try:
                 _, ids = submit_sweep(get_store(), config, grid, seeds, name=config.name, tags=tag_list)
             except ConfigError as err:
-                st.error(f"Nothing was queued: {err}")
+                st.error("Nothing was queued:")
+                show_user_text(err)
             else:
                 ensure_worker()
-                st.session_state[LAUNCHED] = ids
+                st.session_state[LAUNCHED] = (ids, launched_key(config))
     launched = st.session_state.get(LAUNCHED)
-    if launched:
-        st.success("Queued run" + ("s " if len(launched) > 1 else " ") + ", ".join(f"#{i}" for i in launched))
-        if st.button(f"Open run #{launched[0]} in the Live monitor", key="ne:open_monitor"):
-            open_page("pages/monitor.py", psl_selected_run=launched[0])
+    # The message belongs to the config that was launched: an edit afterwards removes it.
+    if launched and launched[1] != launched_key(config):
+        st.session_state.pop(LAUNCHED)
+    elif launched:
+        ids = launched[0]
+        st.success("Queued run" + ("s " if len(ids) > 1 else " ") + ", ".join(f"#{i}" for i in ids))
+        if st.button(f"Open run #{ids[0]} in the Live monitor", key="ne:open_monitor"):
+            open_page("monitor", query_params={"run": ids[0]}, **{SELECTED_RUN: ids[0]})
 
 
 st.title("New experiment")
 if PREFILL_CONFIG in st.session_state:  # a re-run with edits from another page
     load_config_into_form(st.session_state.pop(PREFILL_CONFIG))
+    st.session_state[EDITING] = st.session_state.pop(PREFILL_SOURCE, None)
+    st.session_state.pop(LAUNCHED, None)
+if st.session_state.get(EDITING) is not None:
+    source = st.session_state[EDITING]
+    banner, close = st.columns([6, 1])
+    banner.info(f"Editing a copy of run #{source}. Change what you need and press **Launch**: it is queued "
+                "as a new run (the original is kept).")  # fmt: skip
+    if close.button("Start fresh", key="ne:stop_editing", help="Back to the demo preset"):
+        st.session_state[EDITING] = None
+        load_config_into_form(preset_config(DEMO_PRESET))
+        st.rerun()
 st.selectbox("Start from a preset", list(PRESETS), index=None, key="ne:preset", on_change=_preset_changed,
              placeholder="Choose a preset to fill the form…", help="Fills every field; edit freely afterwards.")  # fmt: skip
 if st.session_state.get("ne:preset"):

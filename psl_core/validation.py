@@ -15,6 +15,7 @@ Checks come in two layers:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -26,6 +27,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from psl_core.config import ConfigError, ExperimentConfig, format_problem_lines
+from psl_core.config_io import check_structure
 
 Severity = Literal["error", "warning"]
 
@@ -60,12 +62,48 @@ def schema_problems(err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors():
         message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = unknown_field_message(e["loc"])
         path = ".".join(str(p) for p in e["loc"]) or _first_field_named(message)
         value = e.get("input")
         if isinstance(value, (dict, list)):
             value = None  # a whole section is no useful "got ..."
         problems.append(Problem(path, message, value))
     return problems
+
+
+def _section_model(loc: tuple) -> type | None:
+    """The pydantic model that holds the field at ``loc`` (None when the path leaves the config)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: Any = ExperimentConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # a list item: the model is the list's element type, found below
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def unknown_field_message(loc: tuple) -> str:
+    """'unknown field' with the closest valid name at that place, or the valid names."""
+    model = _section_model(tuple(loc))
+    if model is None:
+        return "unknown field"
+    names = list(model.model_fields)
+    prefix = ".".join(str(p) for p in loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.5)
+    if close:
+        return f"unknown field; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"unknown field; the fields here are {', '.join(names)}"
 
 
 _FIELD_MENTION = re.compile(r"\b(?:data|partition|model|sampling|training|system)\.[a-z_][\w.]*[a-z_0-9]")
@@ -82,6 +120,10 @@ def check(config: ExperimentConfig | Mapping[str, Any], *, deep: bool = True) ->
     if not isinstance(config, ExperimentConfig):
         if not isinstance(config, Mapping):
             return [Problem("", f"a config must be a mapping of sections, not a {type(config).__name__}")]
+        try:  # a dict from YAML with aliases may expand exponentially: refuse before walking it
+            check_structure(config)
+        except ConfigError as err:
+            return [Problem("", str(err))]
         try:
             config = ExperimentConfig.model_validate(dict(config))
         except ValidationError as err:
@@ -101,8 +143,9 @@ def check_cached(config: Mapping[str, Any], *, deep: bool = True) -> list[Proble
     """``check`` memoised on the config's content: for a form that re-checks the same config on
     every redraw. (Dataset files appearing or vanishing meanwhile are noticed at submit time.)"""
     try:
+        check_structure(config)  # before json.dumps, which would expand an alias bomb
         key = json.dumps(config, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # ConfigError included: check() reports it
         return check(config, deep=deep)
     return list(_check_json(key, deep))
 
@@ -265,19 +308,22 @@ def _norm_group_problems(config: ExperimentConfig) -> list[Problem]:
 # ---------------------------------------------------------------- the engine's own build stages
 def _build_problems(config: ExperimentConfig) -> list[Problem]:
     """Run the engine's pre-training stages (minus building the model) and report where one fails."""
-    from psl_core.data import DatasetNotFoundError
-    from psl_core.engine.setup import experiment_dataset, experiment_partition, experiment_system
+    from psl_core.data import DatasetNotFoundError, load_labels
+    from psl_core.engine.setup import experiment_partition, experiment_system
     from psl_core.models import profile_arch
     from psl_core.models.zoo import block_names_for, resolve_cut_pair
 
     d, p = config.data, config.partition
     try:
-        dataset = experiment_dataset(config)
+        # Labels and shapes only: the same subsets and errors as the engine's load, without normalising
+        # every image (a form re-checks on each edit; Fashion-MNIST would cost a second each time).
+        dataset = load_labels(d.dataset, data_dir=d.data_dir, train_limit=d.train_limit,
+                              test_limit=d.test_limit, seed=config.seed)  # fmt: skip
     except DatasetNotFoundError as err:
         return [Problem("data.data_dir" if d.data_dir else "data.dataset", str(err), d.data_dir or d.dataset)]
     except (ValueError, OSError) as err:
         return [Problem("data", f"cannot load {d.dataset!r}: {err}", d.dataset)]
-    labels = dataset.y_train.numpy()
+    labels = dataset.y_train
     n = len(labels)
     if p.num_clients > n:
         return [
@@ -355,6 +401,17 @@ def _sampling_warnings(config: ExperimentConfig, sizes) -> list[Problem]:
                     "warning",
                 )
             )
+    norms = {config.model.server_norm} | ({config.model.client_norm} if s.method != "centralised" else set())
+    if s.batch_size == 1 and "batch" in norms:
+        # BatchNorm in training mode needs at least two samples per channel; one-sample steps fail
+        problems.append(
+            Problem(
+                "sampling.batch_size",
+                "B = 1 with BatchNorm in the model: a one-sample batch has no batch statistics; "
+                "raise B or use model.server_norm / client_norm 'group' or 'layer'",
+                1,
+            )
+        )
     if not math.isfinite(config.training.lr):  # the schema refuses this; kept for configs built in code
         problems.append(Problem("training.lr", "must be a finite number", config.training.lr))
     return problems

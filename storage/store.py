@@ -7,12 +7,15 @@ DataFrames), so a Store can be shared across threads (e.g. one per Streamlit pro
 
 from __future__ import annotations
 
+from storage.store_events import EventStore
+from storage.store_import import ImportStore
 from storage.store_metrics import MetricStore
 from storage.store_runs import RunStore
+from storage.store_summary import SummaryStore
 
 
-class Store(RunStore, MetricStore):
-    """Runs, the run queue, sweeps, metrics, events and checkpoints in one database.
+class Store(RunStore, MetricStore, EventStore, ImportStore, SummaryStore):
+    """Runs, the run queue, sweeps, metrics, events, checkpoints and cross-run summaries in one database.
 
     ``Store(url, migrate=True)``: ``url`` is any SQLAlchemy URL (the application resolves it in
     app/settings.py); with ``migrate`` the database is created / upgraded to the newest schema first.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.ui.warmup import start_warmup
 from app.ui.widgets import PAGES_DIR
 
 st.set_page_config(page_title="PSL Studio", page_icon=":material/call_split:", layout="wide")
+start_warmup()  # once per server process, in the background: imports and caches the first pages need
 
 navigation = st.navigation(
     {
@@ -15,8 +17,7 @@ navigation = st.navigation(
                 str(PAGES_DIR / "runs.py"),
                 title="Runs",
                 icon=":material/list:",
-                default=True,
-                url_path="runs",
+                default=True,  # served at "/" (Streamlit gives the default page no path of its own)
             ),
             st.Page(
                 str(PAGES_DIR / "new_experiment.py"),
@@ -35,6 +36,12 @@ navigation = st.navigation(
                 title="Compare",
                 icon=":material/compare_arrows:",
                 url_path="compare",
+            ),
+            st.Page(
+                str(PAGES_DIR / "sweeps.py"), title="Sweeps", icon=":material/grid_view:", url_path="sweeps"
+            ),
+            st.Page(
+                str(PAGES_DIR / "run.py"), title="Run page", icon=":material/description:", url_path="run"
             ),
         ],
         "Learn & plan": [

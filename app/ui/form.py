@@ -23,6 +23,7 @@ from app.ui.views.form_fields import (
     cut_options,
     field_help,
     field_relevant,
+    field_rows,
     form_state_from_config,
     groups_frame,
     merged_with_defaults,
@@ -168,10 +169,10 @@ def render_config_form(prefix: str = FORM_PREFIX) -> tuple[dict[str, Any], Exper
     for section, specs in SECTIONS.items():
         with st.expander(section, expanded=section in _OPEN_SECTIONS):
             problem_slots[section] = st.container()
-            columns = st.columns(2)
-            for i, spec in enumerate(specs):
-                with columns[i % 2]:
-                    _render_field(spec, prefix)
+            for row in field_rows(specs):
+                for column, spec in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
+                    with column:
+                        _render_field(spec, prefix)
             if section == "Devices & stragglers":
                 groups, custom = _render_device_tables(prefix)
     config = config_from_state(st.session_state, groups, custom, prefix)

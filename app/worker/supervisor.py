@@ -42,6 +42,9 @@ def streamlit_command(address: str, port: int) -> list[str]:
         "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",  # no "Deploy" button: this is a local tool
+        # No reload-on-edit: every new browser session would otherwise walk sys.modules (torch's
+        # thousands) to pick files to watch: 0.56 -> 0.34 s of server CPU per page visit.
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
 
 

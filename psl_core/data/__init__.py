@@ -4,10 +4,12 @@ from psl_core.data.datasets import (
     DATASETS,
     Dataset,
     DatasetInfo,
+    DatasetLabels,
     DatasetNotFoundError,
     clear_memory_cache,
     configure_data_paths,
     load_dataset,
+    load_labels,
     stratified_subset,
 )
 from psl_core.data.partitions import (
@@ -33,5 +35,7 @@ __all__ = [
     "clear_memory_cache",
     "configure_data_paths",
     "load_dataset",
+    "load_labels",
+    "DatasetLabels",
     "stratified_subset",
 ]

@@ -182,8 +182,9 @@ class PSLTrainer:
                 rows = idx[offsets[t] : offsets[t + 1]]
                 x, y = self.x_train[rows], self.y_train[rows]
                 if self.cfg.data.augment:
+                    # modulo 2^64: torch takes seeds below 2^64, and any 64-bit config seed is valid
                     gen = torch.Generator(device=self.device).manual_seed(
-                        self.cfg.seed * 1_000_003 + st.global_step
+                        (self.cfg.seed * 1_000_003 + st.global_step) % 2**64
                     )
                     x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
                 if owner is not None:

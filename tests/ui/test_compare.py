@@ -26,7 +26,7 @@ def _steps(n_epochs=2, per_epoch=5, loss=1.0, dt=0.5):
     return pd.DataFrame(
         {
             "step": steps,
-            "epoch": (steps - 1) // per_epoch,
+            "epoch": (steps - 1) // per_epoch + 1,  # 1-based, as the engine logs
             "loss": loss / steps,
             "sim_time": steps * dt,
             "wall_time": steps * 0.1,
@@ -38,7 +38,7 @@ def _epochs(accs, per_epoch=5, dt=0.5):
     steps = per_epoch * np.arange(1, len(accs) + 1)
     return pd.DataFrame(
         {
-            "epoch": range(len(accs)),
+            "epoch": range(1, len(accs) + 1),
             "step": steps,
             "test_acc": accs,
             "sim_time": steps * dt,
@@ -49,7 +49,7 @@ def _epochs(accs, per_epoch=5, dt=0.5):
 
 def test_align_on_every_axis():
     long = align_series({1: _steps()}, {1: _epochs([0.5, 0.7])}, "epoch", "loss")
-    # Fractional epoch: step 5 of 5 ends epoch 0 at x = 1.0, the last step at x = 2.0.
+    # Fractional epoch: step 5 of 5 ends epoch 1 at x = 1.0, the last step at x = 2.0.
     assert long["x"].iloc[4] == pytest.approx(1.0) and long["x"].iloc[-1] == pytest.approx(2.0)
     acc = align_series({1: _steps()}, {1: _epochs([0.5, 0.7])}, "epoch", "test_acc")
     assert list(acc["x"]) == [1.0, 2.0]
@@ -117,3 +117,62 @@ def test_time_to_target_and_summary_csv():
     assert row["final test acc"] == 0.95 and row["best test acc"] == 0.95 and row["steps to target"] == 15
     back = pd.read_csv(io.BytesIO(to_csv_bytes(summary)))
     assert list(back.columns) == list(summary.columns) and back.loc[0, "steps"] == 15
+
+
+def test_epoch_axis_is_not_off_by_one():
+    """Defect 2: a 3-epoch run was drawn 1→4 with the epoch-1 accuracy at x = 2."""
+    steps, epochs = _steps(n_epochs=3, per_epoch=4), _epochs([0.5, 0.6, 0.7], per_epoch=4)
+    for hint in (None, {1: 4}):
+        loss = align_series({1: steps}, {1: epochs}, "epoch", "loss", steps_per_epoch=hint)
+        acc = align_series({1: steps}, {1: epochs}, "epoch", "test_acc", steps_per_epoch=hint)
+        assert loss["x"].min() == pytest.approx(0.25) and loss["x"].max() == pytest.approx(3.0)
+        assert list(acc["x"]) == [1.0, 2.0, 3.0]
+        # The last step of epoch 1 and the epoch-1 accuracy share x = 1.
+        assert loss["x"].iloc[3] == pytest.approx(acc["x"].iloc[0])
+    # First epoch still running, no epoch row yet: steps stay within [0, 1].
+    running = _steps(n_epochs=1, per_epoch=4).iloc[:3]
+    x = align_series({1: running}, {}, "epoch", "loss")["x"]
+    assert x.min() > 0 and x.max() <= 1.0
+    # A sampled series (rows missing) still lands exactly with T from the epoch rows.
+    sampled = steps.iloc[[0, 5, 11]]
+    x = align_series({1: sampled}, {1: epochs}, "epoch", "loss")["x"]
+    assert list(x) == pytest.approx([0.25, 1.5, 3.0])
+
+
+def test_config_diff_equal_none_values_are_not_differences():
+    """Defect 1: keys that are None in every run were listed as differences (and exported)."""
+    a = {"seed": 0, "data": {"data_dir": None, "train_limit": None}, "model": {"cut2": None}}
+    b = {"seed": 1, "data": {"data_dir": None, "train_limit": None}, "model": {"cut2": None}}
+    diff = config_diff({"#1": a, "#2": b}, differences_only=True)
+    assert list(diff.index) == ["seed"]
+    csv = pd.read_csv(io.BytesIO(to_csv_bytes(diff, index=True)))
+    assert list(csv["setting"]) == ["seed"]
+    full = config_diff({"#1": a, "#2": b})
+    assert full.loc["data.data_dir", "#1"] == "none"
+    # None against a value, and a key one run lacks, are differences.
+    c = {"seed": 0, "data": {"data_dir": "/x", "train_limit": None}}
+    diff = config_diff({"#1": a, "#3": c}, differences_only=True)
+    assert set(diff.index) == {"data.data_dir", "model.cut2"}
+    assert diff.loc["model.cut2", "#3"] == "(absent)"
+
+
+def test_summary_display_says_not_reached():
+    """Defect 11: 'None' was shown for a target never reached."""
+    from app.ui.views.compare import summary_display
+
+    summary = summary_table(
+        {7: "a", 8: "b"},
+        {7: _steps(3), 8: _steps(3)},
+        {7: _epochs([0.5, 0.8, 0.95]), 8: _epochs([0.1, 0.2, 0.3])},
+        0.9,
+    )
+    shown = summary_display(summary)
+    assert list(shown["steps to target"]) == ["15", "not reached"]
+    assert (
+        "None"
+        not in shown[["steps to target", "sim s to target", "wall s to target"]]
+        .astype(str)
+        .to_numpy()
+        .ravel()
+        .tolist()
+    )

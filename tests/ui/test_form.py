@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,30 +141,59 @@ def test_table_cells_blank_means_default_and_blank_rows_are_dropped():
     )
 
 
+def _plain(lines: list[str]) -> list[str]:
+    """The lines as a reader sees them (Markdown backslash escapes removed)."""
+    return [re.sub(r"\\(.)", r"\1", line) for line in lines]
+
+
 def test_validation_puts_each_problem_in_its_section_with_what_to_change():
     config = preset_config(DEMO_PRESET)
     config["partition"]["alpha"] = -1.0
     checked = validate_form(config)
     assert checked.config is None
     assert any(
-        "partition.alpha" in line and "greater than 0" in line
-        for line in checked.errors["Partition (non-IID)"]
+        "**Partition α (label skew)** (partition.alpha)" in line and "greater than 0" in line
+        for line in _plain(checked.errors["Partition (non-IID)"])
     )
 
     config = preset_config(DEMO_PRESET)
     config["sampling"]["method"] = (
         "centralised"  # a cross-field error: filed under the section it names first
     )
-    assert any("set partition.num_clients to 1" in line for line in validate_form(config).errors["Sampling"])
+    assert any("set “Clients K” to 1" in line for line in _plain(validate_form(config).errors["Sampling"]))
 
     config = preset_config(DEMO_PRESET)
     config["system"]["clients"][0]["device"] = "toaster"
     config["model"]["cut"] = 9
     checked = validate_form(config)
     assert checked.config is None
-    lines = checked.errors["Devices & stragglers"] + checked.errors["Model & split"]
-    assert any("unknown device 'toaster'" in line and "rpi4b" in line for line in lines)
+    lines = _plain(checked.errors["Devices & stragglers"] + checked.errors["Model & split"])
+    assert any("Client groups, row 1, device" in line and "unknown device 'toaster'" in line and "rpi4b" in line
+               for line in lines)  # fmt: skip
     assert any("valid indices are 1..3" in line for line in lines)
+
+
+def test_problems_use_the_forms_labels_and_suggest_the_closest_field():
+    """Defect 11: validation messages used internal wording (dotted paths, no suggestion)."""
+    config = preset_config(DEMO_PRESET)
+    config["sampling"]["batchsize"] = 64
+    lines = _plain(validate_form(config).errors["Sampling"])
+    assert lines == ["- **sampling.batchsize**: unknown field; did you mean “Global batch B”? (got 64)"]
+    config = preset_config(DEMO_PRESET)
+    config["partition"]["num_clients"] = 5000
+    lines = _plain(validate_form(config).errors["Partition (non-IID)"])
+    assert any(
+        line.startswith("- **Clients K** (partition.num_clients)") and "lower “Clients K”" in line
+        for line in lines
+    )
+
+
+def test_problem_lines_never_carry_markdown_from_the_config():
+    """Issue 10: a value from the config is shown as text, never as a link or an image."""
+    config = preset_config(DEMO_PRESET)
+    config["system"]["clients"][0]["device"] = "![x](http://127.0.0.1:9/p.png)"
+    line = next(iter(validate_form(config).errors["Devices & stragglers"]))
+    assert "![x](" not in line and "\\!\\[x\\]\\(" in line
 
 
 def test_the_form_shows_warnings_without_refusing_the_config():
@@ -170,7 +201,9 @@ def test_the_form_shows_warnings_without_refusing_the_config():
     config["sampling"]["batch_size"] = 5000
     checked = validate_form(config)
     assert checked.config is not None and checked.errors == {}
-    assert any("larger than the 1438 training samples" in line for line in checked.warnings["Sampling"])
+    assert any(
+        "larger than the 1438 training samples" in line for line in _plain(checked.warnings["Sampling"])
+    )
 
 
 def test_an_invalid_prefill_still_fills_every_field():

@@ -53,3 +53,17 @@ def test_stragglers_tab_reacts_to_delta_and_devices(page):
     page.multiselect(key="t_dev").set_value([]).run()
     assert any("at least one client device" in w.value for w in page.warning)
     assert not page.exception
+
+
+def test_every_device_has_its_own_label_and_stays_chosen(page):
+    """Defect 4: two devices shared one label, the multiselect swapped them and Jetson GPU could not be
+    picked, so identical visible settings gave different numbers."""
+    picker = page.multiselect(key="t_dev")
+    assert len(set(picker.options)) == len(picker.options) == 6
+    picker.set_value(["jetson_gpu"]).run()
+    first = _frame(page, "schedule")
+    page.run()
+    assert page.multiselect(key="t_dev").value == ["jetson_gpu"]
+    assert _frame(page, "schedule").equals(first)
+    picker = page.multiselect(key="t_dev").set_value(["jetson_cpu"]).run()
+    assert not _frame(page, "schedule").equals(first)  # CPU and GPU Jetsons are different devices

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def _app() -> AppTest:
 
 
 def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    """The error texts as a reader sees them (Markdown backslash escapes removed)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in at.error]
 
 
 def test_preset_fills_the_form_and_launch_stores_the_forms_config(store):
@@ -60,7 +62,7 @@ def test_preset_fills_the_form_and_launch_stores_the_forms_config(store):
 def test_invalid_values_show_what_to_change_and_store_nothing(store):
     at = _app().run()
     at.selectbox(key="ne.sampling.method").select("centralised").run()
-    assert any("set partition.num_clients to 1" in e for e in _errors(at))
+    assert any("set “Clients K” to 1" in e for e in _errors(at))
     assert at.button(key="ne:launch").disabled  # AppTest, like a browser, cannot click it
     assert store.list_runs() == []
 
@@ -95,3 +97,40 @@ def test_bad_sweep_spec_is_explained(store):
     at.text_area(key="ne:sweep_grid").input("sampling.metod: ugs").run()
     assert any("not a config field" in e for e in _errors(at))
     assert at.button(key="ne:launch_sweep").disabled
+
+
+def test_rerun_with_edits_shows_a_banner_and_a_new_name(store):
+    """Defect 10: 'Re-run with edits' gave no banner and kept the original name."""
+    from app.ui.views.form_fields import rerun_config
+    from app.ui.widgets import PREFILL_SOURCE
+
+    original = preset_config("30-second demo (digits)")
+    at = _app()
+    at.session_state[PREFILL_CONFIG] = rerun_config(original, 7)
+    at.session_state[PREFILL_SOURCE] = 7
+    at.run()
+    assert not at.exception
+    assert any("Editing a copy of run #7" in i.value for i in at.info)
+    assert at.text_input(key="ne.name").value == "demo digits (re-run of #7)"
+    assert rerun_config(rerun_config(original, 7), 9)["name"] == "demo digits (re-run of #9)"  # no pile-up
+
+
+def test_launched_message_goes_away_after_an_edit(store):
+    """Defect 10: the 'queued' message stayed after the form was edited."""
+    at = _app().run()
+    at.button(key="ne:launch").click().run()
+    assert any("Queued run #1" in s.value for s in at.success)
+    at.number_input(key="ne.training.epochs").set_value(5).run()
+    assert not any("Queued run" in s.value for s in at.success)
+
+
+def test_alpha_caption_only_for_schemes_with_alpha_and_big_batch_warns(store):
+    """Defect 11: the α caption showed on schemes without α; B > N was accepted silently."""
+    at = _app().run()
+    assert any("Partition α is the label-skew" in c.value for c in at.caption)  # the demo is Dirichlet
+    at.selectbox(key="ne.partition.scheme").select("iid").run()
+    assert not any("Partition α" in c.value for c in at.caption)
+    at.number_input(key="ne.sampling.batch_size").set_value(5000).run()
+    warnings = [re.sub(r"\\(.)", r"\1", w.value) for w in at.warning]
+    assert any("Global batch B" in w and "larger than the 1438 training samples" in w for w in warnings)
+    assert not at.button(key="ne:launch").disabled  # a warning does not refuse the launch

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.settings import get_settings
-from app.ui.widgets import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN
+from app.ui.widgets import COMPARE_RUNS, PREFILL_CONFIG, PREFILL_SOURCE, SELECTED_RUN
 from psl_core.config import ExperimentConfig
 from storage import Store
 
@@ -30,12 +30,18 @@ def _run(store, name, tags=(), seed=0, **sections):
     store.add_step_metrics(
         run,
         [
-            {"step": s, "epoch": (s - 1) // 5, "loss": 2.0 / s, "sim_time": 0.1 * s, "wall_time": 0.01 * s}
+            {
+                "step": s,
+                "epoch": (s - 1) // 5 + 1,
+                "loss": 2.0 / s,
+                "sim_time": 0.1 * s,
+                "wall_time": 0.01 * s,
+            }
             for s in range(1, 11)
         ],
     )
     store.add_epoch_metrics(
-        run, [{"epoch": 0, "step": 5, "test_acc": 0.6}, {"epoch": 1, "step": 10, "test_acc": 0.8}]
+        run, [{"epoch": 1, "step": 5, "test_acc": 0.6}, {"epoch": 2, "step": 10, "test_acc": 0.8}]
     )
     return run
 
@@ -89,7 +95,9 @@ def test_rerun_sets_prefill_config(store):
     at = _page("runs.py")
     at.multiselect(key="runs_selected").set_value([run]).run()
     next(x for x in at.button if x.label == "Re-run with edits").click().run()
-    assert at.session_state[PREFILL_CONFIG] == store.get_run(run).config
+    prefill = at.session_state[PREFILL_CONFIG]
+    assert prefill == {**store.get_run(run).config, "name": f"to-edit (re-run of #{run})"}
+    assert at.session_state[PREFILL_SOURCE] == run
     # AppTest has no st.navigation, so the switch itself can only report the page as unknown here.
     assert all("new_experiment.py" in e.message for e in at.exception)
 
@@ -97,8 +105,8 @@ def test_rerun_sets_prefill_config(store):
 def test_monitor_shows_selected_run_and_reads_incrementally(store):
     a = _run(store, "first")
     b = _run(store, "second")
-    for run in (a, b):
-        store.finish_run(run, "completed")
+    store.finish_run(a, "completed")
+    store.claim_next_run("w1")  # a is finished: b becomes the running run
     store.add_event(b, "epoch 1 done")
     at = _page("monitor.py", **{SELECTED_RUN: a})
     assert not at.exception
@@ -107,10 +115,11 @@ def test_monitor_shows_selected_run_and_reads_incrementally(store):
     at.selectbox(key="monitor_metric").set_value("test_acc").run()
     at.selectbox(key="monitor_run").set_value(b).run()
     assert at.selectbox(key="monitor_metric").value == "test_acc"  # selection kept across runs
-    store.add_step_metrics(b, [{"step": 11, "epoch": 2, "loss": 0.1}])
+    store.add_step_metrics(b, [{"step": 11, "epoch": 3, "loss": 0.1}])
     at.run()
+    assert not at.exception
     assert any("11 steps held · 1 new rows read" in c.value for c in at.caption)
-    assert any("epoch 1 done" in t.value for t in at.text)
+    assert "epoch 1 done" in list(at.dataframe[-1].value["message"])
     # These rows carry no step phases: the monitor says so instead of drawing an empty chart.
     assert any("No step phases logged yet" in c.value for c in at.caption)
 
@@ -149,7 +158,7 @@ def test_compare_both_runs_diff_only_and_exports(store):
     at.toggle(key="compare_diff_only").set_value(False).run()
     assert "sampling.batch_size" in at.dataframe[1].value.index
     at.number_input(key="compare_target").set_value(0.7).run()
-    assert list(at.dataframe[0].value["steps to target"]) == [10.0, 10.0]
+    assert list(at.dataframe[0].value["steps to target"]) == ["10", "10"]
 
 
 def test_compare_export_contents(store):

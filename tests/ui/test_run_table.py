@@ -7,7 +7,7 @@ import pytest
 
 from app.ui.views.run_table import (
     RunTableError,
-    accuracy_by_run,
+    accuracy_from_summary,
     all_tags,
     describe_method,
     describe_partition,
@@ -38,10 +38,10 @@ def test_rows_show_settings_and_accuracy(store):
         partition={"scheme": "dirichlet", "alpha": 0.3, "num_clients": 20},
     )
     store.add_epoch_metrics(
-        b, [{"epoch": 0, "test_acc": 0.7}, {"epoch": 1, "test_acc": 0.9}, {"epoch": 2, "test_acc": 0.8}]
+        b, [{"epoch": 1, "test_acc": 0.7}, {"epoch": 2, "test_acc": 0.9}, {"epoch": 3, "test_acc": 0.8}]
     )
     records = store.list_runs()
-    frame = runs_frame(records, accuracy_by_run(store, records)).set_index("id")
+    frame = runs_frame(records, accuracy_from_summary(store.epoch_metric_summary("test_acc"))).set_index("id")
     assert frame.loc[b, "final test acc"] == pytest.approx(0.8)
     assert frame.loc[b, "best test acc"] == pytest.approx(0.9)
     assert pd.isna(frame.loc[a, "best test acc"])
@@ -65,15 +65,13 @@ def test_filters_by_status_tag_and_text(store):
     assert all_tags(frame) == ["baseline", "baseline-2", "lds"]
 
 
-def test_accuracy_cache_skips_finished_runs(store):
-    run = _add(store, "done", [])
-    store.add_epoch_metrics(run, [{"epoch": 0, "test_acc": 0.5}])
-    store.finish_run(run, "completed")
-    cache: dict = {}
-    first = accuracy_by_run(store, store.list_runs(), cache)
-    store.add_epoch_metrics(run, [{"epoch": 1, "test_acc": 0.99}])  # would change it if re-read
-    second = accuracy_by_run(store, store.list_runs(), cache)
-    assert first[run] == second[run] == (0.5, 0.5)
+def test_steps_per_epoch_hint(store):
+    from app.ui.views.run_table import steps_per_epoch_hint
+
+    run = _add(store, "planned", [], training={"epochs": 4})
+    assert steps_per_epoch_hint(store.get_run(run)) is None  # not planned by a worker yet
+    store.update_run(run, total_steps=92)
+    assert steps_per_epoch_hint(store.get_run(run)) == 23
 
 
 def test_describe_helpers_and_bad_frame():

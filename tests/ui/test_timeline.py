@@ -50,10 +50,8 @@ def test_idle_is_step_time_minus_busy_and_stragglers_flagged(timeline):
     assert np.allclose(window["busy"] + window["idle"], window["step_time"])
     assert (window["idle"] >= -1e-12).all()
     flagged = window["straggler"]
-    assert (window.loc[window["slowest"] & (window["count"] > 0), "straggler"]).all()
-    assert (
-        window.loc[window["slowdown"] > 1, "straggler"] | (window.loc[window["slowdown"] > 1, "count"] == 0)
-    ).all()
+    # A straggler is exactly an active client the straggler model slowed this step.
+    assert (flagged == ((window["slowdown"] > 1) & (window["count"] > 0))).all()
     assert flagged.any()
     summary = idle_summary(window)
     assert summary["busy (s)"].sum() + summary["idle (s)"].sum() == pytest.approx(window["step_time"].sum())
@@ -65,3 +63,28 @@ def test_window_bounds(timeline):
     with pytest.raises(TimelineError, match="num_steps"):
         timeline.window(1, 0)
     assert timeline.window(timeline.total_steps - 1, 10)["step"].max() == timeline.total_steps
+
+
+def test_no_configured_stragglers_means_no_straggler_bars():
+    """Defect 8: the slowest client used to be painted as a straggler when none were configured."""
+    from app.ui.charts.metrics import TIMELINE_KINDS, timeline_chart
+
+    config = CONFIG.model_copy(update={"system": ExperimentConfig().system}).model_dump(mode="json")
+    window = RunTimeline(config).window(1, 8)
+    assert not window["straggler"].any()
+    assert window.groupby("step")["slowest"].sum().eq(1).all()  # one slowest client per step, flagged
+    kinds = set(timeline_chart(window).data["kind"])
+    assert "busy, straggler (slowed this step)" not in kinds
+    assert "busy, slowest client (sets the step time)" in kinds and set(kinds) <= set(TIMELINE_KINDS)
+    assert idle_summary(window)["straggler steps"].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("total", "last_logged", "span", "first"),
+    [(24, 24, 8, 17), (24, 3, 8, 1), (24, None, 8, 1), (5, 5, 8, 1), (100, 40, 30, 11)],
+)
+def test_timeline_opens_on_a_full_window(total, last_logged, span, first):
+    """Defect 8: the timeline opened on the last step alone (one step of 8 shown)."""
+    from app.ui.views.timeline import default_first_step
+
+    assert default_first_step(total, last_logged, span) == first

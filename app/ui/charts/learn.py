@@ -20,7 +20,9 @@ PHASE_COLOURS = [
 def composition_chart(frame: pd.DataFrame, by: str, selected_step: int) -> alt.Chart:
     """Stacked bars of the first batches (one row of bars per method), coloured by class or client.
 
-    The step chosen on the slider is drawn opaque, the others faded.
+    The step chosen on the slider is drawn opaque, the others faded. The frame holds one row per
+    (method, step, group), so bars stack the rows as they are: an aggregate would drop the
+    ``selected`` flag from the data and fade every bar.
     """
     data = frame.assign(selected=frame["step"] == selected_step)
     return (
@@ -28,7 +30,7 @@ def composition_chart(frame: pd.DataFrame, by: str, selected_step: int) -> alt.C
         .mark_bar()
         .encode(
             x=alt.X("step:O", title="step t"),
-            y=alt.Y("sum(count):Q", title="samples"),
+            y=alt.Y("count:Q", title="samples", stack="zero"),
             color=alt.Color(f"{by}:N", title=by, scale=alt.Scale(scheme="tableau20")),
             opacity=alt.condition("datum.selected", alt.value(1.0), alt.value(0.35)),
             row=alt.Row("method:N", sort=METHOD_ORDER, title=None),

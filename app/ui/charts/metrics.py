@@ -6,12 +6,55 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from app.formatting import format_duration
-from app.ui.views.compare import METRICS, PHASE_LABELS, X_AXES
+from app.ui.charts.figure import PALETTE
+from app.ui.views.compare import AXIS_TITLES, METRICS, PERCENT_METRICS, PHASE_LABELS, X_AXES
 
 CHART_WIDTH_POINTS = 1500  # series are downsampled to about this many points per run before drawing
+POINTS_UP_TO = 60  # a series this short gets a dot per value (one point alone draws no line)
+X_PADDING_PX = 6
+
+
+def colour_scale(domain: list[str] | None) -> alt.Scale:
+    """The page's colour scale: a fixed domain gives every group the same colour in every chart."""
+    if not domain:
+        return alt.Scale(range=PALETTE)
+    return alt.Scale(domain=list(domain), range=[PALETTE[i % len(PALETTE)] for i in range(len(domain))])
+
+
+def _x_axis(x: str, title: str, values: pd.Series, x_max: float | None = None) -> alt.X:
+    """The x encoding, spanning exactly [0, x_max] (default: the largest x drawn): steps, epochs and
+    times all start at 0, and charts shown together line up when given one ``x_max``. Steps and
+    epochs are whole numbers: over a short range the ticks are the integers themselves (no '1.5
+    epochs'; Vega's tickMinStep is not honoured everywhere)."""
+    if x_max is None:
+        x_max = float(values.max()) if len(values) else 1.0
+    # Steps and epochs in SI units (100k, 1M: '~g' printed 1e+5, and 1e+1 for the 10th epoch);
+    # times keep Vega's own number format.
+    counts = x in ("step", "epoch")
+    axis = alt.Axis(format="~s") if counts else alt.Axis()
+    if counts and np.ceil(x_max) <= 12:
+        axis = alt.Axis(format="~s", values=[int(v) for v in np.arange(0, np.ceil(x_max) + 1)])
+    # A few pixels of padding: a dot on the first or last value is drawn whole, not cut by the edge.
+    scale = alt.Scale(domain=[0, float(x_max)], nice=False, padding=X_PADDING_PX)
+    return alt.X("x:Q", title=title, axis=axis, scale=scale)
+
+
+def shared_x_max(*longs: pd.DataFrame) -> float | None:
+    """The largest x over the frames (None if all are empty): one x range for charts shown together
+    (the accuracy, logged once per epoch, would otherwise start its axis at the first epoch's step)."""
+    highs = [float(long["x"].max()) for long in longs if len(long)]
+    return max(highs) if highs else None
+
+
+def _y_axis(metric: str, field: str, title: str) -> alt.Y:
+    percent = metric in PERCENT_METRICS
+    return alt.Y(
+        field, title=title, scale=alt.Scale(zero=False), axis=alt.Axis(format=".0%" if percent else "~g")
+    )
 
 
 def metric_chart(
@@ -20,29 +63,57 @@ def metric_chart(
     metric: str,
     *,
     labels: dict[int, str] | None = None,
+    groups: dict[int, str] | None = None,
+    colour_domain: list[str] | None = None,
     band: pd.DataFrame | None = None,
+    height: int = 300,
+    x_max: float | None = None,
 ) -> alt.Chart:
-    """Lines of ``metric`` per run (long frame run_id, x, value); with ``band`` (compare.mean_band)
-    draw each seed group's mean line and a shaded ± std band instead."""
-    x_title, y_title = X_AXES.get(x, x), METRICS.get(metric, (None, metric))[1]
+    """Lines of ``metric`` per run (long frame run_id, x, value), coloured by group (``groups``: run id
+    -> group label; default: each run its own group, named by ``labels``). With ``band``
+    (compare.mean_band) each group's mean line over a shaded ± std band instead. ``colour_domain``
+    fixes the group colours across the charts of a page. ``x_max``: the x axis spans [0, x_max]
+    (see ``shared_x_max``). Short series get a dot per value."""
+    x_title = X_AXES.get(x, x)
+    y_title = AXIS_TITLES.get(metric) or METRICS.get(metric, (None, metric))[1]
+    drawn_groups = (
+        band["group"].nunique() if band is not None and not band.empty else long["run_id"].nunique()
+    )
+    legend = (
+        alt.Legend(orient="bottom", columns=2, symbolOpacity=1, symbolType="stroke", symbolStrokeWidth=3)
+        if drawn_groups > 1 or labels or groups
+        else None
+    )
+    colour = alt.Color("group:N", title=None, scale=colour_scale(colour_domain), legend=legend)
     if band is not None and not band.empty:
-        base = alt.Chart(band).encode(x=alt.X("x:Q", title=x_title), color=alt.Color("group:N", title="runs"))
-        area = base.mark_area(opacity=0.25).encode(y=alt.Y("lower:Q", title=y_title), y2="upper:Q")
-        line = base.mark_line().encode(y="mean:Q", tooltip=["group:N", "x:Q", "mean:Q", "std:Q", "runs:Q"])
-        return (area + line).properties(height=300).interactive()
+        base = alt.Chart(band).encode(x=_x_axis(x, x_title, band["x"], x_max), color=colour)
+        area = base.mark_area(opacity=0.22).encode(y=_y_axis(metric, "lower:Q", y_title), y2="upper:Q")
+        line = base.mark_line(point=bool(band.groupby("group").size().max() <= POINTS_UP_TO)).encode(
+            y="mean:Q",
+            tooltip=["group:N", alt.Tooltip("x:Q", title=x_title), alt.Tooltip("mean:Q", format=".4g"),
+                     alt.Tooltip("std:Q", format=".3g"), "runs:Q"],
+        )  # fmt: skip
+        return (area + line).properties(height=height).interactive()
     data = long.copy()
     labels = labels or {}
     data["run"] = data["run_id"].map(lambda r: labels.get(r, f"#{r}"))
+    data["group"] = data["run_id"].map(groups).fillna(data["run"]) if groups else data["run"]
+    few = data.groupby("run_id").size().max() <= POINTS_UP_TO if len(data) else True
     return (
         alt.Chart(data)
-        .mark_line()
+        .mark_line(point=bool(few))
         .encode(
-            x=alt.X("x:Q", title=x_title),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
-            color=alt.Color("run:N", title="run"),
-            tooltip=["run:N", alt.Tooltip("x:Q", title=x_title), alt.Tooltip("value:Q", title=y_title)],
+            x=_x_axis(x, x_title, data["x"], x_max),
+            y=_y_axis(metric, "value:Q", y_title),
+            color=colour,
+            detail="run_id:N",
+            tooltip=[
+                "run:N",
+                alt.Tooltip("x:Q", title=x_title),
+                alt.Tooltip("value:Q", title=y_title, format=".4g"),
+            ],
         )
-        .properties(height=300)
+        .properties(height=height)
         .interactive()
     )
 
@@ -69,19 +140,32 @@ def phase_chart(phases: pd.DataFrame, x: str) -> alt.Chart:
     )
 
 
+# The timeline's bar kinds: a straggler is a client slowed this step (a configured straggler); the
+# slowest client sets the step's end without being a straggler.
+TIMELINE_KINDS = {
+    "busy": "#4c78a8",
+    "busy, slowest client (sets the step time)": "#1d3557",
+    "busy, straggler (slowed this step)": "#e45756",
+    "idle (waits for the slowest)": "#e0e0e0",
+}
+
+
 def timeline_chart(window: pd.DataFrame) -> alt.Chart:
-    """Stacked bars per client per step: busy time, then idle time up to the step's end; stragglers
-    (slowed, or the slowest client of the step) get a red busy bar."""
+    """Bars per client per step: busy time, then idle time up to the step's end. A straggler (slowed
+    by the configured straggler model) is red; the slowest client of the step is dark blue."""
     busy = window.assign(part="busy", start=0.0, end=window["busy"])
     idle = window.assign(part="idle", start=window["busy"], end=window["step_time"])
     data = pd.concat([busy, idle], ignore_index=True)
-    data["kind"] = data["part"]
-    data.loc[(data["part"] == "busy") & data["straggler"], "kind"] = "busy (straggler)"
+    kinds = list(TIMELINE_KINDS)
+    data["kind"] = np.where(data["part"] == "idle", kinds[3], kinds[0])
+    is_busy = data["part"] == "busy"
+    data.loc[is_busy & data["slowest"].astype(bool), "kind"] = kinds[1]
+    data.loc[is_busy & data["straggler"].astype(bool), "kind"] = kinds[2]
+    shown = [k for k in kinds if k in set(data["kind"])]  # the legend lists only what is drawn
     color = alt.Color(
-        "kind:N",
-        title="",
-        scale=alt.Scale(domain=["busy", "busy (straggler)", "idle"], range=["#4c78a8", "#e45756", "#e0e0e0"]),
-    )
+        "kind:N", title=None, scale=alt.Scale(domain=shown, range=[TIMELINE_KINDS[k] for k in shown]),
+        legend=alt.Legend(orient="bottom", columns=2, labelLimit=320),
+    )  # fmt: skip
     return (
         alt.Chart(data)
         .mark_bar()
@@ -91,8 +175,16 @@ def timeline_chart(window: pd.DataFrame) -> alt.Chart:
             x2="end:Q",
             color=color,
             row=alt.Row("step:O", title="step", spacing=2),
-            tooltip=["step:O", "client:O", "count:Q", "busy:Q", "idle:Q", "slowdown:Q", "slowest:N"],
-        )
+            tooltip=[
+                "step:O",
+                "client:O",
+                "count:Q",
+                alt.Tooltip("busy:Q", format=".3g"),
+                alt.Tooltip("idle:Q", format=".3g"),
+                alt.Tooltip("slowdown:Q", format=".3g"),
+                "slowest:N",
+            ],
+        )  # fmt: skip
         .properties(height=max(60, 9 * int(window["client"].nunique())), width=600)
     )
 

@@ -11,15 +11,24 @@ MAX_COLOURED_CLIENTS = 20
 SIDE_COLOURS = alt.Scale(domain=["client", "server"], range=["#1f77b4", "#ff7f0e"])
 
 
+ZERO_CELL = "#ffffff"  # a client without any sample of a class: white, apart from every low count
+
+
 def partition_heatmap(frame: pd.DataFrame) -> alt.Chart:
-    """Client × class heatmap of sample counts."""
+    """Client × class heatmap of sample counts. Empty cells (0 samples) are white; counts from 1 up
+    start at a visible blue, so a zero never looks like a small count."""
+    counts = alt.Color(
+        "count:Q",
+        title="samples",
+        scale=alt.Scale(scheme=alt.SchemeParams("blues", extent=[0.25, 1.0]), domainMin=1),
+    )
     return (
         alt.Chart(frame)
-        .mark_rect()
+        .mark_rect(stroke="#e6e6e6", strokeWidth=0.5)
         .encode(
             x=alt.X("class:N", title="class", sort=None),
             y=alt.Y("client:O", title="client"),
-            color=alt.Color("count:Q", title="samples", scale=alt.Scale(scheme="blues")),
+            color=alt.condition("datum.count == 0", alt.value(ZERO_CELL), counts),
             tooltip=["client:O", "class:N", "count:Q", alt.Tooltip("client_size:Q", title="client total")],
         )
         .properties(height=alt.Step(16))

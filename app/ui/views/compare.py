@@ -7,11 +7,10 @@ simulated time or wall time.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
+from app.ui.views.labels import flatten_config, group_labels, value_text
 from app.ui.views.series import downsample
 from psl_core.metrics import STEP_PHASE_FIELDS
 
@@ -25,20 +24,36 @@ PHASE_LABELS = {
     "sim_sync": "client-part sync",
 }
 assert tuple(PHASE_LABELS) == STEP_PHASE_FIELDS, "one label per logged phase, in the engine's order"
-# metric -> (table it lives in, label)
+# metric -> (table it lives in, axis title with its unit)
 METRICS = {
-    "loss": ("steps", "training loss (per step)"),
-    "deviation": ("steps", "batch deviation Σ|p̂−p|"),
+    "loss": ("steps", "training loss (cross-entropy, per step)"),
+    "deviation": ("steps", "batch deviation Σ|p̂−p| (L1, 0–2)"),
     "sim_step_time": ("steps", "simulated step time (s)"),
     **{name: ("steps", f"step phase: {label} (s)") for name, label in PHASE_LABELS.items()},
-    "batch_size": ("steps", "realised global batch size"),
-    "active_clients": ("steps", "active clients"),
-    "test_acc": ("epochs", "test accuracy"),
-    "train_acc": ("epochs", "train accuracy"),
-    "test_loss": ("epochs", "test loss"),
-    "train_loss": ("epochs", "train loss (epoch mean)"),
+    "batch_size": ("steps", "realised global batch (samples)"),
+    "active_clients": ("steps", "active clients (count)"),
+    "test_acc": ("epochs", "test accuracy (%)"),
+    "train_acc": ("epochs", "train accuracy (%)"),
+    "test_loss": ("epochs", "test loss (cross-entropy)"),
+    "train_loss": ("epochs", "train loss (cross-entropy, epoch mean)"),
 }
-IGNORED_FOR_SEED_GROUPS = ("seed", "name")
+PERCENT_METRICS = ("test_acc", "train_acc")  # stored as fractions, drawn as percentages
+# Axis titles: short enough for a 220-px-high chart (a long title squeezed the plot to nothing).
+AXIS_TITLES = {
+    "loss": "loss (cross-entropy)",
+    "deviation": "batch deviation (L1)",
+    "sim_step_time": "step time (s, simulated)",
+    "batch_size": "global batch (samples)",
+    "active_clients": "active clients",
+    "test_acc": "test accuracy (%)",
+    "train_acc": "train accuracy (%)",
+    "test_loss": "test loss (cross-entropy)",
+    "train_loss": "train loss (cross-entropy)",
+    **{name: f"{label} (s)" for name, label in PHASE_LABELS.items()},
+}
+assert set(AXIS_TITLES) == set(METRICS), "every metric a picker offers has a short title"
+ABSENT = "(absent)"  # config_diff's cell for a key one run does not have
+NOT_REACHED = "not reached"  # summary_display's cell for a target accuracy never reached
 
 
 class CompareError(ValueError):
@@ -52,33 +67,70 @@ def _check(x: str, metric: str) -> None:
         raise CompareError(f"unknown metric {metric!r}; use one of {list(METRICS)}")
 
 
-def with_x(frame: pd.DataFrame, x: str, table: str) -> pd.Series:
-    """The x value of every row: step rows get a fractional epoch (epoch + k/T), epoch rows epoch + 1
-    (the end of that epoch), so both kinds line up on the same epoch axis."""
+def infer_steps_per_epoch(steps: pd.DataFrame | None, epochs: pd.DataFrame | None) -> float | None:
+    """Steps per epoch T of one run from its rows (epochs are 1-based: epoch e ends at step e·T).
+
+    From an epoch row (its ``step`` / its ``epoch``) when there is one, else from the last step held in
+    the first epoch of the step rows when a later epoch has started; None when it cannot be known yet.
+    """
+    if epochs is not None and {"epoch", "step"} <= set(epochs.columns):
+        done = epochs.dropna(subset=["epoch", "step"])
+        done = done[done["epoch"] > 0]
+        if len(done):
+            return float(done["step"].iloc[0]) / float(done["epoch"].iloc[0])
+    if steps is not None and {"epoch", "step"} <= set(steps.columns) and len(steps):
+        first = steps["epoch"].min()
+        if pd.notna(first) and first > 0 and (steps["epoch"] > first).any():
+            return float(steps.loc[steps["epoch"] == first, "step"].max()) / float(first)
+    return None
+
+
+def with_x(frame: pd.DataFrame, x: str, table: str, steps_per_epoch: float | None = None) -> pd.Series:
+    """The x value of every row. On the epoch axis (epochs are 1-based, as the engine logs them) an
+    epoch row sits at its epoch number (the end of that epoch) and step s at s / T, so the accuracy of
+    epoch 1 and the last step of epoch 1 share x = 1. Without T (the first epoch still running) a step
+    row sits at its position within its epoch."""
     if x != "epoch":
         return (
             pd.to_numeric(frame[x], errors="coerce") if x in frame else pd.Series(np.nan, index=frame.index)
         )
     if table == "epochs":
-        return frame["epoch"].astype(float) + 1.0
+        return frame["epoch"].astype(float)
+    if steps_per_epoch:
+        return frame["step"].astype(float) / float(steps_per_epoch)
     position = frame.groupby("epoch").cumcount() + 1
     per_epoch = frame.groupby("epoch")["step"].transform("size").max() if len(frame) else 1
-    return frame["epoch"].astype(float) + position / max(1, per_epoch)
+    return frame["epoch"].astype(float) - 1.0 + position / max(1, per_epoch)
 
 
 def align_series(
-    step_frames: dict[int, pd.DataFrame], epoch_frames: dict[int, pd.DataFrame], x: str, metric: str
+    step_frames: dict[int, pd.DataFrame],
+    epoch_frames: dict[int, pd.DataFrame],
+    x: str,
+    metric: str,
+    steps_per_epoch: dict[int, float | None] | None = None,
 ) -> pd.DataFrame:
-    """Long frame (run_id, x, value) of ``metric`` for every run, sorted by run then x."""
+    """Long frame (run_id, x, value) of ``metric`` for every run, sorted by run then x.
+
+    ``steps_per_epoch`` (run id -> T, e.g. the run's total steps / epochs) places step rows on the
+    epoch axis exactly; runs missing from it get T from their own rows (infer_steps_per_epoch)."""
     _check(x, metric)
     table, _ = METRICS[metric]
     frames = step_frames if table == "steps" else epoch_frames
+    hints = steps_per_epoch or {}
     parts = []
     for run_id, frame in frames.items():
         if frame is None or frame.empty or metric not in frame:
             continue
+        per_epoch = hints.get(run_id) or infer_steps_per_epoch(
+            step_frames.get(run_id), epoch_frames.get(run_id)
+        )
         part = pd.DataFrame(
-            {"run_id": run_id, "x": with_x(frame, x, table).to_numpy(), "value": frame[metric].to_numpy()}
+            {
+                "run_id": run_id,
+                "x": with_x(frame, x, table, per_epoch).to_numpy(),
+                "value": frame[metric].to_numpy(),
+            }
         )
         parts.append(part.dropna())
     if not parts:
@@ -129,16 +181,9 @@ def smooth(long: pd.DataFrame, weight: float) -> pd.DataFrame:
 
 
 def seed_groups(configs: dict[int, dict]) -> dict[int, str]:
-    """Run id -> group key; runs whose configs differ only by seed (and name) share a key."""
-    groups = {}
-    for run_id, config in configs.items():
-        rest = {k: v for k, v in config.items() if k not in IGNORED_FOR_SEED_GROUPS}
-        groups[run_id] = json.dumps(rest, sort_keys=True)
-    # Short readable labels: the first run's id of each group.
-    first: dict[str, int] = {}
-    for run_id in sorted(groups):
-        first.setdefault(groups[run_id], run_id)
-    return {run_id: f"group of #{first[key]}" for run_id, key in groups.items()}
+    """Run id -> the label of its seed group (runs whose configs differ only by seed and name share
+    one), named by what differs between the groups: see app.ui.views.labels.group_labels."""
+    return group_labels(configs)
 
 
 def mean_band(long: pd.DataFrame, groups: dict[int, str], grid_points: int = 500) -> pd.DataFrame:
@@ -179,33 +224,22 @@ def mean_band(long: pd.DataFrame, groups: dict[int, str], grid_points: int = 500
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def flatten_config(config: dict, prefix: str = "") -> dict[str, object]:
-    """Nested config as dotted keys (``sampling.lds_c``); lists are kept as JSON text."""
-    flat: dict[str, object] = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_config(value, dotted + "."))
-        elif isinstance(value, list):
-            flat[dotted] = json.dumps(value, sort_keys=True)
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def config_diff(configs: dict[str, dict], differences_only: bool = False) -> pd.DataFrame:
-    """One row per dotted config key, one column per run label; ``differences_only`` keeps the keys
-    whose values are not all equal (a key missing from a run counts as different)."""
+    """One row per dotted config key, one column per run label, values as text (None reads 'none', a
+    key a run lacks reads '(absent)'); ``differences_only`` keeps the keys whose values are not all
+    equal, compared as that text (so None in every run is equal, not 'missing')."""
     if not configs:
         return pd.DataFrame()
     flat = {label: flatten_config(config) for label, config in configs.items()}
     keys = sorted(set().union(*[f.keys() for f in flat.values()]))
-    table = pd.DataFrame({label: [f.get(k, "—") for k in keys] for label, f in flat.items()}, index=keys)
-    table.index.name = "setting"
+    table = pd.DataFrame(
+        {label: [value_text(f[k]) if k in f else ABSENT for k in keys] for label, f in flat.items()},
+        index=pd.Index(keys, name="setting"),
+        dtype=object,
+    )
     if differences_only:
-        same = table.astype(str).nunique(axis=1) == 1
-        table = table[~same]
-    return table.astype(str)
+        table = table[[len(set(row)) > 1 for row in table.itertuples(index=False)]]
+    return table
 
 
 def time_to_target(steps: pd.DataFrame, epochs: pd.DataFrame, target: float) -> dict[str, float | None]:
@@ -255,6 +289,23 @@ def summary_table(
         row.update(time_to_target(steps, epochs, target_acc))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+TARGET_COLUMNS = ("steps to target", "sim s to target", "wall s to target")
+
+
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as a page shows it: a target never reached reads 'not reached' (it showed 'None');
+    the other columns stay numbers. The CSV keeps the numbers and empty cells."""
+    shown = summary.copy()
+    for column in TARGET_COLUMNS:
+        if column in shown:
+            whole = column.startswith("steps")
+            shown[column] = [
+                NOT_REACHED if pd.isna(v) else (f"{int(v):,}" if whole else f"{float(v):.4g}")
+                for v in shown[column]
+            ]
+    return shown
 
 
 def to_csv_bytes(frame: pd.DataFrame, index: bool = False) -> bytes:

@@ -6,7 +6,9 @@ keys are namespaced (``<prefix>.<dotted path>``) so a page can prefill the form 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from app.ui.views.text import md_text
 from psl_core.config import ExperimentConfig, set_path
 from psl_core.models import block_names_for, resolve_cut_index
 
@@ -137,6 +140,21 @@ SECTION_OF_ROOT = {
 def all_fields() -> list[FieldSpec]:
     """Every scalar field of the form, in display order."""
     return [spec for specs in SECTIONS.values() for spec in specs]
+
+
+WIDE_KINDS = ("select", "cut", "cut2", "server")  # choices with long titles: a whole row each
+
+
+def field_rows(specs: list[FieldSpec]) -> list[list[FieldSpec]]:
+    """The form's layout of a section: a choice field on a row of its own (its option titles are long
+    and were cut in a half-width column), other fields two to a row, in the section's order."""
+    rows: list[list[FieldSpec]] = []
+    for spec in specs:
+        if spec.kind in WIDE_KINDS or not rows or len(rows[-1]) == 2 or rows[-1][0].kind in WIDE_KINDS:
+            rows.append([spec])
+        else:
+            rows[-1].append(spec)
+    return rows
 
 
 def widget_key(path: str, prefix: str = FORM_PREFIX) -> str:
@@ -290,6 +308,58 @@ class FormProblems:
     warnings: dict[str, list[str]]
 
 
+# Labels of the paths the form shows as tables (the scalar fields take their widget's label).
+TABLE_LABELS = {
+    "system.clients": ("Client groups", {"device": "device", "fraction": "fraction", "up_mbps": "up Mbit/s",
+                       "down_mbps": "down Mbit/s", "latency_ms": "latency ms", "cut": "cut"}),
+    "system.custom_devices": ("Custom devices", {"gflops": "GFLOP/s"}),
+}  # fmt: skip
+_PATH_MENTION = re.compile(r"\b(?:data|partition|model|sampling|training|system)\.[a-z_][\w.]*[a-z_0-9]")
+
+
+def field_label(path: str) -> str | None:
+    """The label the form shows for a dotted config path ('Global batch B'; 'Client groups, row 2,
+    fraction'), or None for a path the form has no widget for."""
+    labels = {spec.path: spec.label for spec in all_fields()}
+    if path in labels:
+        return labels[path]
+    for table, (title, columns) in TABLE_LABELS.items():
+        if path == table:
+            return title
+        if path.startswith(table + "."):
+            row, _, column = path[len(table) + 1 :].partition(".")
+            where = f"{title}, row {int(row) + 1}" if row.isdigit() else title
+            return f"{where}, {columns.get(column, column)}" if column else where
+    return None
+
+
+def in_form_words(message: str) -> str:
+    """A check's message with the config paths it mentions replaced by the form's labels."""
+
+    def label(match: re.Match) -> str:
+        found = field_label(match.group(0))
+        return f"“{found}”" if found else match.group(0)
+
+    return _PATH_MENTION.sub(label, message)
+
+
+def problem_line(problem) -> str:  # noqa: ANN001 - a psl_core.validation.Problem
+    """One Markdown bullet for a problem, in the form's words: '**Global batch B**: must be …'.
+    Everything from the config (paths, values, messages quoting them) is escaped as plain text."""
+    label = field_label(problem.path)
+    where = (
+        f"**{md_text(label)}** ({md_text(problem.path)})"
+        if label
+        else f"**{md_text(problem.path or 'config')}**"
+    )
+    got = (
+        ""
+        if problem.value is None or isinstance(problem.value, (dict, list))
+        else f" (got {problem.value!r})"
+    )
+    return f"- {where}: {md_text(in_form_words(problem.message) + got, limit=600)}"
+
+
 def validate_form(config: Mapping[str, Any]) -> FormProblems:
     """Run the one validation path (the same checks as the CLI and the worker) on the form's config."""
     from psl_core.validation import check_cached
@@ -299,9 +369,21 @@ def validate_form(config: Mapping[str, Any]) -> FormProblems:
     problems = check_cached(dict(config))
     for problem in problems:
         target = errors if problem.is_error else warnings
-        target.setdefault(section_of(problem.path), []).append(f"- {problem.text()}")
+        target.setdefault(section_of(problem.path), []).append(problem_line(problem))
     parsed = None if errors else ExperimentConfig.model_validate(dict(config))
     return FormProblems(parsed, errors, warnings)
+
+
+_RERUN_SUFFIX = re.compile(r"\s*\(re-run of #\d+\)$")
+
+
+def rerun_config(config: Mapping[str, Any], run_id: int) -> dict[str, Any]:
+    """A copy of a stored run's config to edit and launch again, named '<name> (re-run of #id)' so the
+    new run is told apart from the original (an earlier '(re-run of #n)' suffix is replaced)."""
+    copy = json.loads(json.dumps(dict(config)))
+    name = _RERUN_SUFFIX.sub("", str(copy.get("name") or "run"))
+    copy["name"] = f"{name} (re-run of #{int(run_id)})"
+    return copy
 
 
 def merged_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:

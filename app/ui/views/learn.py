@@ -7,6 +7,7 @@ lives in ``app/learn_split.py``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,6 +234,28 @@ def straggler_system(device_ids: list[str], arch: str, cut: int | str, num_class
     return build_client_system(
         device_ids, [cut_summary(profile, cut)], catalog[SERVER_DEVICE], catalog=catalog
     )
+
+
+def device_labels(catalog: dict) -> dict[str, str]:
+    """Device id -> a short name for pickers, unique across the catalog: the catalog name up to its
+    first ':' or ';' without parentheses ('Raspberry Pi 4 Model B'); names that would coincide get the
+    rest of their description ('NVIDIA Jetson, GPU execution'), then their id."""
+    short = {
+        d: re.sub(r"\s*\([^)]*\)", "", dev.name.split(":")[0].split(";")[0]).strip()
+        for d, dev in catalog.items()
+    }
+    counts = pd.Series(list(short.values())).value_counts()
+    labels = {}
+    for device_id, label in short.items():
+        if counts[label] > 1:
+            rest = catalog[device_id].name.split(";", 1)[-1].strip()
+            label = (
+                f"{label}, {rest}" if rest and rest != catalog[device_id].name else f"{label} [{device_id}]"
+            )
+        labels[device_id] = label
+    if len(set(labels.values())) < len(labels):  # still clashing: the id settles it
+        labels = {d: f"{label} [{d}]" for d, label in labels.items()}
+    return labels
 
 
 def assign_devices(device_mix: list[str], num_clients: int) -> list[str]:

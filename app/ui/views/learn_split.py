@@ -6,6 +6,8 @@ client part on a few digits images and shows the smashed data (the cut activatio
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 import torch
@@ -177,3 +179,35 @@ def leakage_by_cut(model: BlockModel, images: torch.Tensor) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- process-wide results for the page
+# The explainer shows the same seeded model and the same sample images to everyone, so each result is
+# computed once per server process (and warmed in the background, app/ui/warmup.py).
+SHOWN_IMAGES = 4
+
+
+@lru_cache(maxsize=len(PRIVACY_ARCHS))
+def shown_model(arch: str) -> BlockModel:
+    """The briefly trained ``arch`` the page shows (train_digits_model with its defaults)."""
+    return train_digits_model(arch)
+
+
+@lru_cache(maxsize=1)
+def shown_samples() -> tuple[torch.Tensor, np.ndarray]:
+    """The digits images the page shows and their labels."""
+    return digits_samples(SHOWN_IMAGES)
+
+
+@lru_cache(maxsize=len(PRIVACY_ARCHS))
+def shown_leakage(arch: str) -> pd.DataFrame:
+    """leakage_by_cut of the shown model on the shown images."""
+    return leakage_by_cut(shown_model(arch), shown_samples()[0])
+
+
+@lru_cache(maxsize=64)
+def shown_activations(arch: str, cut: int) -> np.ndarray:
+    """The shown model's activations at ``cut`` for the shown images (read-only)."""
+    acts = cut_activations(shown_model(arch), shown_samples()[0], cut)
+    acts.flags.writeable = False
+    return acts

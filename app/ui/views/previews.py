@@ -23,6 +23,8 @@ MAX_CURVE_POINTS = 1500
 PREVIEW_STEPS = 12
 # Streams separate from the engine's, so the preview never pretends to be the run's exact batches.
 _PREVIEW_STREAM = 99
+# Partition schemes that have an α (only their caption explains it is not the LDS c or δ).
+ALPHA_SCHEMES = ("dirichlet", "extended_dirichlet")
 
 
 # ---------------------------------------------------------------- partition

@@ -149,19 +149,20 @@ def run_label(row_id: int, name: str, status: str | None = None) -> str:
     return f"#{row_id} {name}" + (f" ({status})" if status else "")
 
 
-def accuracy_by_run(store, records: Iterable, cache: dict | None = None) -> dict[int, tuple]:  # noqa: ANN001
-    """(final, best) test accuracy of every record, read from the store's epoch metrics.
+def accuracy_from_summary(summary: pd.DataFrame) -> dict[int, tuple[float | None, float | None]]:
+    """Run id -> (final, best) test accuracy from ``Store.epoch_metric_summary("test_acc")`` — one
+    query for every run, instead of one metric query per run."""
+    if summary is None or summary.empty:
+        return {}
+    return {
+        int(run_id): (float(final), float(best))
+        for run_id, final, best in summary[["run_id", "final", "highest"]].itertuples(index=False)
+    }
 
-    ``cache`` (e.g. a dict kept in session state) remembers finished runs, whose metrics no longer
-    change, so a page refresh only re-reads runs that are still going.
-    """
-    result: dict[int, tuple] = {}
-    for record in records:
-        key = (record.id, record.status, record.finished_at)
-        if cache is not None and key in cache:
-            result[record.id] = cache[key]
-            continue
-        result[record.id] = accuracy_summary(store.read_epoch_metrics(record.id))
-        if cache is not None and record.is_finished:
-            cache[key] = result[record.id]
-    return result
+
+def steps_per_epoch_hint(record) -> float | None:  # noqa: ANN001 - a storage.RunRecord
+    """The run's steps per epoch T (total steps / epochs), once its worker has planned it; None before."""
+    epochs = ((record.config or {}).get("training") or {}).get("epochs")
+    if record.total_steps and epochs:
+        return record.total_steps / epochs
+    return None

@@ -47,6 +47,7 @@ class RunSeries:
     last_epoch: int | None = None
     sampled_through: int | None = None  # rows up to this step are a sample of the stored ones (None: exact)
     rows_stored: int = 0  # step rows the store had for the steps held (more than held when sampled)
+    final: bool = False  # read after the run finished: no new rows will come
 
 
 class SeriesCache:
@@ -85,10 +86,16 @@ class SeriesCache:
             run_id, self.columns, max_points=self.max_points, after_step=after_step, extremes=self.extremes
         )
 
-    def update(self, store, run_id: int) -> int:  # noqa: ANN001 - a storage.Store
+    def update(self, store, run_id: int, *, finished: bool = False) -> int:  # noqa: ANN001 - a storage.Store
         """Fetch the rows of ``run_id`` newer than those held; returns how many step rows were read
-        (all new rows, or the sample of them when more than ``max_points`` arrived at once)."""
+        (all new rows, or the sample of them when more than ``max_points`` arrived at once).
+
+        ``finished``: the caller knows the run has finished; after one read made while it was
+        finished, later calls read nothing (a page rerun then costs no query for that run)."""
         held = self.runs.setdefault(run_id, RunSeries())
+        if held.final:
+            return 0
+        held.final = finished
         new_steps = self._read_new_steps(store, run_id, held.last_step)
         if new_steps.attrs.get("sampled_from"):  # set by Store.read_step_series when it sampled
             held.sampled_through = int(new_steps["step"].iloc[-1])
@@ -162,3 +169,39 @@ def downsample(df: pd.DataFrame, x: str, max_points: int, y: list[str] | None = 
         keep.append(offsets + high.reshape(buckets, size).argmax(axis=1))
     rows = np.unique(np.clip(np.concatenate(keep), 0, n - 1))
     return df.iloc[rows]
+
+
+class FinishedSeries:
+    """Process-wide store of the held series of FINISHED runs, shared by every page and session.
+
+    A finished run's rows never change, so its (sampled) series is read from the database once per
+    server process, not once per page visit: the second page that shows a 10^6-step run draws at once.
+    Entries are keyed by the run's finish time (a run re-queued and finished again is read anew) and
+    the ``capacity`` most recently used are kept. Thread-safe: Streamlit sessions run in threads.
+    """
+
+    def __init__(self, capacity: int = 64, *, max_points: int = FIRST_LOAD_POINTS) -> None:
+        import threading
+
+        self.capacity = capacity
+        self.max_points = max_points
+        self._held: dict[int, tuple[object, RunSeries]] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # database reads made (one per run and finish), for tests and benchmarks
+
+    def get(self, store, record) -> RunSeries:  # noqa: ANN001 - a storage.Store and a finished RunRecord
+        """The held series of the finished run ``record`` (read now if it is not held yet)."""
+        if not record.is_finished:
+            raise SeriesError(f"run #{record.id} is {record.status}: only finished runs are shared")
+        stamp = record.finished_at
+        with self._lock:
+            held = self._held.pop(record.id, None)
+            if held is None or held[0] != stamp:
+                cache = SeriesCache(max_points=self.max_points)
+                cache.update(store, record.id, finished=True)
+                held = (stamp, cache.runs[record.id])
+                self.reads += 1
+            self._held[record.id] = held  # most recently used last
+            while len(self._held) > self.capacity:
+                self._held.pop(next(iter(self._held)))
+            return held[1]

@@ -16,8 +16,6 @@ import pandas as pd
 from psl_core.config import parse_config
 from psl_core.engine import EpochPlanner, build_experiment
 
-# Same stream id as psl_core.engine.plan uses for stragglers (the plan itself does not keep factors).
-
 TIMELINE_COLUMNS = [
     "step",
     "epoch",
@@ -99,7 +97,9 @@ class RunTimeline:
                 "step_time": step_time.ravel(),
                 "slowdown": slowdown.ravel(),
                 "slowest": slowest.ravel(),
-                "straggler": (active & ((slowdown > 1.0) | slowest)).ravel(),
+                # A straggler is a client the straggler model slowed this step; the slowest client is only
+                # flagged as such (without configured stragglers there are none).
+                "straggler": (active & (slowdown > 1.0)).ravel(),
             },
             columns=TIMELINE_COLUMNS,
         )
@@ -119,14 +119,22 @@ class RunTimeline:
         return frame[(frame["step"] >= first) & (frame["step"] <= last)].reset_index(drop=True)
 
 
+def default_first_step(total_steps: int, last_logged: int | None, span: int) -> int:
+    """Where the timeline window opens: the ``span`` steps ending at the last logged step (all of
+    them shown, not the last one alone), or step 1 before anything was logged."""
+    end = min(total_steps, max(1, int(last_logged or 1)))
+    return max(1, end - int(span) + 1)
+
+
 def idle_summary(window: pd.DataFrame) -> pd.DataFrame:
-    """Per client over a window: busy s, idle s, idle share, steps as a straggler."""
+    """Per client over a window: busy s, idle s, idle share, steps slowed as a straggler, steps as the slowest."""
     grouped = window.groupby("client")
     summary = pd.DataFrame(
         {
             "busy (s)": grouped["busy"].sum(),
             "idle (s)": grouped["idle"].sum(),
             "straggler steps": grouped["straggler"].sum().astype(int),
+            "slowest-client steps": grouped["slowest"].sum().astype(int),
         }
     )
     total = summary["busy (s)"] + summary["idle (s)"]

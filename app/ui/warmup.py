@@ -1,0 +1,62 @@
+"""Warm the dashboard's server process in the background, once, when it serves its first page.
+
+The first visit of a page that needs the engine, a dataset or the figure renderer would otherwise pay
+for those imports and loads (seconds on a cold process): torch, the model profiles, the digits data
+and the checks of the demo preset, the engine's planner (client timeline), the Learn page's toy
+federation, and vl-convert's JavaScript engine (figure export). Everything here only fills
+process-wide caches; a failure is logged and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from app.logs import get_logger
+
+log = get_logger("ui.warmup")
+_started = threading.Event()
+
+
+def start_warmup() -> bool:
+    """Start the warm-up thread unless it already ran in this process (True if started now)."""
+    if _started.is_set():
+        return False
+    _started.set()
+    threading.Thread(target=warm, name="psl-ui-warmup", daemon=True).start()
+    return True
+
+
+def warm() -> None:
+    """Fill the caches the pages use first (in order of how soon a newcomer needs them)."""
+    steps = [_demo_checks, _engine, _learn, _figures]
+    for step in steps:
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - a warm-up must never break the dashboard
+            log.warning("dashboard warm-up step %s failed", step.__name__, exc_info=True)
+
+
+def _demo_checks() -> None:
+    from app.ui.views.form_fields import validate_form
+    from app.ui.views.presets import DEMO_PRESET, preset_config
+
+    validate_form(preset_config(DEMO_PRESET))  # torch, digits, model profile, the checks' cache
+
+
+def _engine() -> None:
+    import psl_core.engine  # noqa: F401 - the client timeline replays the engine's planner
+
+
+def _learn() -> None:
+    from app.ui.views import learn, learn_split
+
+    learn.toy_federation(8, 0.3, 0)
+    learn_split.shown_leakage("resnet8")  # trains the small model the split explainer shows
+
+
+def _figures() -> None:
+    import vl_convert
+
+    vl_convert.vegalite_to_svg(
+        {"mark": "point", "data": {"values": [{"x": 1}]}, "encoding": {"x": {"field": "x"}}}
+    )
