@@ -152,7 +152,10 @@ def _extra_column(values: pd.Series, name: str, column: str) -> list:
     missing = values.isin(_MISSING).to_numpy()
     numbers = pd.to_numeric(values.where(~missing, None), errors="coerce").to_numpy(dtype=float)
     if not (np.isnan(numbers) & ~missing).any():
-        return [None if m or not math.isfinite(v) else (int(v) if v == int(v) and abs(v) < 2**53 else float(v))
+        # A column is whole numbers only when every value is written as one ("0" not "0.0"), so a
+        # float metric that happens to be 0.0 on every row comes back as a float, as it was stored.
+        whole = values[~missing].astype(str).str.fullmatch(r"[+-]?\d+").all()
+        return [None if m or not math.isfinite(v) else (int(v) if whole and abs(v) < 2**53 else float(v))
                 for m, v in zip(missing, numbers)]  # fmt: skip
     too_long = values.str.len() > 1000
     if too_long.any():

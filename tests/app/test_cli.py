@@ -59,7 +59,7 @@ def test_run_trains_and_writes_csv_and_summary(home):
     [
         (None, "does not exist"),
         ("data: [unclosed", "not valid YAML"),
-        ({"sampling": {"methd": "ugs"}}, "sampling.methd: Extra inputs are not permitted"),
+        ({"sampling": {"methd": "ugs"}}, "sampling.methd: unknown field; did you mean sampling.method?"),
         (
             {"sampling": {"batch_size": 0}},
             "sampling.batch_size: Input should be greater than or equal to 1 (got 0)",
