@@ -1,20 +1,29 @@
-"""Benchmark of the helper-scheduling solvers on the paper's grid (SPEC §5, issue 6).
+"""Benchmark of the helper-scheduling solvers on the paper's grid (methods §5, issue 14).
 
-    .venv/bin/python bench/bench_helpers.py --quick            # 2 seeds, K in {20, 50}, H = 5
-    .venv/bin/python bench/bench_helpers.py --out docs/results_helpers.md   # full grid, 10 seeds
+    python bench/bench_helpers.py --quick                 # 1 seed, K in {20, 50}, H = 5 (minutes)
+    python bench/bench_helpers.py --out docs/results_helpers.md   # full grid (about an hour, 2 cores)
 
-Prints, per cell (model, heterogeneity, K, H), the mean makespan of each method relative to the
-baseline (random + FCFS), the mean solve time, and whether our local search is no worse than the
-decomposition on average. Gaps against the exact CP-SAT model are measured on small instances
-(K = 8, H = 2 and K = 12, H = 3, time-limited) where it can prove optimality. Ends with the
-K = 1000, H = 50 scaling line.
+Grid: scenario {corrected, tirana2024} x model {ResNet-101, VGG-19} x heterogeneity {low, high} x
+K {20, 30, 50, 70} x H {5, 10} x 3 seeds, every instance solved in BOTH variants (non-preemptive,
+preemptive). Per instance: baseline, greedy, decomposition, local search and LNS; a lower bound
+valid for both variants (chain bound and the CP-SAT assignment relaxation, computed once per
+instance); in the non-preemptive variant of instances with K·H <= 200 also the full CP-SAT model
+warm-started from LNS (its bound and, if better, its schedule). Every schedule is re-checked by
+the independent checker in its variant. "Best known" = the shortest schedule any method found for
+that instance and variant (a non-preemptive schedule is also a preemptive one, so it counts for
+both). All budgets are deterministic (steps, iterations, CP-SAT deterministic time, one worker,
+fixed seeds): a rerun prints the same numbers and the same digest. Then the K = 1000, H = 50 line
+(fixed budget, wall time) and a rerun of a sample of instances that must give identical numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,89 +31,210 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from psl_core.helpers import SCENARIO_GENERATORS, check_schedule, solve  # noqa: E402
+from psl_core.helpers import VARIANTS, check_schedule, generate_instance, solve  # noqa: E402
+from psl_core.helpers.bounds import chain_bound, relaxation_bound  # noqa: E402
 
-METHODS = ("baseline", "greedy", "decomposition", "local_search")
-
-
-def run_cell(model: str, het: str, k: int, h: int, seeds: range, ls_limit: float) -> dict:
-    rel = {m: [] for m in METHODS}
-    times = {m: [] for m in METHODS}
-    for seed in seeds:
-        inst = SCENARIO_GENERATORS[het](k, h, model=model, seed=seed)
-        base = None
-        for m in METHODS:
-            res = solve(inst, m, seed=seed, **({"time_limit_s": ls_limit} if m == "local_search" else {}))
-            rep = check_schedule(inst, res.schedule, res.makespan)
-            if not rep.feasible:
-                raise SystemExit(f"infeasible schedule from {m}: {rep.violations[:3]}")
-            base = res.makespan if m == "baseline" else base
-            rel[m].append(res.makespan / base)
-            times[m].append(res.solve_time_s)
-    row = {"model": model, "het": het, "K": k, "H": h}
-    for m in METHODS:
-        row[f"{m} rel"] = float(np.mean(rel[m]))
-    for m in METHODS:
-        row[f"{m} s"] = float(np.mean(times[m]))
-    row["best vs base"] = 1 - min(min(rel["local_search"]), 1.0)
-    row["LS<=decomp"] = bool(np.mean(rel["local_search"]) <= np.mean(rel["decomposition"]) + 1e-12)
-    return row
-
-
-def gap_rows(seeds: range, exact_limit: float) -> pd.DataFrame:
-    rows = []
-    for model in ("resnet101", "vgg19"):
-        for het in ("low", "high"):
-            for k, h in ((8, 2), (12, 3)):
-                for seed in seeds:
-                    inst = SCENARIO_GENERATORS[het](k, h, model=model, seed=seed)
-                    ls = solve(inst, "local_search", seed=seed)
-                    ex = solve(inst, "exact", time_limit_s=exact_limit, hint=ls.schedule)
-                    assert check_schedule(inst, ex.schedule, ex.makespan).feasible
-                    row = {
-                        "model": model,
-                        "het": het,
-                        "K": k,
-                        "H": h,
-                        "seed": seed,
-                        "exact status": ex.status,
-                    }
-                    row["exact gap"] = ex.gap
-                    for m in METHODS:
-                        res = ls if m == "local_search" else solve(inst, m, seed=seed)
-                        row[f"{m} vs exact"] = res.makespan / ex.makespan - 1
-                    rows.append(row)
-    df = pd.DataFrame(rows)
-    cols = ["exact gap"] + [f"{m} vs exact" for m in METHODS]
-    opt = df[df["exact status"] == "OPTIMAL"]
-    out = opt.groupby(["model", "het", "K", "H"])[cols].mean()
-    out["proved optimal"] = df.groupby(["model", "het", "K", "H"])["exact status"].apply(
-        lambda s: f"{(s == 'OPTIMAL').sum()}/{len(s)}"
-    )
-    return out.reset_index()
+METHODS = ("baseline", "greedy", "decomposition", "local_search", "lns", "ours")
+SEEDS = {"corrected": (0, 1, 2), "tirana2024": (42, 43, 44)}  # 42 = the authors' own instance
+LNS_BUDGET = {"iterations": 20, "pair_dtime": 0.2, "triple_dtime": 0.1, "patience": 2, "full_pairs": 0}
+# Small instances (K·H <= EXACT_MAX_PAIRS) get the full CP-SAT model after LNS (with the relaxation's
+# cuts), so LNS skips its own whole-instance re-solve here. The preemptive LNS continues from the best
+# non-preemptive schedule: a shorter second phase.
+LNS_PREEMPTIVE_BUDGET = {
+    "iterations": 3,
+    "pair_dtime": 0.2,
+    "triple_dtime": 0.1,
+    "patience": 1,
+    "ls_steps": 0,
+    "full_pairs": 0,
+}
+RELAX_BUDGET = {"rounds": 8, "dtime_per_round": 1.0}
+EXACT_DTIME = 2.0
+EXACT_MAX_PAIRS = 200  # K·H up to which the full non-preemptive CP-SAT model is run
+SCALING_BUDGET = {
+    "ls_steps": 80,
+    "max_swap_candidates": 200,
+    "iterations": 4,
+    "pair_dtime": 0.1,
+    "patience": 1,
+}
+PAPER = {"cell": ("tirana2024", "vgg19", "high", 20, 10), "improvement": 0.523}
 
 
-def scaling_line(ls_limit: float) -> str:
-    inst = SCENARIO_GENERATORS["low"](1000, 50, model="resnet101", seed=0)
+def solve_instance(scenario: str, model: str, het: str, k: int, h: int, seed: int) -> list[dict]:
+    """Every method in both variants on one instance; one row per (variant, method)."""
+    inst = generate_instance(scenario, het, k, h, model=model, seed=seed)
+    results = {}
+    for variant in VARIANTS:
+        for method in ("baseline", "greedy", "decomposition", "local_search"):
+            results[variant, method] = solve(inst, method, variant=variant, seed=seed)
+    upper = min(r.makespan for r in results.values())  # any schedule is a preemptive schedule
     t0 = time.perf_counter()
-    res = solve(inst, "local_search", time_limit_s=ls_limit)
-    wall = time.perf_counter() - t0
-    ok = check_schedule(inst, res.schedule, res.makespan).feasible
-    base = solve(inst, "baseline").makespan
-    dec = solve(inst, "decomposition")
-    return (
-        f"K=1000, H=50 (ResNet-101, low het., seed 0): local_search {wall:.2f} s wall "
-        f"(limit {ls_limit} s), makespan {res.makespan / 1000:.2f} s vs decomposition "
-        f"{dec.makespan / 1000:.2f} s ({dec.solve_time_s:.2f} s) vs baseline {base / 1000:.2f} s; feasible={ok}"
+    relax, cuts = relaxation_bound(inst, upper_bound=upper, seed=seed, **RELAX_BUDGET)
+    relax_s = time.perf_counter() - t0
+    bound = {v: max(chain_bound(inst), relax) for v in VARIANTS}
+    lns_np = solve(
+        inst, "lns", variant="non_preemptive", seed=seed, lower_bound=bound["non_preemptive"], **LNS_BUDGET
     )
+    results["non_preemptive", "lns"] = lns_np
+    best_np, exact = lns_np, None
+    if k * h <= EXACT_MAX_PAIRS:
+        exact = solve(inst, "exact", variant="non_preemptive", seed=seed, dtime=EXACT_DTIME,
+                      hint=lns_np.schedule, cuts=cuts)  # fmt: skip
+        bound["non_preemptive"] = max(bound["non_preemptive"], exact.lower_bound)
+        best_np = min(lns_np, exact, key=lambda r: r.makespan)
+    # The preemptive LNS continues from the best of the non-preemptive schedules (also preemptive ones)
+    # and the preemptive local search.
+    ls_p = results["preemptive", "local_search"]
+    start = min(best_np, ls_p, key=lambda r: r.makespan)
+    lns_p = solve(inst, "lns", variant="preemptive", seed=seed, lower_bound=bound["preemptive"],
+                  start=start.schedule, **LNS_PREEMPTIVE_BUDGET)  # fmt: skip
+    spent = lns_np.solve_time_s + (exact.solve_time_s if exact is not None else 0.0)
+    results["preemptive", "lns"] = replace(lns_p, solve_time_s=lns_p.solve_time_s + spent)
+    # "ours": the strongest pipeline — LNS, then (small instances) the full model from its schedule.
+    results["non_preemptive", "ours"] = replace(best_np, method="ours", solve_time_s=spent)
+    results["preemptive", "ours"] = replace(results["preemptive", "lns"], method="ours")
+    rows = []
+    for (variant, method), res in list(results.items()) + (
+        [(("non_preemptive", "exact"), exact)] if exact else []
+    ):
+        report = check_schedule(inst, res.schedule, res.makespan, variant=variant)
+        if not report.feasible:
+            raise SystemExit(
+                f"checker rejected {method} ({variant}) on {scenario} {model} {het} {k} {h} {seed}: {report.violations[:3]}"
+            )
+        rows.append({
+            "scenario": scenario, "model": model, "het": het, "K": k, "H": h, "seed": seed, "variant": variant,
+            "method": method, "makespan": res.makespan, "time_s": res.solve_time_s, "bound": bound[variant],
+            "relax_s": relax_s,
+        })  # fmt: skip
+    df = pd.DataFrame(rows)
+    best_np = df.loc[df["variant"] == "non_preemptive", "makespan"].min()
+    best = {
+        "non_preemptive": best_np,
+        "preemptive": min(best_np, df.loc[df["variant"] == "preemptive", "makespan"].min()),
+    }
+    df["best_known"] = df["variant"].map(best)
+    return df.to_dict("records")
+
+
+def cell_table(df: pd.DataFrame, scenario: str, variant: str) -> pd.DataFrame:
+    """One row per cell: methods relative to the best known (mean over seeds), LNS gaps per instance."""
+    sub = df[(df["scenario"] == scenario) & (df["variant"] == variant)]
+    rows = []
+    for (model, het, k, h), cell in sub.groupby(["model", "het", "K", "H"], sort=False):
+        row = {"model": model, "het": het, "K": k, "H": h}
+        for method in METHODS:
+            m = cell[cell["method"] == method].sort_values("seed")
+            row[f"{method} / best"] = float(np.mean(m["makespan"] / m["best_known"]))
+        ours = cell[cell["method"] == "ours"].sort_values("seed")
+        base = cell[cell["method"] == "baseline"].sort_values("seed")
+        mk = ours["makespan"].to_numpy()
+        gaps = (mk - ours["bound"].to_numpy()) / mk
+        row["ours / best"] = float(np.mean(mk / ours["best_known"].to_numpy()))
+        row["ours: gap per seed (%)"] = " / ".join(f"{100 * max(g, 0):.2f}" for g in gaps)
+        row["proved optimal"] = f"{int(np.sum(gaps <= 1e-5))}/{len(gaps)}"
+        row["ours vs best (max %)"] = 100 * float(np.max(mk / ours["best_known"].to_numpy() - 1))
+        row["ours vs baseline (mean %)"] = 100 * float(np.mean(1 - mk / base["makespan"].to_numpy()))
+        row["ours s (mean)"] = float(ours["time_s"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def digest(df: pd.DataFrame) -> str:
+    """sha256 of every makespan and bound, in full precision and a fixed order."""
+    keys = ["scenario", "model", "het", "K", "H", "seed", "variant", "method"]
+    text = df.sort_values(keys)[keys + ["makespan", "bound"]].to_csv(index=False, float_format="%.17g")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scaling_lines() -> list[str]:
+    """K = 1000, H = 50 with a fixed budget; the preemptive schedule continues from the non-preemptive one.
+
+    Wall time depends on what else the machine runs; CPU time (all threads of this process) does not.
+    """
+    inst = generate_instance("corrected", "low", 1000, 50, model="resnet101", seed=0)
+    lines, start, spent, spent_cpu = [], None, 0.0, 0.0
+    for variant in VARIANTS:
+        t0, c0 = time.perf_counter(), time.process_time()
+        budget = SCALING_BUDGET if start is None else {**SCALING_BUDGET, "ls_steps": 0}
+        res = solve(inst, "lns", variant=variant, seed=0, start=start, **budget)
+        wall = time.perf_counter() - t0 + spent
+        cpu = time.process_time() - c0 + spent_cpu
+        start, spent, spent_cpu = res.schedule, wall, cpu
+        ok = check_schedule(inst, res.schedule, res.makespan, variant=variant).feasible
+        base = solve(inst, "baseline", variant=variant).makespan
+        dec = solve(inst, "decomposition", variant=variant).makespan
+        lines.append(
+            f"K=1000, H=50 (corrected, ResNet-101, low, seed 0), {variant}: lns {cpu:.2f} s CPU, {wall:.2f} s wall "
+            f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), in all, budget {budget}; makespan "
+            f"{res.makespan / 1000:.3f} s vs decomposition {dec / 1000:.3f} s vs baseline {base / 1000:.3f} s; "
+            f"chain bound {chain_bound(inst) / 1000:.3f} s; checked feasible={ok}"
+        )
+    return lines
+
+
+def exact_rows(k: int = 8, h: int = 2, seeds: int = 2, dtime: float = 10.0) -> pd.DataFrame:
+    """Small instances: LNS against the exact model of each variant (time-indexed when preemptive)."""
+    rows = []
+    for scenario, all_seeds in SEEDS.items():
+        for model in ("resnet101", "vgg19"):
+            for het in ("low", "high"):
+                for seed in all_seeds[:seeds]:
+                    inst = generate_instance(scenario, het, k, h, model=model, seed=seed)
+                    row = {"scenario": scenario, "model": model, "het": het, "seed": seed}
+                    for variant, tag in (("non_preemptive", "NP"), ("preemptive", "P")):
+                        lns = solve(inst, "lns", variant=variant, seed=seed)
+                        exact = solve(
+                            inst, "exact", variant=variant, seed=seed, dtime=dtime, hint=lns.schedule
+                        )
+                        for res in (lns, exact):
+                            assert check_schedule(inst, res.schedule, res.makespan, variant=variant).feasible
+                        row[f"{tag} LNS (ms)"] = lns.makespan
+                        row[f"{tag} exact (ms)"] = exact.makespan
+                        row[f"{tag} bound (ms)"] = exact.lower_bound
+                        row[f"{tag} status"] = exact.status
+                        row[f"{tag} exact s"] = exact.solve_time_s
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def probe_lines(csv: Path, count: int, dtime: float) -> list[str]:
+    """The full non-preemptive CP-SAT model, warm-started from local search only, with a long budget on
+    the ``count`` instances where ours has the largest gap to its bound: is the gap ours or the bound's?"""
+    df = pd.read_csv(csv)
+    ours = df[(df["method"] == "ours") & (df["variant"] == "non_preemptive")].copy()
+    ours["gap"] = (ours["makespan"] - ours["bound"]) / ours["makespan"]
+    lines = []
+    for _, r in ours.sort_values("gap", kind="stable").tail(count).iloc[::-1].iterrows():
+        inst = generate_instance(
+            r["scenario"], r["het"], int(r["K"]), int(r["H"]), model=r["model"], seed=int(r["seed"])
+        )
+        c0 = time.process_time()
+        ex = solve(inst, "exact", variant="non_preemptive", seed=int(r["seed"]), dtime=dtime)
+        ok = check_schedule(inst, ex.schedule, ex.makespan, variant="non_preemptive").feasible
+        lines.append(
+            f"{r['scenario']} {r['model']} {r['het']} K={r['K']} H={r['H']} seed {r['seed']}: ours {r['makespan']:.3f} ms "
+            f"(gap {100 * r['gap']:.2f} % to {r['bound']:.3f}); exact for {dtime:g} deterministic s from local search: "
+            f"{ex.makespan:.3f} ms, bound {ex.lower_bound:.3f}, ours {100 * (r['makespan'] / ex.makespan - 1):+.3f} % "
+            f"vs it, checked feasible={ok}, {time.process_time() - c0:.0f} s CPU"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def rerun_check(df: pd.DataFrame, sample: list[tuple]) -> str:
+    again = pd.DataFrame([r for key in sample for r in solve_instance(*key)])
+    keys = ["scenario", "model", "het", "K", "H", "seed", "variant", "method"]
+    first = df.set_index(keys).loc[again.set_index(keys).index, ["makespan", "bound"]]
+    same = np.array_equal(first.to_numpy(), again.set_index(keys)[["makespan", "bound"]].to_numpy())
+    return f"rerun of {len(sample)} instances ({len(again)} results): identical to the last digit = {same}"
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub markdown table (no tabulate dependency)."""
-
     def cell(v: object) -> str:
         if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 1 else f"{v:.3f}"
+            return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
         return str(v)
 
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
@@ -114,55 +244,177 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 seeds, K in {20, 50}, H = 5, short exact runs")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--ls-limit", type=float, default=5.0, help="local search time limit (s)")
-    ap.add_argument("--exact-limit", type=float, default=20.0, help="CP-SAT time limit (s)")
-    ap.add_argument("--out", type=Path, default=None, help="write a markdown report here")
-    args = ap.parse_args(argv)
-    ks, hs, seeds = (
-        ((20, 50), (5,), range(2)) if args.quick else ((20, 30, 50, 70), (5, 10), range(args.seeds))
+    ap.add_argument("--quick", action="store_true", help="1 seed, K in {20, 50}, H = 5")
+    ap.add_argument("--out", type=Path, default=None, help="write the markdown tables here")
+    ap.add_argument("--csv", type=Path, default=None, help="write every (instance, variant, method) row here")
+    ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--exact-table", type=Path, default=None, help="only the small exact table, to this file")
+    ap.add_argument("--scaling-only", action="store_true", help="only the K = 1000, H = 50 lines")
+    ap.add_argument(
+        "--probe", type=int, default=0, help="only: long exact runs on the N worst-gap instances of --csv"
     )
-    exact_limit = 5.0 if args.quick else args.exact_limit
+    ap.add_argument("--probe-dtime", type=float, default=40.0, help="CP-SAT deterministic s per --probe run")
+    args = ap.parse_args(argv)
+    if args.probe:
+        probe_lines(args.csv, args.probe, args.probe_dtime)
+        return
+    if args.exact_table:
+        t0 = time.perf_counter()
+        table = exact_rows()
+        print(table.to_string(index=False))
+        cmd = "python bench/bench_helpers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        args.exact_table.write_text(
+            "# Helper scheduling: exact models on small instances (K = 8, H = 2)\n\n"
+            f"Produced by `nice -n 10 {cmd}` ({time.perf_counter() - t0:.0f} s on a shared 2-core machine). "
+            "Per instance and variant: our LNS, the exact model warm-started from it (non-preemptive: "
+            "interval model; preemptive: time-indexed model, in the instance's own slots for tirana2024 and "
+            "in slots of makespan / 400 for the corrected scenario, whose times are not whole slots), its "
+            "valid lower bound and status (OPTIMAL = makespan within 0.001 % of the bound). The two variants "
+            "are different problems: compare NP with NP and P with P only.\n\n" + markdown_table(table) + "\n"
+        )
+        return
+    if args.scaling_only:
+        print("\n".join(scaling_lines()))
+        return
+    ks, hs = ((20, 50), (5,)) if args.quick else ((20, 30, 50, 70), (5, 10))
     t0 = time.perf_counter()
-    rows = [
-        run_cell(model, het, k, h, seeds, args.ls_limit)
-        for model in ("resnet101", "vgg19")
-        for het in ("low", "high")
-        for k in ks
-        for h in hs
+    rows = []
+    for scenario, seeds in SEEDS.items():
+        for model in ("resnet101", "vgg19"):
+            for het in ("low", "high"):
+                for k in ks:
+                    for h in hs:
+                        for seed in seeds[: 1 if args.quick else None]:
+                            t1 = time.perf_counter()
+                            rows += solve_instance(scenario, model, het, k, h, seed)
+                            print(
+                                f"  {scenario} {model} {het} K={k} H={h} seed={seed}: {time.perf_counter() - t1:.1f} s",
+                                flush=True,
+                            )
+    df = pd.DataFrame(rows)
+    if args.csv:
+        df.to_csv(args.csv, index=False, float_format="%.17g")
+    tables = {(s, v): cell_table(df, s, v) for s in SEEDS for v in VARIANTS}
+    for (s, v), table in tables.items():
+        print(f"\n{s} · {v}\n" + table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    ours, lns = df[df["method"] == "ours"], df[df["method"] == "lns"]
+    within = float((ours["makespan"] / ours["best_known"]).max() - 1)
+    lns_within = float((lns["makespan"] / lns["best_known"]).max() - 1)
+    proved = ours.groupby("variant").apply(
+        lambda d: int(((d["makespan"] - d["bound"]) / d["makespan"] <= 1e-5).sum())
+    )
+    gaps = (ours["makespan"] - ours["bound"]) / ours["makespan"]
+    summary = [
+        f"ours vs best known, worst instance: +{100 * within:.3f} % (LNS alone: +{100 * lns_within:.3f} %); "
+        "best known is the best of the methods above, so this says no other method beat ours",
+        "ours proved optimal: " + ", ".join(f"{v} {n} of {len(ours) // 2}" for v, n in proved.items()),
+        f"ours certified within 0.5 % of the optimum by its lower bound: {int((gaps <= 0.005).sum())} of "
+        f"{len(ours)}; worst gap to the bound {100 * float(gaps.max()):.2f} %, mean {100 * float(gaps.mean()):.3f} %",
+        f"digest of all makespans and bounds: {digest(df)}",
+        f"grid wall time: {time.perf_counter() - t0:.0f} s",
     ]
-    grid = pd.DataFrame(rows)
-    gaps = gap_rows(range(2) if args.quick else range(5), exact_limit)
-    scale = scaling_line(args.ls_limit)
-    fmt = {c: "{:.3f}".format for c in grid.columns if c.endswith(" rel")}
-    fmt.update({c: "{:.3f}".format for c in grid.columns if c.endswith(" s")})
-    fmt["best vs base"] = "{:.1%}".format
-    print(grid.to_string(index=False, formatters=fmt))
-    print(gaps.to_string(index=False, float_format="{:.4f}".format))
-    print(scale)
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    keys = ["scenario", "model", "het", "K", "H", "seed"]
+    lns_time = ours.groupby(keys)["time_s"].sum().sort_values(kind="stable")
+    sample = [
+        tuple(v.item() if hasattr(v, "item") else v for v in key)
+        for key in (lns_time.index[0], lns_time.index[len(lns_time) // 2])
+    ]  # a quick and a median instance
+    summary.append(rerun_check(df, sample))
+    scaling = [] if args.skip_scaling else scaling_lines()
+    print("\n".join(["", *summary, *scaling]))
     if args.out:
         cmd = "python bench/bench_helpers.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        text = [
-            "# Helper scheduling benchmark (SPEC §5)",
-            "",
-            f"Produced by `{cmd}` ({time.perf_counter() - t0:.0f} s on a shared 2-core machine).",
-            "",
-            "## Paper grid: makespan relative to the baseline (mean over seeds), solve time (s)",
-            "",
-            markdown_table(grid),
-            "",
-            "## Optimality gaps on small instances (mean over the seeds CP-SAT proved optimal)",
-            "",
-            markdown_table(gaps),
-            "",
-            "## Scaling",
-            "",
-            scale,
-            "",
-        ]
-        args.out.write_text("\n".join(text))
+        write_report(args.out, cmd, tables, df, summary, scaling)
+
+
+def paper_lines(df: pd.DataFrame) -> list[str]:
+    scenario, model, het, k, h = PAPER["cell"]
+    cell = df[
+        (df["scenario"] == scenario)
+        & (df["model"] == model)
+        & (df["het"] == het)
+        & (df["K"] == k)
+        & (df["H"] == h)
+    ]
+    out = []
+    for variant in VARIANTS:
+        c = cell[cell["variant"] == variant]
+        for seed in sorted(c["seed"].unique()):
+            s = c[c["seed"] == seed].set_index("method")["makespan"]
+            out.append(
+                f"| {variant} | {seed} | {100 * (1 - s['decomposition'] / s['baseline']):.1f} | "
+                f"{100 * (1 - s['ours'] / s['baseline']):.1f} | {100 * PAPER['improvement']:.1f} (best case) |"
+            )
+    return out
+
+
+def write_report(
+    path: Path, cmd: str, tables: dict, df: pd.DataFrame, summary: list[str], scaling: list[str]
+) -> None:
+    text = [
+        "# Helper scheduling: results (methods §5, issue 14)",
+        "",
+        f"Produced by `nice -n 10 {cmd}` on a shared 2-core machine. Methods, variants, bounds and "
+        'scenarios are described in docs/methods.md (section "Helpers").',
+        "",
+        "## How to read the tables",
+        "",
+        "- One table per scenario and variant. The two variants are different problems (a preemptive schedule "
+        "may interrupt a helper task): numbers are never compared across tables.",
+        "- `X / best` = mean over the 3 seeds of makespan(X) / best known makespan of that instance in that "
+        "variant (best known = shortest schedule found by any method, the full CP-SAT model included; a "
+        "non-preemptive schedule also counts for the preemptive variant).",
+        "- `ours` = our strongest pipeline: LNS, then (non-preemptive, K·H <= 200) the full CP-SAT model from its "
+        "schedule; in the preemptive variant, LNS continued from the best non-preemptive schedule or the "
+        "preemptive local search. `ours: gap per seed` = (makespan - lower bound) / makespan for each seed: the bound is the best "
+        "of the chain bound, the CP-SAT assignment relaxation (valid for both variants) and, in the "
+        "non-preemptive variant when K·H <= 200, the full CP-SAT model's bound (times rounded down, so "
+        "valid). `proved optimal` counts gaps <= 0.001 %.",
+        "- `ours vs best` = the worst seed's distance from the best known (the `lns / best` column shows LNS "
+        "alone); `ours vs baseline` = mean "
+        "% shorter makespan than random + FCFS. Budgets: local search up to 2000 steps; LNS 20 CP-SAT "
+        "re-solves (0.2 / 0.1 deterministic s each); in the non-preemptive variant of instances with "
+        "K·H <= 200 the full CP-SAT model then runs for 2 deterministic s from the LNS schedule (the `exact` "
+        "row of the CSV, part of the best known); the preemptive LNS continues from the best non-preemptive "
+        "schedule for 3 more re-solves (its time includes what it started from).",
+        "- Times are wall-clock on a loaded machine and only indicative; every budget is deterministic.",
+        "",
+        "## Summary",
+        "",
+        *[f"- {line}" for line in summary],
+        "",
+    ]
+    for (scenario, variant), table in tables.items():
+        text += [f"## {scenario} · {variant}", "", markdown_table(table), ""]
+    text += [
+        "## Before and after (issue 14)",
+        "",
+        "Before, this page reported the local search's best single seed (50.5 % shorter than the baseline, "
+        "VGG-19 low) beside the paper's 52.3 % for another cell; in the paper's own cell our old generator "
+        "averaged 27.4 %. The local search stopped on wall-clock time (numbers moved with machine load), "
+        "valued moves with non-preemptive list rules but could return the decomposition's preemptive "
+        "schedule (two variants mixed in one column), and the exact model's 'lower bound' was CP-SAT's bound "
+        "on times rounded to the nearest 0.01 ms — above the true optimum in most checked cases, so not a "
+        "bound. Now every number above is deterministic, belongs to one variant, and comes with a gap to a "
+        "valid bound; the authors' generator is run as written beside ours.",
+        "",
+        "## Beside the paper",
+        "",
+        "Tirana et al. report up to 52.3 % shorter makespan than their baseline (VGG-19, high heterogeneity, "
+        "K = 20, H = 10); their per-cell results are plotted, not tabulated, so this is the one published "
+        "number we compare with. Seed 42 of `tirana2024` is the authors' own instance (their scripts always "
+        "seed 42). Our baseline draws its random assignment with the run seed.",
+        "",
+        "| variant | seed | decomposition vs baseline (%) | ours vs baseline (%) | paper (%) |",
+        "|---|---|---|---|---|",
+        *paper_lines(df),
+        "",
+        "## Scaling",
+        "",
+        *[f"- {line}" for line in scaling],
+        "",
+    ]
+    path.write_text("\n".join(text))
 
 
 if __name__ == "__main__":

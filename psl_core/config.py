@@ -229,10 +229,56 @@ class HelperConfig(_Section):
         le=1000,
         description="Helper servers H (0 = one server). Needs a U-shaped model (model.cut2).",
     )
-    helper_device: str = Field("vm", description="Device id of every helper.")
-    solver: Literal["baseline", "greedy", "decomposition", "local_search"] = Field(
-        "greedy", description="How clients are assigned to helpers (see the Helpers & scheduling page)."
+    helper_device: str = Field("vm", description="Device id of every helper (unless helper_devices is set).")
+    helper_devices: list[str] = Field(
+        default_factory=list,
+        description="Device id of each helper, one per helper (mixed helpers); empty = helper_device for all.",
     )
+    solver: Literal["baseline", "greedy", "decomposition", "local_search", "lns", "exact", "brute_force"] = (
+        Field(
+            "greedy",
+            description="How clients are assigned to helpers and tasks ordered (see the Helpers & scheduling page); "
+            "'exact' is offered for at most 10 clients, 'brute_force' for 4.",
+        )
+    )
+    variant: Literal["non_preemptive", "preemptive"] = Field(
+        "non_preemptive",
+        description="Whether a helper may interrupt a task and resume it later (the paper's model preempts).",
+    )
+    link_mbps: list[list[float]] | None = Field(
+        None,
+        description="Bandwidth (Mbit/s, both directions) of every client-helper link: one row per client, one "
+        "value per helper. None = each client's own link.",
+    )
+    link_mbps_range: tuple[float, float] | None = Field(
+        None,
+        description="Draw every client-helper link bandwidth uniformly in [low, high] Mbit/s (seeded); ignored "
+        "when link_mbps is set.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent_helpers(self) -> HelperConfig:
+        if self.helper_devices and len(self.helper_devices) != self.num_helpers:
+            raise ValueError(
+                f"system.helpers.helper_devices lists {len(self.helper_devices)} devices for num_helpers = "
+                f"{self.num_helpers}: give one device per helper or leave it empty"
+            )
+        if self.link_mbps is not None:
+            bad = [i for i, row in enumerate(self.link_mbps) if len(row) != self.num_helpers]
+            if bad:
+                raise ValueError(
+                    f"system.helpers.link_mbps row {bad[0]} has {len(self.link_mbps[bad[0]])} values: give one "
+                    f"bandwidth per helper ({self.num_helpers})"
+                )
+            if any(not (v > 0) for row in self.link_mbps for v in row):
+                raise ValueError("system.helpers.link_mbps must hold bandwidths > 0 Mbit/s")
+        if self.link_mbps_range is not None:
+            lo, hi = self.link_mbps_range
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"system.helpers.link_mbps_range must be [low, high] with 0 < low <= high, got {[lo, hi]}"
+                )
+        return self
 
 
 class SystemConfig(_Section):
@@ -283,6 +329,12 @@ class ExperimentConfig(_Section):
         if self.system.helpers.num_helpers and self.model.cut2 is None:
             raise ValueError(
                 "system.helpers.num_helpers > 0 needs a U-shaped model: set model.cut2 (part-3 on the client)"
+            )
+        links = self.system.helpers.link_mbps
+        if links is not None and len(links) != self.partition.num_clients:
+            raise ValueError(
+                f"system.helpers.link_mbps has {len(links)} rows: give one row per client "
+                f"(partition.num_clients = {self.partition.num_clients})"
             )
         if self.sampling.per_client_batch is not None and self.sampling.method != "fls":
             raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")

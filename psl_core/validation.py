@@ -211,6 +211,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
                 helpers.helper_device,
             )
         )
+    problems += _helper_problems(config, catalog, known)
     if helpers.num_helpers > config.partition.num_clients:
         problems.append(
             Problem(
@@ -270,6 +271,30 @@ def _uplink_problems(config: ExperimentConfig) -> list[Problem]:
         given = [i for i, g in enumerate(system.clients) if g.uplink_share is not None]
         path = f"system.clients.{given[0]}.uplink_share" if given else "system.shared_uplink_mbps"
         problems.append(Problem(path, text, system.clients[given[0]].uplink_share if given else None))
+    return problems
+
+
+def _helper_problems(config: ExperimentConfig, catalog, known: str) -> list[Problem]:
+    """Mixed helper devices, the exact solvers' size limits (issue 14)."""
+    from psl_core.helpers.in_training import EXACT_MAX_CLIENTS
+
+    helpers, k = config.system.helpers, config.partition.num_clients
+    if not helpers.num_helpers:
+        return []
+    problems = [
+        Problem(f"system.helpers.helper_devices.{i}", f"unknown device {d!r}; use one of {known}", d)
+        for i, d in enumerate(helpers.helper_devices)
+        if d not in catalog
+    ]
+    limit = EXACT_MAX_CLIENTS.get(helpers.solver)
+    if limit is not None and k > limit:
+        problems.append(
+            Problem(
+                "system.helpers.solver",
+                f"{helpers.solver!r} is offered for at most {limit} clients (K = {k}); use 'lns' or 'local_search'",
+                helpers.solver,
+            )
+        )
     return problems
 
 
@@ -355,11 +380,49 @@ def _build_problems(config: ExperimentConfig) -> list[Problem]:
         ]
     cut, cut2 = resolve_cut_pair(block_names_for(m.arch), m.cut, m.cut2)
     try:
-        experiment_system(config, profile, cut, cut2, partition.sizes)
+        parts = experiment_system(config, profile, cut, cut2, partition.sizes)
     except ValueError as err:
         path = "system.helpers" if config.system.helpers.num_helpers else "system.clients"
         problems.append(Problem(path, str(err)))
+        return problems
+    if parts.helpers is not None:
+        problems += _helper_memory_warnings(config, parts.helpers, partition.sizes)
     return problems
+
+
+def _helper_memory_warnings(config: ExperimentConfig, plan, sizes) -> list[Problem]:
+    """Warn when a step's counts could overflow a helper: helper memory is checked per step (issue 14)."""
+    import numpy as np
+
+    from psl_core.helpers.instance import memory_fits
+
+    s, costs = config.sampling, plan.costs
+    k = len(sizes)
+    if s.method == "fls":
+        peak = np.full(k, s.per_client_batch or max(1, round(s.batch_size / k)), dtype=float)
+    elif s.method == "fpls":
+        peak = np.maximum(1, np.round(s.batch_size * sizes / sizes.sum()))
+    else:  # UGS, LDS: any client may send up to min(B, N_k) samples in one step
+        peak = np.minimum(s.batch_size, sizes).astype(float)
+    load = np.bincount(
+        plan.assignment,
+        weights=costs.mem_fixed_mb + costs.mem_per_sample_mb * peak,
+        minlength=costs.num_helpers,
+    )
+    over = np.flatnonzero(~memory_fits(load, costs.helper_capacity_mb))
+    if not len(over):
+        return []
+    h = int(over[0])
+    return [
+        Problem(
+            "system.helpers.num_helpers",
+            f"helper {h} could need {load[h]:.0f} MB in a step where its clients send their most samples "
+            f"(capacity {costs.helper_capacity_mb[h]:.0f} MB); memory is checked per step and such a step stops "
+            "the run: add helpers or lower sampling.batch_size",
+            config.system.helpers.num_helpers,
+            "warning",
+        )
+    ]
 
 
 def _partition_field(config: ExperimentConfig) -> str:

@@ -33,14 +33,7 @@ _STREAM_SCHEDULE, _STREAM_STRAGGLERS = 1, 2
 def helper_timing(timing: EpochTiming, counts: CountMatrix, slowdown: np.ndarray, helpers) -> EpochTiming:
     """Replace the one-server step times by the makespans of the helpers' schedules (methods §4, §5)."""
     makespan, busy, completion = step_makespans(
-        helpers.costs,
-        helpers.assignment,
-        counts.step,
-        counts.client,
-        counts.count,
-        counts.num_steps,
-        slowdown,
-        helpers.rule,
+        helpers, counts.step, counts.client, counts.count, counts.num_steps, slowdown
     )
     # The slowest client of a step is the one that completes last.
     last = np.lexsort((completion, counts.step))

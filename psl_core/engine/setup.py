@@ -22,19 +22,11 @@ from psl_core.devices import (
     custom_device,
     load_catalog,
 )
-from psl_core.helpers.in_training import HelperCosts, assign_clients
+from psl_core.helpers.in_training import HelperCosts, HelperPlan, plan_helpers
 from psl_core.models import BlockModel, ModelProfile, build_model, cut_summary, profile_model
 from psl_core.models.profile import CutSummary
 
-
-@dataclass(frozen=True)
-class HelperPlan:
-    """Helpers of a run: per-sample costs, the solver's client → helper assignment, the list rule."""
-
-    costs: HelperCosts
-    assignment: np.ndarray
-    nominal_makespan_s: float
-    rule: str
+_STREAM_HELPER_LINKS = 3  # random stream of drawn client-helper links (see engine/plan.py for 1, 2)
 
 
 @dataclass
@@ -286,34 +278,56 @@ def build_stragglers(config: ExperimentConfig) -> StragglerModel:
     return StragglerModel(config.partition.num_clients, spec, seed=config.seed)
 
 
-def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> HelperPlan:
-    """Per-sample task costs of the three-part model and the run's client → helper assignment."""
+def helper_links(
+    config: ExperimentConfig, system: ClientSystem, num_helpers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(K, H) up and down bandwidths (bit/s) of every client-helper link (methods §5)."""
     hc = config.system.helpers
-    if hc.helper_device not in catalog:
-        raise ValueError(f"unknown helper device {hc.helper_device!r}; known: {', '.join(sorted(catalog))}")
+    k = len(system.up_bps)
+    if hc.link_mbps is not None:
+        bw = np.asarray(hc.link_mbps, dtype=float) * 1e6
+        return bw, bw
+    if hc.link_mbps_range is not None:
+        lo, hi = hc.link_mbps_range
+        rng = np.random.default_rng([config.seed, _STREAM_HELPER_LINKS])
+        bw = rng.uniform(lo, hi, size=(k, num_helpers)) * 1e6
+        return bw, bw
+    return np.repeat(system.up_bps[:, None], num_helpers, 1), np.repeat(
+        system.down_bps[:, None], num_helpers, 1
+    )
+
+
+def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> HelperPlan:
+    """Per-sample task costs of the three-part model and the solver's schedule of a nominal batch."""
+    hc = config.system.helpers
+    h = hc.num_helpers
+    device_ids = list(hc.helper_devices) or [hc.helper_device] * h
+    unknown = sorted({d for d in device_ids if d not in catalog})
+    if unknown:
+        raise ValueError(f"unknown helper devices {unknown}; known: {', '.join(sorted(catalog))}")
+    helpers = [catalog[d] for d in device_ids]
     blocks = profile.blocks
     f1 = sum(b.flops_per_sample for b in blocks[:cut])
     f2 = sum(b.flops_per_sample for b in blocks[cut:cut2])
     f3 = sum(b.flops_per_sample for b in blocks[cut2:])
     act1, act2 = blocks[cut - 1].out_bytes_per_sample * 8, blocks[cut2 - 1].out_bytes_per_sample * 8  # bits
-    helper = catalog[hc.helper_device]
-    h = hc.num_helpers
     speed = system.speed_flops
+    helper_speed = np.array([d.train_flops_per_s for d in helpers])
+    up, down = helper_links(config, system, h)
     costs = HelperCosts(
         part1_fwd=f1 / speed,
         part1_bwd=2 * f1 / speed,  # backward ≈ 2 × forward (methods §4)
         part3_train=3 * f3 / speed,
-        up1=act1 / system.up_bps,
-        down1=act1 / system.down_bps,
-        up2=act2 / system.up_bps,
-        down2=act2 / system.down_bps,
-        latency=system.latency_s,
-        helper_fwd=np.full(h, f2 / helper.train_flops_per_s),
-        helper_bwd=np.full(h, 2 * f2 / helper.train_flops_per_s),
+        up1=act1 / up,
+        down1=act1 / down,
+        up2=act2 / up,
+        down2=act2 / down,
+        latency=np.repeat(system.latency_s[:, None], h, 1),
+        helper_fwd=f2 / helper_speed,
+        helper_bwd=2 * f2 / helper_speed,
         mem_per_sample_mb=sum(b.out_bytes_per_sample for b in blocks[cut:cut2]) / 1e6,
         mem_fixed_mb=3 * sum(b.param_bytes for b in blocks[cut:cut2]) / 1e6,  # weights, grads, momentum
-        helper_capacity_mb=np.full(h, helper.memory_bytes / 1e6),
+        helper_capacity_mb=np.array([d.memory_bytes / 1e6 for d in helpers]),
     )
     nominal = config.sampling.batch_size * sizes / max(1, sizes.sum())
-    assignment, makespan = assign_clients(costs, nominal, hc.solver, config.seed)
-    return HelperPlan(costs, assignment, makespan, "fcfs" if hc.solver == "baseline" else "delivery")
+    return plan_helpers(costs, nominal, hc.solver, hc.variant, config.seed)

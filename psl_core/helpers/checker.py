@@ -1,7 +1,9 @@
 """Independent feasibility checker for helper schedules.
 
 It trusts nothing the solver computed: it recomputes durations and the makespan from the instance
-and reports every violated rule by kind, so tests can show that each check fires.
+and reports every violated rule by kind, so tests can show that each check fires. It is strict:
+any non-finite time is a violation, and the time tolerance is a fixed number of milliseconds
+(``TOL_MS``) that does not grow with the horizon.
 """
 
 from __future__ import annotations
@@ -10,9 +12,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from psl_core.helpers.instance import HelperInstance, Schedule
+from psl_core.helpers.instance import HelperInstance, Schedule, check_variant, memory_fits
 
-VIOLATION_KINDS = ("assignment", "memory", "release", "duration", "precedence", "overlap", "makespan")
+VIOLATION_KINDS = (
+    "assignment",
+    "value",
+    "memory",
+    "release",
+    "duration",
+    "preemption",
+    "precedence",
+    "overlap",
+    "makespan",
+)
+#: Absolute time tolerance (ms): float round-off of sums of at most a few thousand terms of < 1e7 ms.
+TOL_MS = 1e-6
 
 
 class InfeasibleScheduleError(ValueError):
@@ -35,73 +49,101 @@ class CheckReport:
         return {k for k, _ in self.violations}
 
 
+def _piece_problems(pieces, need: float, what: str, tol: float) -> list[tuple[str, str]]:
+    """Shape, order and total length of one task's pieces."""
+    if len(pieces) == 0:
+        return [("duration", f"{what} has no pieces")]
+    arr = np.asarray(pieces, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        return [("value", f"{what} pieces must be (start, end) pairs")]
+    if not np.all(np.isfinite(arr)):
+        return [("value", f"{what} has a non-finite time (NaN or infinity)")]
+    out = []
+    if np.any(arr[:, 1] < arr[:, 0]):
+        out.append(("duration", f"{what} has a piece that ends before it starts"))
+    if np.any(arr[1:, 0] < arr[:-1, 1] - tol):
+        out.append(("duration", f"{what} pieces are not in time order or overlap each other"))
+    busy = float(np.sum(arr[:, 1] - arr[:, 0]))
+    if abs(busy - need) > tol:
+        out.append(("duration", f"{what} runs {busy:.6f} ms, needs {need:.6f}"))
+    return out
+
+
 def check_schedule(
-    instance: HelperInstance, schedule: Schedule, reported_makespan: float | None = None, tol: float = 1e-6
+    instance: HelperInstance,
+    schedule: Schedule,
+    reported_makespan: float | None = None,
+    variant: str = "preemptive",
+    tol_ms: float = TOL_MS,
 ) -> CheckReport:
-    """Check every rule of methods §5 and recompute the makespan; ``tol`` is relative to the horizon."""
+    """Check every rule of methods §5 for ``variant`` and recompute the makespan.
+
+    ``variant='non_preemptive'`` also rejects any task split into several pieces; the default
+    'preemptive' accepts both kinds of schedule (a non-preemptive schedule is a preemptive one).
+    """
+    check_variant(variant)
     k, h = instance.num_clients, instance.num_helpers
-    out: list[tuple[str, str]] = []
+    nan = float("nan")
     helper = np.asarray(schedule.helper)
-    if helper.shape != (k,) or len(schedule.fwd_start) != k or len(schedule.bwd_pieces) != k:
-        return CheckReport(float("nan"), [("assignment", f"schedule must cover exactly the {k} clients")])
+    if helper.shape != (k,) or len(schedule.fwd_pieces) != k or len(schedule.bwd_pieces) != k:
+        return CheckReport(nan, [("assignment", f"schedule must cover exactly the {k} clients")])
     if not np.issubdtype(helper.dtype, np.integer) or np.any((helper < 0) | (helper >= h)):
-        return CheckReport(float("nan"), [("assignment", f"helper ids must be integers in [0, {h})")])
-    horizon = float(instance.release.max() + instance.p_fwd.sum(0).max() + instance.gap.max())
-    horizon += float(instance.p_bwd.sum(0).max() + instance.tail.max())
-    eps = tol * max(horizon, 1.0)
-    idx = np.arange(k)
-
+        return CheckReport(nan, [("assignment", f"helper ids must be integers in [0, {h})")])
+    if reported_makespan is not None and not np.isfinite(reported_makespan):
+        return CheckReport(nan, [("value", f"reported makespan {reported_makespan} is not finite")])
+    out: list[tuple[str, str]] = []
     load = np.bincount(helper, weights=instance.mem_demand, minlength=h)
-    for m in np.flatnonzero(load > instance.mem_capacity + eps):
-        out.append(("memory", f"helper {m} holds {load[m]:.3f} MB > capacity {instance.mem_capacity[m]:.3f}"))
-
-    fwd_s = np.asarray(schedule.fwd_start, dtype=float)
-    fwd_e = fwd_s + instance.p_fwd[idx, helper]
-    for j in np.flatnonzero(fwd_s < instance.release[idx, helper] - eps):
-        out.append(("release", f"client {j} forward starts at {fwd_s[j]:.4f} before its release"))
+    for m in np.flatnonzero(~memory_fits(load, instance.mem_capacity)):
+        out.append(("memory", f"helper {m} holds {load[m]:.6f} MB > capacity {instance.mem_capacity[m]:.6f}"))
 
     tasks: list[list[tuple[float, float, str]]] = [[] for _ in range(h)]
-    bwd_end = np.empty(k)
+    completion = np.full(k, nan)
     for j in range(k):
-        pieces = schedule.bwd_pieces[j]
-        if not pieces or any(e < s - eps for s, e in pieces):
-            out.append(("duration", f"client {j} backward pieces are empty or reversed"))
-            bwd_end[j] = np.nan
+        m = int(helper[j])
+        fwd, bwd = schedule.fwd_pieces[j], schedule.bwd_pieces[j]
+        bad = _piece_problems(fwd, instance.p_fwd[j, m], f"client {j} forward", tol_ms)
+        bad += _piece_problems(bwd, instance.p_bwd[j, m], f"client {j} backward", tol_ms)
+        out.extend(bad)
+        if any(kind == "value" for kind, _ in bad) or not len(fwd) or not len(bwd):
             continue
-        busy = sum(e - s for s, e in pieces)
-        if abs(busy - instance.p_bwd[j, helper[j]]) > eps:
+        if variant == "non_preemptive" and (len(fwd) > 1 or len(bwd) > 1):
             out.append(
-                (
-                    "duration",
-                    f"client {j} backward runs {busy:.4f} ms, needs {instance.p_bwd[j, helper[j]]:.4f}",
-                )
+                ("preemption", f"client {j}: a task is split into pieces in the non-preemptive variant")
             )
-        first = min(s for s, _ in pieces)
-        if first < fwd_e[j] + instance.gap[j, helper[j]] - eps:
-            out.append(("precedence", f"client {j} backward starts at {first:.4f} before forward end + gap"))
-        bwd_end[j] = max(e for _, e in pieces)
-        tasks[helper[j]].append((fwd_s[j], fwd_e[j], f"fwd {j}"))
-        tasks[helper[j]].extend((s, e, f"bwd {j}") for s, e in pieces)
+        if fwd[0][0] < instance.release[j, m] - tol_ms:
+            out.append(("release", f"client {j} forward starts at {fwd[0][0]:.6f} before its release"))
+        ready = fwd[-1][1] + instance.gap[j, m]
+        if bwd[0][0] < ready - tol_ms:
+            out.append(
+                ("precedence", f"client {j} backward starts at {bwd[0][0]:.6f} before forward end + gap")
+            )
+        completion[j] = bwd[-1][1] + instance.tail[j, m]
+        # A zero-length piece (a task of zero duration) occupies no helper time.
+        tasks[m].extend((float(s), float(e), f"fwd {j}") for s, e in fwd if e > s)
+        tasks[m].extend((float(s), float(e), f"bwd {j}") for s, e in bwd if e > s)
 
     for m, items in enumerate(tasks):
         items.sort()
         for (s0, e0, a), (s1, _, b) in zip(items, items[1:]):
-            if s1 < e0 - eps:
+            if s1 < e0 - tol_ms:
                 out.append(
-                    ("overlap", f"helper {m}: {a} [{s0:.4f}, {e0:.4f}) overlaps {b} starting {s1:.4f}")
+                    ("overlap", f"helper {m}: {a} [{s0:.6f}, {e0:.6f}) overlaps {b} starting {s1:.6f}")
                 )
 
-    makespan = float(np.max(bwd_end + instance.tail[idx, helper]))
-    if reported_makespan is not None and not abs(reported_makespan - makespan) <= eps:
-        out.append(("makespan", f"reported makespan {reported_makespan:.4f} != recomputed {makespan:.4f}"))
+    makespan = float(np.max(completion)) if np.all(np.isfinite(completion)) else nan
+    if reported_makespan is not None and not abs(reported_makespan - makespan) <= tol_ms:
+        out.append(("makespan", f"reported makespan {reported_makespan:.6f} != recomputed {makespan:.6f}"))
     return CheckReport(makespan, out)
 
 
 def assert_feasible(
-    instance: HelperInstance, schedule: Schedule, reported_makespan: float | None = None
+    instance: HelperInstance,
+    schedule: Schedule,
+    reported_makespan: float | None = None,
+    variant: str = "preemptive",
 ) -> float:
     """Raise InfeasibleScheduleError listing the violations; return the recomputed makespan."""
-    report = check_schedule(instance, schedule, reported_makespan)
+    report = check_schedule(instance, schedule, reported_makespan, variant)
     if not report.feasible:
         lines = "; ".join(f"[{k}] {m}" for k, m in report.violations[:10])
         raise InfeasibleScheduleError(f"schedule infeasible ({len(report.violations)} violations): {lines}")

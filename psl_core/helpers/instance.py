@@ -1,7 +1,15 @@
 """The helper-scheduling problem of methods §5: one batch of K clients served by H helpers.
 
 Times are milliseconds, memory is MB (MiB). Every per-client quantity that depends on the link to
-the helper is a (K, H) array, so a client's release, gap and tail may differ by helper.
+the helper is a (K, H) array, so a client's release, gap and tail may differ by helper, and every
+helper quantity may differ by client (mixed helper devices).
+
+Two variants of the problem are offered; they are different models, so their makespans are never
+compared without saying which is which:
+- ``non_preemptive``: every helper task (a client's part-2 forward, its part-2 backward) runs in one
+  piece once started;
+- ``preemptive``: a helper may interrupt a task and resume it later (the paper's slotted ILP allows
+  this for both the forward and the backward task).
 """
 
 from __future__ import annotations
@@ -10,9 +18,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+VARIANTS = ("non_preemptive", "preemptive")
+#: Memory fits when load <= capacity * (1 + MEMORY_RTOL): equal sums computed in another order must fit.
+MEMORY_RTOL = 1e-9
+
+Pieces = tuple[tuple[float, float], ...]
+
 
 class HelperInputError(ValueError):
     """Bad input to the helper-scheduling library; the message says what to change."""
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` if it names a problem variant, else raise HelperInputError saying the choices."""
+    if variant not in VARIANTS:
+        raise HelperInputError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    return variant
+
+
+def memory_fits(load, capacity) -> np.ndarray:
+    """Elementwise: does ``load`` fit in ``capacity`` (with the library's relative tolerance)?"""
+    return np.asarray(load) <= np.asarray(capacity) * (1 + MEMORY_RTOL)
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,7 @@ class HelperInstance:
         if k < 1 or h < 1:
             raise HelperInputError("release must be a (K, H) array with K >= 1 clients and H >= 1 helpers")
         for name in ("release", "p_fwd", "gap", "p_bwd", "tail"):
-            arr = np.asarray(getattr(self, name), dtype=float)
+            arr = np.array(getattr(self, name), dtype=float)
             if arr.shape != (k, h):
                 raise HelperInputError(f"{name} must have shape (K, H) = ({k}, {h}), got {arr.shape}")
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
@@ -50,14 +76,13 @@ class HelperInstance:
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         for name, n in (("mem_demand", k), ("mem_capacity", h)):
-            arr = np.asarray(getattr(self, name), dtype=float)
-            if arr.shape != (n,) or np.any(arr < 0):
-                raise HelperInputError(f"{name} must be a non-negative vector of length {n}")
+            arr = np.array(getattr(self, name), dtype=float)
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise HelperInputError(f"{name} must be a finite, non-negative vector of length {n}")
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
-        if (
-            self.mem_demand.sum() > self.mem_capacity.sum() + 1e-9
-            or self.mem_demand.max() > self.mem_capacity.max()
+        if not memory_fits(self.mem_demand.sum(), self.mem_capacity.sum()) or not memory_fits(
+            self.mem_demand.max(), self.mem_capacity.max()
         ):
             raise HelperInputError(
                 "helper memory is too small for the clients: raise mem_capacity (or the scenario's "
@@ -72,42 +97,73 @@ class HelperInstance:
     def num_helpers(self) -> int:
         return self.release.shape[1]
 
+    @property
+    def chain(self) -> np.ndarray:
+        """(K, H): a client's whole chain on a helper with nobody else there (no waiting)."""
+        return self.release + self.p_fwd + self.gap + self.p_bwd + self.tail
+
 
 @dataclass(frozen=True)
 class Schedule:
-    """A solution: helper of each client, forward start, and backward pieces.
+    """A solution: helper of each client and the pieces (start, end) of its two helper tasks.
 
-    ``bwd_pieces[j]`` is a tuple of (start, end) intervals whose lengths sum to ``p_bwd[j, helper[j]]``;
-    non-preemptive solvers give one piece. ``bwd_start[j]`` is the first piece's start.
+    ``fwd_pieces[j]`` / ``bwd_pieces[j]`` are tuples of (start, end) intervals, in time order, whose
+    lengths sum to ``p_fwd[j, helper[j]]`` / ``p_bwd[j, helper[j]]``; a non-preemptive schedule has
+    one piece per task.
     """
 
     helper: np.ndarray
-    fwd_start: np.ndarray
-    bwd_pieces: tuple[tuple[tuple[float, float], ...], ...]
+    fwd_pieces: tuple[Pieces, ...]
+    bwd_pieces: tuple[Pieces, ...]
+
+    @property
+    def fwd_start(self) -> np.ndarray:
+        return np.array([p[0][0] if p else np.nan for p in self.fwd_pieces])
+
+    @property
+    def fwd_end(self) -> np.ndarray:
+        return np.array([p[-1][1] if p else np.nan for p in self.fwd_pieces])
 
     @property
     def bwd_start(self) -> np.ndarray:
-        return np.array([pieces[0][0] for pieces in self.bwd_pieces])
+        return np.array([p[0][0] if p else np.nan for p in self.bwd_pieces])
 
     @property
     def bwd_end(self) -> np.ndarray:
-        return np.array([pieces[-1][1] for pieces in self.bwd_pieces])
+        return np.array([p[-1][1] if p else np.nan for p in self.bwd_pieces])
 
     @property
     def preemptive(self) -> bool:
-        return any(len(p) > 1 for p in self.bwd_pieces)
+        """True when some task runs in more than one piece."""
+        return any(len(p) > 1 for p in self.fwd_pieces + self.bwd_pieces)
 
     @staticmethod
     def non_preemptive(instance: HelperInstance, helper, fwd_start, bwd_start) -> Schedule:
-        """Build a schedule whose backward tasks each run in one piece."""
+        """Build a schedule whose tasks each run in one piece from the given start times."""
         helper = np.asarray(helper, dtype=int)
-        bwd_start = np.asarray(bwd_start, dtype=float)
-        p = instance.p_bwd[np.arange(len(helper)), helper]
-        pieces = tuple(((float(s), float(s + d)),) for s, d in zip(bwd_start, p))
-        return Schedule(helper, np.asarray(fwd_start, dtype=float), pieces)
+        idx = np.arange(len(helper))
+        fs, bs = np.asarray(fwd_start, dtype=float), np.asarray(bwd_start, dtype=float)
+        fe, be = fs + instance.p_fwd[idx, helper], bs + instance.p_bwd[idx, helper]
+        return Schedule(
+            helper,
+            tuple(((float(s), float(e)),) for s, e in zip(fs, fe)),
+            tuple(((float(s), float(e)),) for s, e in zip(bs, be)),
+        )
+
+
+def client_completion(instance: HelperInstance, schedule: Schedule) -> np.ndarray:
+    """Per client: end of its backward task + its tail on its helper (when it has its gradients)."""
+    idx = np.arange(instance.num_clients)
+    return schedule.bwd_end + instance.tail[idx, np.asarray(schedule.helper, dtype=int)]
 
 
 def schedule_makespan(instance: HelperInstance, schedule: Schedule) -> float:
     """Makespan of a schedule = max_j (end of j's backward task + tail[j, helper]) (methods §5)."""
-    idx = np.arange(instance.num_clients)
-    return float(np.max(schedule.bwd_end + instance.tail[idx, schedule.helper]))
+    return float(np.max(client_completion(instance, schedule)))
+
+
+def helper_makespans(instance: HelperInstance, schedule: Schedule) -> np.ndarray:
+    """(H,): the latest client completion among each helper's clients (0 for an idle helper)."""
+    out = np.zeros(instance.num_helpers)
+    np.maximum.at(out, np.asarray(schedule.helper, dtype=int), client_completion(instance, schedule))
+    return out

@@ -1,12 +1,19 @@
 """Seeded scenario generators for the helper problem, built from the measured per-layer profiles.
 
-Choices marked (project definition) are not fixed by the paper:
+Two families (``SCENARIO_GENERATORS[family][heterogeneity]``):
+- ``corrected`` (this module): the paper's devices with a correct KB → Mbit factor and the project
+  definitions below;
+- ``tirana2024`` (``psl_core.helpers.tirana2024``): the authors' generator as their code writes it.
+
+Choices of the ``corrected`` family marked (project definition) are not fixed by the paper:
 - bandwidth of each client-helper link drawn uniformly in ``bandwidth_mbps`` (default 10-100 Mbit/s);
 - part-2 memory = 3 × part-2 weights (weights, gradients, SGD momentum) + part-2 output activations
   at batch 128; MNIST uses the CIFAR-10 memory table of the same model (the MNIST memory sheets were
   not exported, profiles/README.md issue 8);
 - helper capacity = ``memory_slack`` × (total demand / H), equal for all helpers, so the constraint
-  binds at every K (the real 16 GB helpers would hold all ResNet clients and too few VGG clients).
+  binds at every K (the real 16 GB helpers would hold all ResNet clients and too few VGG clients);
+- high heterogeneity draws every part time of every device independently between the measured
+  extremes (the authors draw them comonotone: a slow client is slow in every part).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ class PartTimes:
     p3: float  # part-3 forward + backward + update (the head and the loss)
 
 
-def _check_cuts(model: str, dataset: str, cuts: tuple[int, int]) -> tuple[int, int]:
+def check_cuts(model: str, dataset: str, cuts: tuple[int, int]) -> tuple[int, int]:
     costs = load_layer_costs(model, dataset)
     a, b = cuts
     if not 1 <= a < b < costs.num_layers:
@@ -49,7 +56,7 @@ def _check_cuts(model: str, dataset: str, cuts: tuple[int, int]) -> tuple[int, i
 
 def part_times(model: str, dataset: str, device: str, cuts: tuple[int, int]) -> PartTimes:
     """Sum the measured per-layer rows of each part: client [0,a), helper [a,b), client [b,end)."""
-    a, b = _check_cuts(model, dataset, cuts)
+    a, b = check_cuts(model, dataset, cuts)
     c = load_layer_costs(model, dataset)
     i = c.device_row(device)
     f, bwd = c.forward_ms[i], c.backward_ms[i] + c.update_ms[i]
@@ -142,7 +149,7 @@ def low_heterogeneity_instance(
     table = {d: part_times(model, dataset, d, cuts) for d in LOW_HET_CLIENTS + LOW_HET_HELPERS}
     cp = np.array([[table[d].p1_fwd, table[d].p1_bwd, table[d].p3] for d in clients])
     hp = np.array([[table[d].p2_fwd, table[d].p2_bwd] for d in helpers])
-    meta = {"scenario": "low", "dataset": dataset, "seed": seed}
+    meta = {"scenario": "corrected", "heterogeneity": "low", "dataset": dataset, "seed": seed}
     return _assemble(cp, hp, model, cuts, rng, bandwidth_mbps, memory_slack, clients, helpers, meta)
 
 
@@ -176,7 +183,7 @@ def high_heterogeneity_instance(
         return rng.uniform(lo, hi, size=(n, table.shape[1]))
 
     cp, hp = draw(cl, num_clients), draw(hl, num_helpers)
-    meta = {"scenario": "high", "dataset": dataset, "seed": seed}
+    meta = {"scenario": "corrected", "heterogeneity": "high", "dataset": dataset, "seed": seed}
     return _assemble(
         cp, hp, model, cuts, rng, bandwidth_mbps, memory_slack,
         ("synthetic",) * num_clients, ("synthetic",) * num_helpers, meta,
@@ -205,4 +212,29 @@ def random_instance(
     )
 
 
-SCENARIO_GENERATORS = {"low": low_heterogeneity_instance, "high": high_heterogeneity_instance}
+def _tirana(het: str):
+    def generate(num_clients: int, num_helpers: int, **opts) -> HelperInstance:
+        from psl_core.helpers.tirana2024 import tirana2024_instance
+
+        return tirana2024_instance(num_clients, num_helpers, het, **opts)
+
+    generate.__doc__ = f"The authors' generator, {het} heterogeneity (psl_core.helpers.tirana2024)."
+    return generate
+
+
+SCENARIO_GENERATORS = {
+    "corrected": {"low": low_heterogeneity_instance, "high": high_heterogeneity_instance},
+    "tirana2024": {"low": _tirana("low"), "high": _tirana("high")},
+}
+
+
+def generate_instance(
+    scenario: str, heterogeneity: str, num_clients: int, num_helpers: int, **opts
+) -> HelperInstance:
+    """An instance of ``scenario`` ('corrected' | 'tirana2024') at ``heterogeneity`` ('low' | 'high')."""
+    if scenario not in SCENARIO_GENERATORS:
+        raise HelperInputError(f"scenario must be one of {', '.join(SCENARIO_GENERATORS)}, got {scenario!r}")
+    family = SCENARIO_GENERATORS[scenario]
+    if heterogeneity not in family:
+        raise HelperInputError(f"heterogeneity must be one of {', '.join(family)}, got {heterogeneity!r}")
+    return family[heterogeneity](int(num_clients), int(num_helpers), **opts)

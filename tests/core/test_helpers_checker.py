@@ -22,14 +22,15 @@ def solved():
     return inst, res
 
 
-def _with(sched: Schedule, **changes) -> Schedule:
-    fields = {
-        "helper": sched.helper.copy(),
-        "fwd_start": sched.fwd_start.copy(),
-        "bwd_pieces": sched.bwd_pieces,
-    }
-    fields.update(changes)
-    return Schedule(**fields)
+def _with(sched: Schedule, inst=None, **changes) -> Schedule:
+    """A copy of ``sched`` with a new helper vector, forward starts (one piece each) or backward pieces."""
+    helper = changes.get("helper", sched.helper.copy())
+    fwd = sched.fwd_pieces
+    if "fwd_start" in changes:
+        idx = np.arange(len(helper))
+        ends = changes["fwd_start"] + inst.p_fwd[idx, np.clip(helper, 0, inst.num_helpers - 1)]
+        fwd = tuple(((float(s), float(e)),) for s, e in zip(changes["fwd_start"], ends))
+    return Schedule(helper, fwd, changes.get("bwd_pieces", sched.bwd_pieces))
 
 
 def _shift_bwd(sched: Schedule, j: int, dt: float) -> tuple:
@@ -48,7 +49,7 @@ def test_release_violation(solved):
     inst, res = solved
     fwd = res.schedule.fwd_start.copy()
     fwd[0] = inst.release[0, res.schedule.helper[0]] - 0.5
-    assert "release" in check_schedule(inst, _with(res.schedule, fwd_start=fwd)).kinds
+    assert "release" in check_schedule(inst, _with(res.schedule, inst, fwd_start=fwd)).kinds
 
 
 def test_precedence_violation(solved):
@@ -65,7 +66,7 @@ def test_overlap_violation(solved):
     a, b = np.flatnonzero(h == h[0])[:2]
     fwd = res.schedule.fwd_start.copy()
     fwd[b] = fwd[a] = max(fwd[a], fwd[b])  # two forward tasks at the same time on one helper
-    assert "overlap" in check_schedule(inst, _with(res.schedule, fwd_start=fwd)).kinds
+    assert "overlap" in check_schedule(inst, _with(res.schedule, inst, fwd_start=fwd)).kinds
 
 
 def test_memory_violation(solved):
@@ -99,19 +100,38 @@ def test_assignment_violation(solved):
 
 def test_preemptive_pieces_are_checked_for_overlap(solved):
     inst, res = solved
-    j = 0
-    ((s, e),) = res.schedule.bwd_pieces[j]
-    mid = (s + e) / 2
-    other = int(np.flatnonzero(res.schedule.helper == res.schedule.helper[j])[1])
-    pieces = list(res.schedule.bwd_pieces)
-    pieces[j] = ((s, mid), (res.schedule.fwd_start[other], res.schedule.fwd_start[other] + e - mid))
-    rep = check_schedule(inst, _with(res.schedule, bwd_pieces=tuple(pieces)))
+    sched = res.schedule
+    for j in range(inst.num_clients):  # a client whose helper starts another task after its backward
+        ((s, e),) = sched.bwd_pieces[j]
+        mid = (s + e) / 2
+        mates = np.flatnonzero((sched.helper == sched.helper[j]) & (np.arange(inst.num_clients) != j))
+        starts = np.concatenate([sched.fwd_start[mates], sched.bwd_start[mates]])
+        if np.any(starts > mid):
+            break
+    later = float(starts[starts > mid].min())  # resume exactly when another task of the helper starts
+    pieces = list(sched.bwd_pieces)
+    pieces[j] = ((s, mid), (later, later + e - mid))
+    rep = check_schedule(inst, _with(sched, bwd_pieces=tuple(pieces)))
     assert "overlap" in rep.kinds and "duration" not in rep.kinds
+    assert (
+        "preemption"
+        in check_schedule(inst, _with(sched, bwd_pieces=tuple(pieces)), variant="non_preemptive").kinds
+    )
+
+
+def test_non_finite_times_and_makespans_are_violations(solved):
+    inst, res = solved
+    pieces = list(res.schedule.bwd_pieces)
+    pieces[1] = ((float("inf"), float("inf")),)
+    assert "value" in check_schedule(inst, _with(res.schedule, bwd_pieces=tuple(pieces))).kinds
+    assert check_schedule(inst, res.schedule, float("nan")).kinds == {"value"}
 
 
 def test_every_kind_is_covered():
     assert set(VIOLATION_KINDS) == {
         "assignment",
+        "value",
+        "preemption",
         "memory",
         "release",
         "duration",

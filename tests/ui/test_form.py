@@ -43,8 +43,15 @@ def _leaf_paths(model=ExperimentConfig, prefix="") -> set[str]:
 
 def test_every_scalar_knob_has_a_widget_and_help_is_the_field_description():
     shown = {spec.path for spec in all_fields()}
-    # the two lists (client groups, custom devices) are edited as tables, not scalar widgets
-    assert _leaf_paths() - shown == {"system.clients", "system.custom_devices"}
+    # the two lists (client groups, custom devices) are edited as tables, not scalar widgets; the helper
+    # lists (per-link bandwidths, mixed helper devices, a bandwidth range) are set in the config text
+    assert _leaf_paths() - shown == {
+        "system.clients",
+        "system.custom_devices",
+        "system.helpers.link_mbps",
+        "system.helpers.helper_devices",
+        "system.helpers.link_mbps_range",
+    }
     assert (
         field_help("sampling.lds_c")
         == ExperimentConfig.model_fields["sampling"].annotation.model_fields["lds_c"].description

@@ -20,12 +20,15 @@ def instance():
 
 @pytest.fixture(scope="module")
 def runs(instance):
-    return hv.run_solvers(instance, ["baseline", "greedy", "decomposition"], time_limit_s=1.0)[0]
+    return hv.run_solvers(instance, ["baseline", "greedy", "decomposition"], effort="quick")[0]
 
 
 def test_generate_instance_follows_the_scenario(instance):
     assert (instance.num_clients, instance.num_helpers) == (8, 3)
-    assert instance.meta["model"] == "vgg19" and instance.meta["scenario"] == "high"
+    assert instance.meta["model"] == "vgg19" and instance.meta["heterogeneity"] == "high"
+    assert instance.meta["scenario"] == "corrected"
+    authors = hv.generate_instance("vgg19", "high", 20, 10, seed=42, scenario="tirana2024")
+    assert authors.meta["scenario"] == "tirana2024" and authors.meta["kb_to_mbit"] == 0.0008
     again = hv.generate_instance("vgg19", "high", 8, 3, seed=1)
     assert np.array_equal(again.release, instance.release)
     with pytest.raises(HelperInputError, match="model must be one of"):
@@ -58,8 +61,11 @@ def test_memory_edit_that_does_not_fit_is_refused(instance):
 
 
 def test_availability_limits_exact_and_brute_force(instance):
-    big = hv.solver_availability(hv.generate_instance("resnet101", "low", hv.EXACT_MAX_CLIENTS + 1, 2))
+    big = hv.solver_availability(
+        hv.generate_instance("resnet101", "low", hv.EXACT_MAX_CLIENTS["non_preemptive"] + 1, 2)
+    )
     assert big["exact"] and "K ≤" in big["exact"] and big["baseline"] is None
+    assert hv.solver_availability(hv.generate_instance("resnet101", "low", 8, 2), "preemptive")["exact"]
     small = hv.solver_availability(hv.generate_instance("resnet101", "low", 3, 2))
     assert small["exact"] is None and small["brute_force"] is None
     assert hv.solver_availability(instance)["brute_force"]
@@ -68,8 +74,13 @@ def test_availability_limits_exact_and_brute_force(instance):
 def test_runs_are_checked_and_tabled(instance, runs):
     assert [run.result.method for run in runs] == ["baseline", "greedy", "decomposition"]
     for run in runs:
-        assert run.feasible == check_schedule(instance, run.result.schedule).feasible
-    table = hv.results_table(runs)
+        assert (
+            run.feasible == check_schedule(instance, run.result.schedule, variant="non_preemptive").feasible
+        )
+    bound = hv.instance_bound(instance, runs)
+    table = hv.results_table(runs, bound)
+    assert (table["lower_bound_s"] <= table["makespan_s"]).all()
+    assert table["gap_%"].between(0, 100).all()
     base = table.set_index("method").loc["baseline"]
     assert base["shorter than baseline (%)"] == pytest.approx(0.0)
     dec = table.set_index("method").loc["decomposition"]
@@ -80,7 +91,7 @@ def test_runs_are_checked_and_tabled(instance, runs):
 
 
 def test_skipped_solvers_and_empty_choice(instance):
-    runs, skipped = hv.run_solvers(instance, ["brute_force", "baseline"], time_limit_s=1.0)
+    runs, skipped = hv.run_solvers(instance, ["brute_force", "baseline"], effort="quick")
     assert [r.result.method for r in runs] == ["baseline"] and "brute force" in skipped["brute_force"]
     with pytest.raises(HelperInputError, match="at least one solver"):
         hv.run_solvers(instance, [])
@@ -104,7 +115,9 @@ def test_exports_round_trip(instance, runs):
     pieces = pd.read_csv(io.StringIO(hv.schedules_csv(instance, runs)))
     assert set(pieces["method"]) == {"baseline", "greedy", "decomposition"}
     assert (pieces.groupby("method")["phase"].apply(lambda p: (p == "fwd").sum()) == 8).all()
-    payload = json.loads(hv.export_json(instance, runs))
+    assert (pieces.groupby("method")["phase"].apply(lambda p: (p == "tail").sum()) == 8).all()
+    payload = json.loads(hv.export_json(instance, runs, 123.0))
+    assert payload["lower_bound_ms"] == 123.0
     assert np.array(payload["instance"]["release"]) == pytest.approx(instance.release)
     exported = {r["method"]: r for r in payload["results"]}
     assert exported["greedy"]["makespan_ms"] == pytest.approx(runs[1].result.makespan)

@@ -31,15 +31,29 @@ def test_small_scenario_runs_exact_and_exports(page):
     page.number_input[1].set_value(2)  # helpers
     _button(page, "Generate scenario").click().run()
     page.multiselect[0].set_value(["baseline", "decomposition", "exact"])
-    page.slider[2].set_value(2)
     _button(page, "Run solvers").click().run()
     assert not page.exception and not page.error
     table = next(df.value for df in page.dataframe if "makespan_s" in df.value.columns)
     assert set(table["method"]) == {"baseline", "decomposition", "exact"}
     assert table.set_index("method").loc["exact", "makespan_s"] <= table["makespan_s"].min() + 1e-9
     assert any("52.3 %" in info.value for info in page.info)
+    assert (table["gap_%"] >= 0).all() and table.set_index("method").loc["exact", "gap_%"] < 1e-3
+    assert any("are not compared with each other" in c.value for c in page.caption)
     downloads = page.get("download_button")
     assert len(downloads) == 3
+
+
+def test_preemptive_variant_and_the_authors_scenario(page):
+    page.selectbox[0].set_value("tirana2024")
+    page.number_input[2].set_value(42)  # the authors' seed
+    _button(page, "Generate scenario").click().run()
+    assert any("tirana2024 scenario" in c.value for c in page.caption)
+    page.radio[1].set_value("preemptive")
+    page.multiselect[0].set_value(["baseline", "greedy"])
+    _button(page, "Run solvers").click().run()
+    assert not page.exception and not page.error
+    table = next(df.value for df in page.dataframe if "makespan_s" in df.value.columns)
+    assert set(table["variant"]) == {"preemptive"}
 
 
 def test_running_without_solvers_says_what_to_do(page):

@@ -121,6 +121,7 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         _spec("system.helpers.num_helpers", "int", "Helpers H (0 = one server)"),
         FieldSpec("system.helpers.helper_device", "server", "Helper device"),
         _spec("system.helpers.solver", "select", "Helper assignment solver"),
+        _spec("system.helpers.variant", "select", "Helper tasks (preemptive or not)"),
     ],
 }
 

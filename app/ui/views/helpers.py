@@ -1,7 +1,7 @@
 """Logic of the "Helpers & scheduling" page: scenario → instance, edits, solver runs, table, export.
 
 Pure functions (no Streamlit); the Altair Gantt chart and the base comparison table come from
-``app/helpers_charts.py``, the science from ``psl_core.helpers``.
+``app/ui/charts/helpers.py``, the science from ``psl_core.helpers``.
 """
 
 from __future__ import annotations
@@ -15,22 +15,41 @@ import pandas as pd
 
 from app.ui.charts.helpers import comparison_table, schedule_frame
 from psl_core.helpers import (
-    SCENARIO_GENERATORS,
     SOLVERS,
     HelperInputError,
     HelperInstance,
     SolveResult,
     check_schedule,
+    check_variant,
+    lower_bound,
     solve,
 )
+from psl_core.helpers import (
+    generate_instance as generate_scenario,
+)
+from psl_core.helpers.tirana2024 import AUTHORS_KB_TO_MBIT, AUTHORS_SLOTS, TRUE_KB_TO_MBIT
 
 MODELS = {"vgg19": "VGG-19", "resnet101": "ResNet-101"}
 HETEROGENEITY = {
     "low": "Low (RPi clients, VM/laptop helpers)",
     "high": "High (times drawn between device extremes)",
 }
-#: Largest K the exact CP-SAT model is offered for (it grows as K·H optional intervals).
-EXACT_MAX_CLIENTS = 10
+SCENARIOS = {
+    "corrected": "Ours: measured devices, true KB → Mbit, memory that binds",
+    "tirana2024": "The authors' generator, as their code writes it",
+}
+VARIANTS = {
+    "non_preemptive": "Non-preemptive: a helper task runs in one piece",
+    "preemptive": "Preemptive: a helper may pause a task (the paper's model)",
+}
+#: Deterministic search budgets: LNS re-solves and CP-SAT deterministic seconds of the exact model.
+EFFORT = {
+    "quick": {"iterations": 10, "dtime": 2.0},
+    "normal": {"iterations": 30, "dtime": 10.0},
+    "thorough": {"iterations": 80, "dtime": 40.0},
+}
+#: Largest K the exact models are offered for (the models grow as K·H, the preemptive one also with time).
+EXACT_MAX_CLIENTS = {"non_preemptive": 10, "preemptive": 6}
 #: Brute force enumerates every assignment and order: K ≤ 4, H ≤ 2 (the library's own limit).
 BRUTE_FORCE_MAX = (4, 2)
 PAPER_IMPROVEMENT_PCT = 52.3
@@ -42,7 +61,7 @@ HELPER_COLUMNS = ["part-2 fwd (ms)", "part-2 bwd (ms)"]
 
 @dataclass(frozen=True)
 class SolverRun:
-    """One solver's result plus the independent checker's verdict."""
+    """One solver's result plus the independent checker's verdict (in the result's variant)."""
 
     result: SolveResult
     feasible: bool
@@ -56,21 +75,31 @@ def generate_instance(
     num_helpers: int,
     seed: int = 0,
     *,
+    scenario: str = "corrected",
     bandwidth_mbps: tuple[float, float] = (10.0, 100.0),
     memory_slack: float = 1.5,
+    authors_factor: bool = True,
+    slotted: bool = True,
 ) -> HelperInstance:
-    """The paper's scenario ``heterogeneity`` ('low' | 'high') for ``model`` on CIFAR-10 (seeded)."""
+    """The scenario's instance for ``model`` on CIFAR-10 (seeded).
+
+    ``bandwidth_mbps`` and ``memory_slack`` shape the corrected scenario; ``authors_factor`` (their
+    0.0008 KB → Mbit factor, else the true 0.008192) and ``slotted`` (their 100 whole slots) the
+    authors' one.
+    """
     if model not in MODELS:
         raise HelperInputError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-    if heterogeneity not in SCENARIO_GENERATORS:
+    if heterogeneity not in HETEROGENEITY:
         raise HelperInputError(f"heterogeneity must be 'low' or 'high', got {heterogeneity!r}")
-    return SCENARIO_GENERATORS[heterogeneity](
-        int(num_clients),
-        int(num_helpers),
-        model=model,
-        seed=int(seed),
-        bandwidth_mbps=tuple(bandwidth_mbps),
-        memory_slack=float(memory_slack),
+    if scenario == "tirana2024":
+        opts = {
+            "kb_to_mbit": AUTHORS_KB_TO_MBIT if authors_factor else TRUE_KB_TO_MBIT,
+            "slots": AUTHORS_SLOTS if slotted else None,
+        }
+    else:
+        opts = {"bandwidth_mbps": tuple(bandwidth_mbps), "memory_slack": float(memory_slack)}
+    return generate_scenario(
+        scenario, heterogeneity, int(num_clients), int(num_helpers), model=model, seed=int(seed), **opts
     )
 
 
@@ -144,30 +173,42 @@ def apply_edits(instance: HelperInstance, clients: pd.DataFrame, helpers: pd.Dat
         if not np.all(np.isfinite(values)) or np.any(values < 0):
             raise HelperInputError(f"{column} must be a number >= 0 for every row; fix the edited table")
         arrays[name] = values
-    return replace(instance, meta={**instance.meta, "edited": True}, **arrays)
+    meta = {key: value for key, value in instance.meta.items() if key != "slot_ms"}  # edits leave whole slots
+    return replace(instance, meta={**meta, "edited": True}, **arrays)
 
 
-def solver_availability(instance: HelperInstance) -> dict[str, str | None]:
+def solver_availability(instance: HelperInstance, variant: str = "non_preemptive") -> dict[str, str | None]:
     """For every registered solver: None if it may run on ``instance``, else why not (shown in the UI)."""
+    check_variant(variant)
     k, h = instance.num_clients, instance.num_helpers
     out: dict[str, str | None] = {name: None for name in SOLVERS}
-    if "exact" in out and k > EXACT_MAX_CLIENTS:
-        out["exact"] = f"exact CP-SAT is offered for K ≤ {EXACT_MAX_CLIENTS} clients (K = {k})"
+    limit = EXACT_MAX_CLIENTS[variant]
+    if "exact" in out and k > limit:
+        out["exact"] = (
+            f"the exact {variant.replace('_', '-')} model is offered for K ≤ {limit} clients (K = {k})"
+        )
     if "brute_force" in out and (k > BRUTE_FORCE_MAX[0] or h > BRUTE_FORCE_MAX[1]):
         out["brute_force"] = f"brute force needs K ≤ {BRUTE_FORCE_MAX[0]} and H ≤ {BRUTE_FORCE_MAX[1]}"
     return out
 
 
 def run_solvers(
-    instance: HelperInstance, methods: list[str], *, time_limit_s: float = 5.0, seed: int = 0
+    instance: HelperInstance,
+    methods: list[str],
+    *,
+    variant: str = "non_preemptive",
+    effort: str = "normal",
+    seed: int = 0,
 ) -> tuple[list[SolverRun], dict[str, str]]:
-    """Run each method (anytime solvers bounded by ``time_limit_s``) and check every schedule.
+    """Run each method in ``variant`` with the deterministic ``effort`` budget; check every schedule.
 
     Returns the runs in the order given and, per method that could not run, the reason.
     """
     if not methods:
         raise HelperInputError("choose at least one solver")
-    availability = solver_availability(instance)
+    if effort not in EFFORT:
+        raise HelperInputError(f"effort must be one of {', '.join(EFFORT)}, got {effort!r}")
+    availability = solver_availability(instance, variant)
     runs, skipped = [], {}
     for method in methods:
         if method not in SOLVERS:
@@ -176,37 +217,50 @@ def run_solvers(
             skipped[method] = availability[method]
             continue
         try:
-            result = solve(instance, method, seed=seed, time_limit_s=time_limit_s)
+            result = solve(instance, method, variant=variant, seed=seed, **EFFORT[effort])
         except HelperInputError as exc:
             skipped[method] = str(exc)
             continue
-        report = check_schedule(instance, result.schedule, result.makespan)
+        report = check_schedule(instance, result.schedule, result.makespan, variant=variant)
         runs.append(SolverRun(result, report.feasible, tuple(msg for _, msg in report.violations)))
     return runs, skipped
 
 
-def results_table(runs: list[SolverRun]) -> pd.DataFrame:
-    """The comparison table plus the checker's verdict and the % shorter makespan than the baseline."""
-    table = comparison_table([run.result for run in runs])
+def instance_bound(instance: HelperInstance, runs: list[SolverRun]) -> float | None:
+    """A lower bound valid for both variants (chain + assignment relaxation), cheap budget."""
+    if not runs:
+        return None
+    best = min(run.result.makespan for run in runs)
+    return lower_bound(instance, upper_bound=best, rounds=4, dtime_per_round=0.5).value
+
+
+def results_table(runs: list[SolverRun], bound_ms: float | None = None) -> pd.DataFrame:
+    """The comparison table (gap to ``bound_ms``) plus the checker's verdict and the % shorter than baseline."""
+    table = comparison_table([run.result for run in runs], bound_ms)
     if table.empty:
         return table
     verdict = {run.result.method: run.feasible for run in runs}
     table["feasible (checked)"] = table["method"].map(verdict)
     has_baseline = (table["method"] == "baseline").any()
-    table["shorter than baseline (%)"] = 100.0 * (1.0 - table["vs_baseline"]) if has_baseline else np.nan
+    shorter = 100.0 * (1.0 - table["vs_baseline"]) if has_baseline else np.nan
+    table.insert(table.columns.get_loc("vs_baseline") + 1, "shorter than baseline (%)", shorter)
     return table
 
 
 def paper_note(table: pd.DataFrame, instance: HelperInstance) -> str:
     """Text comparing our best improvement over the baseline with the paper's 52.3 % figure."""
+    meta = instance.meta
+    scenario = {"corrected": "our corrected", "tirana2024": "the authors'"}.get(
+        meta.get("scenario"), "an edited"
+    )
     setting = (
-        f"{MODELS.get(instance.meta.get('model'), instance.meta.get('model', '?'))}, "
-        f"{instance.meta.get('scenario', '?')} heterogeneity, {instance.num_clients} clients, "
-        f"{instance.num_helpers} helpers"
+        f"{scenario} scenario, "
+        f"{MODELS.get(meta.get('model'), meta.get('model', '?'))}, {meta.get('heterogeneity', '?')} heterogeneity, "
+        f"{instance.num_clients} clients, {instance.num_helpers} helpers"
     )
     paper = (
         f"Tirana et al. (INFOCOM 2024) report up to {PAPER_IMPROVEMENT_PCT} % shorter makespan than the "
-        f"baseline ({PAPER_SETTING})."
+        f"baseline ({PAPER_SETTING}); their instance is the authors' generator with seed 42."
     )
     if table.empty or table["shorter than baseline (%)"].isna().all():
         return paper + " Run the baseline together with other solvers to compare our numbers."
@@ -214,8 +268,9 @@ def paper_note(table: pd.DataFrame, instance: HelperInstance) -> str:
     if others.empty:
         return paper + " Run other solvers next to the baseline to compare our numbers."
     best = others.loc[others["makespan_s"].idxmin()]
+    variant = str(best["variant"]).replace("_", "-")
     return (
-        f"{paper} Here ({setting}, seed {instance.meta.get('seed', '?')}): {best['title']} is "
+        f"{paper} Here ({setting}, seed {meta.get('seed', '?')}, {variant} variant): {best['title']} is "
         f"{best['shorter than baseline (%)']:.1f} % shorter than our random + FCFS baseline. Our baseline "
         'draws one random assignment, so the figure varies with the seed; the paper\'s "up to" is its best case.'
     )
@@ -246,8 +301,12 @@ def _jsonable(value):
     return value
 
 
-def export_json(instance: HelperInstance, runs: list[SolverRun]) -> str:
-    """Instance (all (K, H) arrays, ms / MB) and every schedule with its makespan, as JSON text."""
+def _pieces(task_pieces) -> list:
+    return [[list(piece) for piece in pieces] for pieces in task_pieces]
+
+
+def export_json(instance: HelperInstance, runs: list[SolverRun], bound_ms: float | None = None) -> str:
+    """Instance (all (K, H) arrays, ms / MB), the lower bound and every schedule, as JSON text."""
     payload = {
         "units": {"time": "ms", "memory": "MB"},
         "instance": {
@@ -259,19 +318,19 @@ def export_json(instance: HelperInstance, runs: list[SolverRun]) -> str:
             "helper_devices": list(instance.helper_devices),
             "meta": {k: _jsonable(v) for k, v in instance.meta.items()},
         },
+        "lower_bound_ms": bound_ms,
         "results": [
             {
                 "method": run.result.method,
+                "variant": run.result.variant,
                 "makespan_ms": run.result.makespan,
                 "solve_time_s": run.result.solve_time_s,
                 "status": run.result.status,
                 "gap": run.result.gap,
                 "feasible": run.feasible,
                 "helper": run.result.schedule.helper.tolist(),
-                "fwd_start": run.result.schedule.fwd_start.tolist(),
-                "bwd_pieces": [
-                    [list(piece) for piece in pieces] for pieces in run.result.schedule.bwd_pieces
-                ],
+                "fwd_pieces": _pieces(run.result.schedule.fwd_pieces),
+                "bwd_pieces": _pieces(run.result.schedule.bwd_pieces),
             }
             for run in runs
         ],

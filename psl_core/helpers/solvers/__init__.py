@@ -1,16 +1,22 @@
-"""Solvers for the helper problem and their registry (``SOLVERS``) with titles for the UI."""
+"""Solvers for the helper problem and their registry (``SOLVERS``) with titles for the UI.
+
+Every solver takes ``variant`` ('non_preemptive' | 'preemptive') and returns a schedule of that
+variant; budgets are deterministic (steps, iterations, CP-SAT deterministic time), so the same
+instance, variant, method and seed give the same schedule on any machine.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from psl_core.helpers.instance import HelperInputError, HelperInstance
+from psl_core.helpers.instance import HelperInputError, HelperInstance, check_variant
 from psl_core.helpers.solvers.baseline import solve_baseline
-from psl_core.helpers.solvers.common import SolveResult
+from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
 from psl_core.helpers.solvers.decomposition import solve_decomposition
 from psl_core.helpers.solvers.exact import solve_brute_force, solve_exact
 from psl_core.helpers.solvers.greedy import solve_greedy
+from psl_core.helpers.solvers.lns import solve_lns
 from psl_core.helpers.solvers.local_search import solve_local_search
 
 
@@ -33,25 +39,32 @@ SOLVERS: dict[str, SolverInfo] = {
     "greedy": SolverInfo(
         solve_greedy,
         "Balanced greedy + FCFS",
-        "Clients by decreasing work to the helper with the least processing load and memory left; FCFS.",
+        "Clients by decreasing memory, then work, to the helper with the least processing load that has "
+        "memory left; first-come-first-served.",
     ),
     "decomposition": SolverInfo(
         solve_decomposition,
         "Paper's decomposition",
         "Price iterations on the assignment (project version of the paper's ADMM); per helper forward by "
-        "Schrage's rule and preemptive largest-tail-first backward.",
+        "Schrage's rule and backward largest-tail-first (preemptive in the preemptive variant).",
     ),
     "local_search": SolverInfo(
         solve_local_search,
         "Local search (ours)",
-        "Moves and swaps of clients off the critical helper, each candidate scheduled by fast list rules in "
-        "one vectorised batch; warm-started from greedy and the decomposition.",
+        "Moves and swaps of clients off the critical helper, every candidate valued by the variant's "
+        "schedule rules in one vectorised batch; a fixed number of steps.",
+    ),
+    "lns": SolverInfo(
+        solve_lns,
+        "Local search + CP-SAT neighbourhoods (ours, strongest)",
+        "Starts from local search, then re-solves the critical helper with one to three partners exactly "
+        "with CP-SAT, keeping only strict improvements; deterministic budget.",
     ),
     "exact": SolverInfo(
         solve_exact,
         "Exact (CP-SAT)",
-        "OR-Tools CP-SAT with optional interval variables, time-limited; reports the optimality gap. "
-        "Small instances only.",
+        "Non-preemptive: interval model; preemptive: time-indexed model. Warm-started from local search, "
+        "reports a valid lower bound and the gap. Small instances.",
         small_only=True,
     ),
     "brute_force": SolverInfo(
@@ -64,17 +77,17 @@ SOLVERS: dict[str, SolverInfo] = {
 
 
 def solve(
-    instance: HelperInstance, method: str, *, seed: int = 0, time_limit_s: float | None = None, **opts
+    instance: HelperInstance, method: str, *, variant: str = "non_preemptive", seed: int = 0, **opts
 ) -> SolveResult:
-    """Solve ``instance`` with the solver registered as ``method`` (see ``SOLVERS``).
+    """Solve ``instance`` in ``variant`` with the solver registered as ``method`` (see ``SOLVERS``).
 
-    ``time_limit_s`` bounds the anytime solvers ('local_search', 'exact'); None = the solver's default.
+    ``opts`` go to the solver: budgets such as ``max_steps`` (local search), ``iterations`` and
+    ``sub_dtime`` (lns), ``dtime`` and ``hint`` (exact).
     """
     if method not in SOLVERS:
         raise HelperInputError(f"unknown method {method!r}; choose one of {', '.join(SOLVERS)}")
-    if time_limit_s is not None:
-        opts["time_limit_s"] = time_limit_s
-    return SOLVERS[method].func(instance, seed=seed, **opts)
+    check_variant(variant)
+    return SOLVERS[method].func(instance, variant=variant, seed=seed, **opts)
 
 
-__all__ = ["SOLVERS", "SolveResult", "SolverInfo", "solve"]
+__all__ = ["OPTIMAL_GAP", "SOLVERS", "SolveResult", "SolverInfo", "solve"]

@@ -1,9 +1,12 @@
-"""Exact solvers: a time-limited OR-Tools CP-SAT model and brute force for tiny instances.
+"""Exact solvers: CP-SAT per variant, and brute force for tiny instances (both variants).
 
-Both are non-preemptive (every backward task runs in one piece). CP-SAT works in integer time
-units of ``resolution_ms`` (durations rounded to the nearest unit); the returned schedule keeps the
-model's assignment and per-helper order and is re-timed in exact milliseconds (every task as early
-as its order allows), so the checker sees true durations. The gap is CP-SAT's (obj − bound) / obj.
+- non-preemptive: the interval model of ``cpsat_model`` on the whole instance;
+- preemptive: a time-indexed CP-SAT model (``exact_preemptive``), small instances only.
+
+Both are warm-started with a schedule (by default our local search) and return the better of that
+schedule and the model's, judged in true milliseconds: an exact run is never worse than its hint.
+The lower bound is the model's bound (a relaxation: times rounded down) combined with the chain
+bound; the status says what the bound proves (``proof_status``).
 """
 
 from __future__ import annotations
@@ -13,147 +16,172 @@ import time
 
 import numpy as np
 
-from psl_core.helpers.instance import HelperInputError, HelperInstance, Schedule, schedule_makespan
-from psl_core.helpers.solvers.common import SolveResult
+from psl_core.helpers.bounds import chain_bound, memory_units, time_unit
+from psl_core.helpers.instance import (
+    HelperInputError,
+    HelperInstance,
+    Schedule,
+    check_variant,
+    memory_fits,
+    schedule_makespan,
+)
+from psl_core.helpers.schedule_model import HelperModel, assemble, split_fragments
+from psl_core.helpers.sequencing import batch_priority_schedule, batch_sequence_retime
+from psl_core.helpers.solvers.common import SolveResult, proof_status
+from psl_core.helpers.solvers.cpsat_model import hint_times, solve_cpsat
 
 
-def retime(
-    instance: HelperInstance, assignment: np.ndarray, sequences: list[list[tuple[str, int]]]
-) -> Schedule:
-    """Earliest start times for given per-helper task orders; ``sequences[h]`` = [("f"|"b", client)]."""
-    k = instance.num_clients
-    fwd, bwd = np.zeros(k), np.zeros(k)
-    for h, seq in enumerate(sequences):
-        t = 0.0
-        for kind, j in seq:
-            if kind == "f":
-                fwd[j] = t = max(t, instance.release[j, h])
-                t += instance.p_fwd[j, h]
-            else:
-                bwd[j] = t = max(t, fwd[j] + instance.p_fwd[j, h] + instance.gap[j, h])
-                t += instance.p_bwd[j, h]
-    return Schedule.non_preemptive(instance, assignment, fwd, bwd)
+def solve_exact(
+    instance: HelperInstance,
+    variant: str = "non_preemptive",
+    seed: int = 0,
+    dtime: float = 20.0,
+    num_workers: int = 1,
+    hint: Schedule | None = None,
+    time_limit_s: float | None = None,
+    cuts: list[tuple[int, float, float]] = (),
+    **opts: object,
+) -> SolveResult:
+    """CP-SAT model of ``variant`` (module docstring); ``dtime`` = CP-SAT deterministic time budget.
+
+    ``cuts`` are subset cuts from ``psl_core.helpers.bounds.relaxation_bound`` (they tighten the
+    non-preemptive model's bound). ``time_limit_s`` is an optional wall-clock safety cap: when it is
+    what stops the search, the result may depend on machine load (the status says so).
+    """
+    check_variant(variant)
+    if variant == "preemptive":
+        from psl_core.helpers.solvers.exact_preemptive import solve_exact_preemptive
+
+        return solve_exact_preemptive(
+            instance,
+            seed=seed,
+            dtime=dtime,
+            num_workers=num_workers,
+            hint=hint,
+            time_limit_s=time_limit_s,
+            **opts,
+        )
+    t0 = time.perf_counter()
+    if hint is None:
+        from psl_core.helpers.solvers.local_search import solve_local_search
+
+        hint = solve_local_search(instance, variant, seed=seed).schedule
+    model = HelperModel(instance, variant)
+    frags = split_fragments(hint, instance.num_helpers)
+    hint_val = schedule_makespan(instance, hint)
+    unit = time_unit(instance, hint_val)
+    dem, cap = memory_units(instance)
+    hint_map = {}
+    for h, frag in enumerate(frags):
+        for j, (f, b) in hint_times(model, h, frag).items():
+            hint_map[j] = (h, f, b)
+    k, h_count = instance.num_clients, instance.num_helpers
+    res = solve_cpsat(
+        instance, np.arange(k), np.arange(h_count), cap, dem, unit,
+        int(np.ceil(hint_val / unit)) + 1, hint_map, list(cuts), dtime, seed, num_workers, time_limit_s,
+    )  # fmt: skip
+    if res.status == "INFEASIBLE":
+        raise HelperInputError(
+            "no assignment of clients to helpers fits the helpers' memory; give helpers more memory"
+        )
+    best, best_val = hint, hint_val
+    if res.sequences is not None:
+        new = [model.retime_sequence(h, res.sequences.get(h, [])) for h in range(h_count)]
+        sched = assemble(instance, [f for f, _ in new])
+        val = schedule_makespan(instance, sched)
+        if val < best_val:
+            best, best_val = sched, val
+    bound = max(chain_bound(instance), res.bound_units * unit)
+    status = proof_status(best_val, bound)
+    if time_limit_s is not None and status == "FEASIBLE":
+        status += " (wall-clock cap)"
+    return SolveResult(
+        "exact", variant, best, best_val, time.perf_counter() - t0, lower_bound=min(bound, best_val), status=status,
+        stats={"cpsat_status": res.status, "unit_ms": unit, "dtime": dtime},
+    )  # fmt: skip
 
 
-def _helper_best_order(instance: HelperInstance, h: int, clients: list[int]) -> tuple[float, list]:
-    """Enumerate all task orders of one helper (forward before backward per client)."""
-    tasks = [("f", j) for j in clients] + [("b", j) for j in clients]
-    best, best_seq = (0.0, []) if not clients else (np.inf, None)
-    for perm in itertools.permutations(tasks):
-        seen, ok = set(), True
-        for kind, j in perm:
-            if kind == "b" and j not in seen:
-                ok = False
-                break
-            seen.add(j)
-        if not ok:
-            continue
-        t, fend, val = 0.0, {}, 0.0
-        for kind, j in perm:
-            if kind == "f":
-                t = max(t, instance.release[j, h]) + instance.p_fwd[j, h]
-                fend[j] = t
-            else:
-                t = max(t, fend[j] + instance.gap[j, h]) + instance.p_bwd[j, h]
-                val = max(val, t + instance.tail[j, h])
-        if val < best:
-            best, best_seq = val, list(perm)
-    return best, best_seq
+def _orders(n: int) -> np.ndarray:
+    """All orders of the 2n tasks of n clients with each forward before its backward (task ids:
+    forward i, backward n + i)."""
+    rows = []
+    for perm in itertools.permutations(range(2 * n)):
+        pos = np.empty(2 * n, dtype=int)
+        pos[list(perm)] = np.arange(2 * n)
+        if np.all(pos[:n] < pos[n:]):
+            rows.append(perm)
+    return np.array(rows, dtype=int).reshape(-1, 2 * n)
 
 
-def solve_brute_force(instance: HelperInstance, **_: object) -> SolveResult:
-    """Optimal non-preemptive schedule by full enumeration (K <= 4 clients, H <= 2 helpers)."""
+def _helper_optimum(instance: HelperInstance, h: int, clients: list[int], variant: str):
+    """Best single-helper schedule over every task order: (value, fragment)."""
+    if not clients:
+        return 0.0, {}
+    n = len(clients)
+    orders = _orders(n)
+    members = np.tile(np.array(clients), (len(orders), 1))
+    mask = np.ones_like(members, dtype=bool)
+    helpers = np.full(len(orders), h)
+    if variant == "non_preemptive":
+        fs, bs, val = batch_sequence_retime(instance, members, mask, helpers, orders)
+        b = int(np.argmin(val))
+        frag = {
+            j: (
+                ((fs[b, i], fs[b, i] + instance.p_fwd[j, h]),),
+                ((bs[b, i], bs[b, i] + instance.p_bwd[j, h]),),
+            )
+            for i, j in enumerate(clients)
+        }
+        return float(val[b]), frag
+    # Preemptive: an optimal schedule is the priority schedule of its own completion order (the
+    # earliest-deadline-first argument in docs/methods.md), so trying every order is exhaustive.
+    prio = np.empty_like(orders)
+    prio[np.arange(len(orders))[:, None], orders] = 2 * n - np.arange(2 * n)[None, :]
+    _, _, val = batch_priority_schedule(instance, members, mask, helpers, prio)
+    b = int(np.argmin(val))
+    _, _, _, pieces = batch_priority_schedule(
+        instance, members[[b]], mask[[b]], helpers[[b]], prio[[b]], True
+    )
+    frag = {j: (tuple(pieces[0][i]), tuple(pieces[0][n + i])) for i, j in enumerate(clients)}
+    return float(val[b]), frag
+
+
+def solve_brute_force(instance: HelperInstance, variant: str = "non_preemptive", **_: object) -> SolveResult:
+    """Optimal schedule of ``variant`` by full enumeration (K <= 4 clients, H <= 2 helpers)."""
+    check_variant(variant)
     k, h = instance.num_clients, instance.num_helpers
     if k > 4 or h > 2:
         raise HelperInputError(f"brute force is for K <= 4 and H <= 2 (got K={k}, H={h}); use method='exact'")
     t0 = time.perf_counter()
     best_val, best = np.inf, None
+    cache: dict = {}
     for assign in itertools.product(range(h), repeat=k):
         a = np.array(assign)
-        if np.any(np.bincount(a, weights=instance.mem_demand, minlength=h) > instance.mem_capacity + 1e-9):
+        if not np.all(
+            memory_fits(np.bincount(a, weights=instance.mem_demand, minlength=h), instance.mem_capacity)
+        ):
             continue
-        parts = [_helper_best_order(instance, m, [j for j in range(k) if a[j] == m]) for m in range(h)]
+        parts = []
+        for m in range(h):
+            key = (m, tuple(np.flatnonzero(a == m)))
+            if key not in cache:
+                cache[key] = _helper_optimum(instance, m, list(key[1]), variant)
+            parts.append(cache[key])
         val = max(p[0] for p in parts)
         if val < best_val:
-            best_val, best = val, (a, [p[1] for p in parts])
-    sched = retime(instance, best[0], best[1])
-    return SolveResult("brute_force", sched, schedule_makespan(instance, sched), time.perf_counter() - t0, True, 0.0,
-                       schedule_makespan(instance, sched), "OPTIMAL")  # fmt: skip
-
-
-def solve_exact(
-    instance: HelperInstance,
-    time_limit_s: float = 10.0,
-    resolution_ms: float = 0.01,
-    num_workers: int = 2,
-    hint=None,
-    **_: object,
-) -> SolveResult:
-    """CP-SAT: optional fwd/bwd intervals per (client, helper), NoOverlap per helper, memory knapsacks.
-
-    ``hint`` (a Schedule, e.g. from local search) warm-starts the search.
-    """
-    from ortools.sat.python import cp_model
-
-    t0 = time.perf_counter()
-    k, h = instance.num_clients, instance.num_helpers
-
-    def units(x):
-        return np.rint(np.asarray(x) / resolution_ms).astype(np.int64)
-
-    r, pf, g, pb, q = (
-        units(a) for a in (instance.release, instance.p_fwd, instance.gap, instance.p_bwd, instance.tail)
-    )
-    horizon = int(r.max() + pf.sum(0).max() + g.max() + pb.sum(0).max() + q.max() + 1)
-    m = cp_model.CpModel()
-    x = [[m.new_bool_var(f"x{j}_{i}") for i in range(h)] for j in range(k)]
-    cmax = m.new_int_var(0, horizon, "cmax")
-    fs_vars, bs_vars = {}, {}
-    per_helper: list[list] = [[] for _ in range(h)]
-    for j in range(k):
-        m.add_exactly_one(x[j])
-        for i in range(h):
-            fs = m.new_int_var(int(r[j, i]), horizon, f"fs{j}_{i}")
-            bs = m.new_int_var(0, horizon, f"bs{j}_{i}")
-            per_helper[i].append(
-                m.new_optional_fixed_size_interval_var(fs, int(pf[j, i]), x[j][i], f"F{j}_{i}")
-            )
-            per_helper[i].append(
-                m.new_optional_fixed_size_interval_var(bs, int(pb[j, i]), x[j][i], f"B{j}_{i}")
-            )
-            m.add(bs >= fs + int(pf[j, i] + g[j, i])).only_enforce_if(x[j][i])
-            m.add(cmax >= bs + int(pb[j, i] + q[j, i])).only_enforce_if(x[j][i])
-            fs_vars[j, i], bs_vars[j, i] = fs, bs
-    scale = 1000.0 / max(float(instance.mem_demand.max()), 1e-12)  # memory as integers, rounded up
-    dem = np.ceil(instance.mem_demand * scale - 1e-9).astype(np.int64)
-    cap = np.floor(instance.mem_capacity * scale + 1e-9).astype(np.int64)
-    for i in range(h):
-        m.add_no_overlap(per_helper[i])
-        m.add(sum(int(dem[j]) * x[j][i] for j in range(k)) <= int(cap[i]))
-    m.minimize(cmax)
-    if hint is not None:
-        for j in range(k):
-            for i in range(h):
-                m.add_hint(x[j][i], int(hint.helper[j] == i))
-            m.add_hint(fs_vars[j, int(hint.helper[j])], int(np.ceil(hint.fwd_start[j] / resolution_ms)))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = int(num_workers)
-    code = solver.solve(m)
-    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise HelperInputError(f"CP-SAT found no schedule within {time_limit_s} s; raise time_limit_s")
-    assign = np.array([next(i for i in range(h) if solver.value(x[j][i])) for j in range(k)])
-    seqs = []
-    for i in range(h):
-        tasks = [(solver.value(fs_vars[j, i]), 0, "f", j) for j in range(k) if assign[j] == i]
-        tasks += [(solver.value(bs_vars[j, i]), 1, "b", j) for j in range(k) if assign[j] == i]
-        seqs.append([(kind, j) for _, _, kind, j in sorted(tasks)])
-    sched = retime(instance, assign, seqs)
+            best_val, best = val, [p[1] for p in parts]
+    if best is None:
+        raise HelperInputError(
+            "no assignment of clients to helpers fits the helpers' memory; give helpers more memory"
+        )
+    sched = assemble(instance, best)
     makespan = schedule_makespan(instance, sched)
-    bound = solver.best_objective_bound * resolution_ms
-    obj = solver.objective_value
-    gap = 0.0 if code == cp_model.OPTIMAL else max(0.0, (obj - solver.best_objective_bound) / max(obj, 1e-12))
-    status = "OPTIMAL" if code == cp_model.OPTIMAL else "FEASIBLE"
     return SolveResult(
-        "exact", sched, makespan, time.perf_counter() - t0, code == cp_model.OPTIMAL, gap, bound, status
+        "brute_force",
+        variant,
+        sched,
+        makespan,
+        time.perf_counter() - t0,
+        lower_bound=makespan,
+        status="OPTIMAL",
     )

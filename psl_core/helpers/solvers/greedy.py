@@ -1,4 +1,4 @@
-"""Balanced greedy: each client to the memory-feasible helper with the least processing load."""
+"""Balanced greedy of the paper: memory-aware load balancing, then first-come-first-served."""
 
 from __future__ import annotations
 
@@ -6,32 +6,29 @@ import time
 
 import numpy as np
 
-from psl_core.helpers.instance import HelperInputError, HelperInstance, schedule_makespan
-from psl_core.helpers.solvers.common import SolveResult, list_schedule
+from psl_core.helpers.instance import HelperInstance, schedule_makespan
+from psl_core.helpers.solvers.baseline import fcfs_schedule
+from psl_core.helpers.solvers.common import SolveResult, greedy_fill
 
 
 def balanced_assignment(instance: HelperInstance) -> np.ndarray:
-    """Longest-processing-time-first: clients by decreasing helper work, each to the helper whose
-    load (sum of fwd + bwd times) after adding it is smallest among those with memory left."""
+    """Clients by decreasing memory demand, then decreasing helper work (first-fit-decreasing order,
+    so tight memory packs), each to the helper whose processing load after taking it is smallest
+    among those with memory left; a stranded client triggers the bin-packing repair."""
     work = instance.p_fwd + instance.p_bwd
-    order = np.argsort(-work.min(axis=1), kind="stable")
+    order = np.lexsort((-work.min(axis=1), -instance.mem_demand))
     load = np.zeros(instance.num_helpers)
-    free = instance.mem_capacity.astype(float).copy()
-    out = np.empty(instance.num_clients, dtype=int)
-    for j in order:  # sequential by nature: each choice changes the loads
-        cost = np.where(free >= instance.mem_demand[j] - 1e-9, load + work[j], np.inf)
-        h = int(np.argmin(cost))
-        if not np.isfinite(cost[h]):
-            raise HelperInputError("greedy found no helper with memory left; give helpers more memory")
-        out[j] = h
+
+    def choose(j: int, ok: np.ndarray, free: np.ndarray) -> int:
+        h = int(ok[np.argmin(load[ok] + work[j, ok])])
         load[h] += work[j, h]
-        free[h] -= instance.mem_demand[j]
-    return out
+        return h
+
+    return greedy_fill(instance, order, choose)
 
 
-def solve_greedy(instance: HelperInstance, **_: object) -> SolveResult:
+def solve_greedy(instance: HelperInstance, variant: str = "non_preemptive", **_: object) -> SolveResult:
     """Balanced-greedy assignment + FCFS on every helper."""
     t0 = time.perf_counter()
-    assignment = balanced_assignment(instance)
-    sched = list_schedule(instance, assignment, "fcfs")
-    return SolveResult("greedy", sched, schedule_makespan(instance, sched), time.perf_counter() - t0)
+    sched = fcfs_schedule(instance, balanced_assignment(instance), variant)
+    return SolveResult("greedy", variant, sched, schedule_makespan(instance, sched), time.perf_counter() - t0)
