@@ -8,6 +8,7 @@ from app.runs import submit, submit_sweep
 from app.ui.charts import preview as charts
 from app.ui.form import load_config_into_form, render_config_form
 from app.ui.views import previews
+from app.ui.views.planner import device_advice
 from app.ui.views.presets import DEMO_PRESET, PRESET_HELP, PRESETS, preset_config
 from app.ui.views.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
 from app.ui.widgets import (
@@ -97,14 +98,16 @@ def show_previews(config: ExperimentConfig) -> None:
         st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
         st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
         st.markdown(
-            "**Split advisor**: per device, the cut with the shortest expected step time that fits its memory"
+            "**Per-device cuts**: for each group, the cut with the shortest step for one of its clients "
+            "alone that fits its memory. The **Split planner** page plans all groups together, with a "
+            "shared uplink."
         )
         try:
-            best, advice = previews.split_advice(profile, config)
+            best, advice = device_advice(config)
         except ValueError as err:  # e.g. no cut fits a device's memory: the message says which
             st.warning(md_text(err, limit=600))
         else:
-            st.write(md_text(", ".join(f"{device}: cut {cut}" for device, cut in best.items())))
+            st.write(md_text(", ".join(f"{group}: cut {cut}" for group, cut in best.items())))
             with st.expander("Per-cut table behind the advice"):
                 st.dataframe(advice, hide_index=True, width="stretch")
     sched = previews.schedule_preview(

@@ -208,6 +208,15 @@ class ClientGroup(_Section):
         None, **LATENCY_MS, description="Per-message latency ms (default: the device's)."
     )
     cut: int | str | None = Field(None, description="Per-device cut (cost only); default: the model's cut.")
+    uplink_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description=(
+            "Share of the shared uplink W given to EACH client of this group (needs "
+            "system.shared_uplink_mbps); groups without one split what is left equally."
+        ),
+    )
 
 
 class CustomDevice(_Section):
@@ -301,6 +310,14 @@ class SystemConfig(_Section):
     custom_devices: list[CustomDevice] = Field(default_factory=list)
     stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
     helpers: HelperConfig = Field(default_factory=HelperConfig)
+    shared_uplink_mbps: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Shared uplink W in Mbit/s (a wireless cell): each client uploads at its group's "
+            "uplink_share x W instead of its device's own uplink. Empty = every device its own uplink."
+        ),
+    )
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SystemConfig:
@@ -345,8 +362,30 @@ class ExperimentConfig(_Section):
         return self
 
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON (what the store keys identical configs by)."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+        """sha256 of the canonical JSON (what the store keys identical configs by).
+
+        Fields added after the first release are left out while they hold their default (None), so a
+        config written before they existed keeps its hash and the store still finds its runs.
+        """
+        data = self.model_dump(mode="json")
+        _drop_unset_late_fields(data)
+        return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+# Fields added after the first release: (section path, field) dropped from the hash while None.
+_LATE_SYSTEM_FIELDS = ("shared_uplink_mbps",)
+_LATE_CLIENT_GROUP_FIELDS = ("uplink_share",)
+
+
+def _drop_unset_late_fields(data: dict[str, Any]) -> None:
+    system = data.get("system", {})
+    for name in _LATE_SYSTEM_FIELDS:
+        if system.get(name) is None:
+            system.pop(name, None)
+    for group in system.get("clients", []):
+        for name in _LATE_CLIENT_GROUP_FIELDS:
+            if group.get(name) is None:
+                group.pop(name, None)
 
 
 def canonical_json(data: dict) -> str:

@@ -223,6 +223,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
                 "warning",
             )
         )
+    problems += _uplink_problems(config)
     problems += _norm_group_problems(config)
     names = block_names_for(config.model.arch)
     try:
@@ -245,6 +246,33 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
                     group.cut,
                 )
             )
+    return problems
+
+
+def _uplink_problems(config: ExperimentConfig) -> list[Problem]:
+    """The shared uplink: shares need it, fit in it, and replace the groups' own uplinks."""
+    from psl_core.engine.setup import group_uplink_shares
+
+    problems: list[Problem] = []
+    system = config.system
+    if system.shared_uplink_mbps is not None:
+        for i, group in enumerate(system.clients):
+            if group.up_mbps is not None:
+                problems.append(
+                    Problem(
+                        f"system.clients.{i}.up_mbps",
+                        "a shared uplink (system.shared_uplink_mbps) replaces the devices' own uplinks: "
+                        "remove up_mbps or give the group an uplink_share instead",
+                        group.up_mbps,
+                    )
+                )
+    try:
+        group_uplink_shares(config)
+    except ValueError as err:
+        text = str(err)
+        given = [i for i, g in enumerate(system.clients) if g.uplink_share is not None]
+        path = f"system.clients.{given[0]}.uplink_share" if given else "system.shared_uplink_mbps"
+        problems.append(Problem(path, text, system.clients[given[0]].uplink_share if given else None))
     return problems
 
 

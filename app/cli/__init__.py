@@ -1,6 +1,6 @@
 """The ``psl`` command line: one Typer app joined from the command groups' sub-apps.
 
-experiment.py  run, config example|check, schema, advise   (this machine, no store)
+experiment.py  run, config example|check, schema, advise, plan   (this machine, no store)
 runs.py        submit, sweep, runs, show, cancel, export, import, results   (the store)
 service.py     worker, ui   (long-running processes)
 

@@ -55,6 +55,12 @@ navigation = st.navigation(
                 url_path="helpers",
             ),
             st.Page(
+                str(PAGES_DIR / "planner.py"),
+                title="Split planner",
+                icon=":material/account_tree:",
+                url_path="planner",
+            ),
+            st.Page(
                 str(PAGES_DIR / "methods.py"),
                 title="Methods",
                 icon=":material/menu_book:",

@@ -52,6 +52,10 @@ def _meta(prefix: str, name: str) -> str:
     return f"{prefix}:{name}"
 
 
+# The config dict the New-experiment form last produced (other pages plan or preview it).
+FORM_CONFIG_KEY = _meta(FORM_PREFIX, "last_config")
+
+
 def load_config_into_form(config: dict[str, Any], prefix: str = FORM_PREFIX) -> None:
     """Show ``config`` in the form (missing fields take defaults; an invalid config still shows)."""
     full = merged_with_defaults(config)
@@ -86,7 +90,7 @@ def _render_field(spec: FieldSpec, prefix: str) -> None:
         st.selectbox(spec.label, list(spec.options), format_func=lambda v: titles.get(v, str(v)), **kwargs)
     elif spec.kind in ("int", "opt_int"):
         st.number_input(spec.label, step=1, **kwargs)
-    elif spec.kind == "float":
+    elif spec.kind in ("float", "opt_float"):
         st.number_input(spec.label, format="%g", **kwargs)
     elif spec.kind in ("text", "opt_text"):
         st.text_input(spec.label, **kwargs)
@@ -140,6 +144,9 @@ def _render_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "latency_ms": col.NumberColumn("latency ms", help="Per-message latency (blank = default)."),
             "cut": col.TextColumn("cut", help="Per-device cut, index or block name (cost only; blank = "
                                               "the model's cut)."),
+            "uplink_share": col.NumberColumn("uplink share", min_value=0.0, max_value=1.0, format="%.4g",
+                                             help="Share of the shared uplink W for each client of the group "
+                                                  "(blank = split what is left equally; the Split planner fills it)."),
         },
     )  # fmt: skip
     with st.expander("Custom devices", expanded=bool(custom_ids)):

@@ -1,10 +1,10 @@
 """Devices, network, stragglers and the analytic time model (methods §4).
 
 ``catalog``: measured and custom device profiles; ``stragglers``: seeded slowdowns; ``timing``: the
-simulated time of synchronous PSL steps; ``advisor``: the per-device cut that minimises step time.
+simulated time of synchronous PSL steps. (Choosing cuts per device is the split planner's job:
+``psl_core.planner``.)
 """
 
-from psl_core.devices.advisor import CutOption, SplitAdvice, advise_cuts
 from psl_core.devices.catalog import (
     DeviceProfile,
     calibrate_throughput,
@@ -19,13 +19,10 @@ from psl_core.devices.timing import ClientSystem, EpochTiming, build_client_syst
 
 __all__ = [
     "ClientSystem",
-    "CutOption",
     "DeviceProfile",
     "EpochTiming",
-    "SplitAdvice",
     "StragglerModel",
     "StragglerSpec",
-    "advise_cuts",
     "build_client_system",
     "calibrate_throughput",
     "custom_device",

@@ -74,15 +74,63 @@ def device_catalog(config: ExperimentConfig) -> dict[str, DeviceProfile]:
     return catalog
 
 
-def assign_client_groups(groups: list[ClientGroup], num_clients: int, seed: int) -> np.ndarray:
-    """Group index of every client: group sizes follow the fractions (largest remainder), shuffled
-    with the seed so that devices are not correlated with the partition's client order."""
+def client_group_sizes(groups: list[ClientGroup], num_clients: int) -> np.ndarray:
+    """Clients per group: the fractions of ``num_clients`` rounded by largest remainder (no seed)."""
     fractions = np.array([g.fraction for g in groups])
     exact = fractions / fractions.sum() * num_clients
     sizes = np.floor(exact).astype(int)
     sizes[np.argsort(-(exact - sizes))[: num_clients - sizes.sum()]] += 1
-    labels = np.repeat(np.arange(len(groups)), sizes)
+    return sizes
+
+
+def assign_client_groups(groups: list[ClientGroup], num_clients: int, seed: int) -> np.ndarray:
+    """Group index of every client: group sizes follow the fractions (largest remainder), shuffled
+    with the seed so that devices are not correlated with the partition's client order."""
+    labels = np.repeat(np.arange(len(groups)), client_group_sizes(groups, num_clients))
     return np.random.default_rng([seed, 17]).permutation(labels)
+
+
+def group_uplink_shares(config: ExperimentConfig) -> np.ndarray | None:
+    """Per group, the share of the shared uplink each of its clients gets (None: no shared uplink).
+
+    Groups with an ``uplink_share`` keep it; the others split what is left equally per client.
+    Raises ValueError naming the groups when the shares ask for more than the whole uplink or leave
+    nothing for the groups without one.
+    """
+    system = config.system
+    groups = system.clients
+    if system.shared_uplink_mbps is None:
+        given = [i for i, g in enumerate(groups) if g.uplink_share is not None]
+        if given:
+            raise ValueError(
+                f"system.clients.{given[0]}.uplink_share needs a shared uplink: set system.shared_uplink_mbps "
+                "(or remove the share)"
+            )
+        return None
+    sizes = client_group_sizes(groups, config.partition.num_clients)
+    explicit = np.array([g.uplink_share if g.uplink_share is not None else 0.0 for g in groups])
+    used = float((explicit * sizes).sum())
+    if used > 1.0 + 1e-9:
+        detail = ", ".join(
+            f"group {i} ({g.device}): {sizes[i]} x {g.uplink_share:g}"
+            for i, g in enumerate(groups)
+            if g.uplink_share is not None
+        )
+        raise ValueError(
+            f"the uplink shares add up to {used:.4g} of the shared uplink ({detail}); lower them so that "
+            "clients x share sums to at most 1"
+        )
+    rest = [i for i, g in enumerate(groups) if g.uplink_share is None and sizes[i] > 0]
+    shares = explicit.copy()
+    if rest:
+        left = 1.0 - used
+        if left <= 1e-12:
+            raise ValueError(
+                f"the uplink shares use the whole shared uplink, leaving nothing for group(s) {rest}: "
+                "give them a share or lower the others"
+            )
+        shares[rest] = left / sizes[rest].sum()
+    return shares
 
 
 def experiment_dataset(config: ExperimentConfig) -> Dataset:
@@ -200,12 +248,17 @@ def build_client_system_for(
         ]
         return np.asarray(values, dtype=float)[group_of]
 
+    shares = group_uplink_shares(config)
+    if shares is None:
+        up_mbps = per_client_link("up_mbps", lambda dev: dev.up_bps / 1e6)
+    else:  # a shared uplink: every client uploads at its share of W (methods, split planner)
+        up_mbps = shares[group_of] * config.system.shared_uplink_mbps
     system = build_client_system(
         [groups[i].device for i in group_of],
         summaries,
         catalog[config.system.server_device],
         catalog=catalog,
-        up_mbps=per_client_link("up_mbps", lambda dev: dev.up_bps / 1e6),
+        up_mbps=up_mbps,
         down_mbps=per_client_link("down_mbps", lambda dev: dev.down_bps / 1e6),
         latency_ms=per_client_link("latency_ms", lambda dev: dev.latency_s * 1e3),
     )

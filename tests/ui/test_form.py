@@ -139,6 +139,7 @@ def test_table_cells_blank_means_default_and_blank_rows_are_dropped():
             "up_mbps": None,
             "down_mbps": 30.0,
             "latency_ms": None,
+            "uplink_share": None,
             "cut": None,
         }
     ]

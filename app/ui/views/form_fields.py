@@ -22,7 +22,7 @@ from psl_core.config import ExperimentConfig, set_path
 from psl_core.models import block_names_for, resolve_cut_index
 
 FORM_PREFIX = "ne"
-GROUP_COLUMNS = ["device", "fraction", "up_mbps", "down_mbps", "latency_ms", "cut"]
+GROUP_COLUMNS = ["device", "fraction", "up_mbps", "down_mbps", "latency_ms", "cut", "uplink_share"]
 CUSTOM_COLUMNS = ["id", "name", "gflops", "up_mbps", "down_mbps", "latency_ms", "memory_mb"]
 
 
@@ -31,7 +31,7 @@ class FieldSpec:
     """One scalar widget: its config path, kind and (for choices) its options."""
 
     path: str
-    kind: str  # "select" | "int" | "float" | "opt_int" | "text" | "opt_text" | "bool" | "cut" | "cut2"
+    kind: str  # "select" | "int" | "float" | "opt_int" | "opt_float" | "text" | "opt_text" | "bool" | "cut" | "cut2"
     label: str
     options: tuple = ()
 
@@ -117,6 +117,7 @@ SECTIONS: dict[str, list[FieldSpec]] = {
     ],
     "Devices & stragglers": [
         FieldSpec("system.server_device", "server", "Server device"),
+        _spec("system.shared_uplink_mbps", "opt_float", "Shared uplink W (Mbit/s, blank = none)"),
         _spec("system.stragglers.persistent_fraction", "float", "Persistent straggler fraction"),
         _spec("system.stragglers.persistent_factor", "float", "Persistent slowdown ×"),
         _spec("system.stragglers.transient_prob", "float", "Transient slowdown probability"),
@@ -208,7 +209,7 @@ def form_state_from_config(config: Mapping[str, Any], prefix: str = FORM_PREFIX)
     state: dict[str, Any] = {}
     for spec in all_fields():
         value = _get(config, spec.path)
-        if spec.kind == "float":
+        if spec.kind == "float" or (spec.kind == "opt_float" and value is not None):
             value = float(value)
         elif spec.kind == "cut2" and value is None:
             value = NO_CUT2
@@ -225,7 +226,9 @@ def groups_frame(config: Mapping[str, Any]) -> pd.DataFrame:
     rows = [{c: g.get(c) for c in GROUP_COLUMNS} for g in config["system"]["clients"]]
     df = pd.DataFrame(rows, columns=GROUP_COLUMNS)
     df["cut"] = [None if c is None else str(c) for c in df["cut"]]
-    return df.astype({"fraction": float, "up_mbps": float, "down_mbps": float, "latency_ms": float})
+    return df.astype(
+        {"fraction": float, "up_mbps": float, "down_mbps": float, "latency_ms": float, "uplink_share": float}
+    )
 
 
 def custom_frame(config: Mapping[str, Any]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from typing import Any
 from psl_core.config import ExperimentConfig, set_path
 
 DEMO_PRESET = "30-second demo (digits)"
+MIXED_PRESET = "Mixed edge devices on a shared 100 Mbit/s uplink (Fashion-MNIST, ResNet-8, K=16)"
 
 _DEMO: dict[str, Any] = {
     "name": "demo digits",
@@ -62,6 +63,30 @@ PRESETS: dict[str, dict[str, Any]] = {
             "system.stragglers": {"persistent_fraction": 0.2, "persistent_factor": 10.0},
         },
     ),
+    MIXED_PRESET: {
+        "name": "mixed edge devices",
+        "seed": 0,
+        "data": {"dataset": "fashion_mnist"},
+        "partition": {
+            "scheme": "extended_dirichlet",
+            "num_clients": 16,
+            "classes_per_client": 2,
+            "alpha": 3.0,
+        },
+        "model": {"arch": "resnet8", "cut": 1},
+        "sampling": {"method": "ugs", "batch_size": 128},
+        "training": {"epochs": 5, "optimizer": "sgd", "lr": 0.05},
+        "system": {
+            "clients": [
+                {"device": "rpi4b", "fraction": 0.25},
+                {"device": "rpi3bplus", "fraction": 0.25},
+                {"device": "jetson_cpu", "fraction": 0.25},
+                {"device": "jetson_gpu", "fraction": 0.25},
+            ],
+            "server_device": "vm",
+            "shared_uplink_mbps": 100.0,
+        },
+    },
     "Centralised reference (K=1)": _variant(
         _GPSL,
         {
@@ -80,6 +105,8 @@ PRESET_HELP: dict[str, str] = {
     "GPSL paper — FPLS": "Same setting, fixed proportional local sampling.",
     "LDS with stragglers (20 % of clients 10× slower)": "LDS (a project definition) with δ = 1 moving "
     "samples away from the 20 % persistent stragglers.",
+    MIXED_PRESET: "Four device kinds (Raspberry Pi 4B and 3B+, Jetson CPU and GPU) share one uplink: "
+    "a starting point for the Split planner, which picks each kind's cut and uplink share.",
     "Centralised reference (K=1)": "One client holding everything, same B: the accuracy ceiling.",
 }
 
