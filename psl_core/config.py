@@ -10,12 +10,15 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DatasetName = Literal["digits", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "synthetic"]
 SchemeName = Literal["iid", "dirichlet", "extended_dirichlet", "shards", "pathological", "quantity_skew"]
 ArchName = Literal["mlp", "cnn", "resnet8", "resnet20", "resnet18"]
 MethodName = Literal["fls", "fpls", "ugs", "lds", "centralised"]
+ParadigmName = Literal["psl", "sl", "sflv1", "sflv2", "fedavg", "hsfl"]
+# Paradigms that train one copy per client and average the copies at the end of every round.
+AVERAGING_PARADIGMS = ("sflv1", "sflv2", "fedavg", "hsfl")
 
 
 class _Section(BaseModel):
@@ -95,8 +98,58 @@ class SamplingConfig(_Section):
     lds_delta: float = Field(0.0, ge=0, description="LDS latency aversion δ (0 = like UGS).")
 
 
+class ParadigmConfig(_Section):
+    name: ParadigmName = Field(
+        "psl",
+        description=(
+            "How clients and server train: psl (parallel split learning, one global batch per step), "
+            "sl (sequential split learning), sflv1 / sflv2 (SplitFed v1 / v2), fedavg (federated "
+            "averaging), hsfl (hybrid: some clients federated, the others split)."
+        ),
+    )
+    local_epochs: int = Field(
+        1, ge=1, le=1000, description="Local epochs E per round (sl, sflv1, sflv2, fedavg, hsfl)."
+    )
+    local_batch: int | None = Field(
+        None,
+        ge=1,
+        description="Local batch b of every client (default: max(1, round(B / K)), PSL's per-client share).",
+    )
+    client_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the clients that take part in each round, drawn with the seed (averaging paradigms).",
+    )
+    fl_clients: float | list[str] = Field(
+        0.5,
+        description=(
+            "hsfl: which clients train the full model (FL mode): a fraction of the fastest clients, "
+            "or a list of device ids; the others train through the cut (SL mode)."
+        ),
+    )
+
+    @field_validator("fl_clients")
+    @classmethod
+    def _fl_clients_valid(cls, value: float | list[str]) -> float | list[str]:
+        if isinstance(value, list):
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError("fl_clients as a list must hold device ids (non-empty strings)")
+            return value
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fl_clients as a fraction must lie in [0, 1], got {value}")
+        return value
+
+    @property
+    def uses_rounds(self) -> bool:
+        """Whether training is organised in rounds (every paradigm but psl)."""
+        return self.name != "psl"
+
+
 class TrainingConfig(_Section):
-    epochs: int = Field(5, ge=1, le=10_000, description="Training epochs.")
+    epochs: int = Field(
+        5, ge=1, le=10_000, description="Training epochs (rounds for sl, sflv1, sflv2, fedavg and hsfl)."
+    )
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser.")
     lr: float = Field(0.05, gt=0, description="Learning rate.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
@@ -135,6 +188,12 @@ class CustomDevice(_Section):
     down_mbps: float = Field(50.0, gt=0)
     latency_ms: float = Field(5.0, ge=0)
     memory_mb: float = Field(4096.0, gt=0)
+    busy_watts: float | None = Field(
+        None, gt=0, description="Power while training, W (default: assumed 5 W)."
+    )
+    radio_watts: float | None = Field(
+        None, gt=0, description="Power while sending/receiving, W (default: assumed 2 W)."
+    )
 
 
 class StragglerConfig(_Section):
@@ -190,6 +249,7 @@ class ExperimentConfig(_Section):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     system: SystemConfig = Field(default_factory=SystemConfig)
+    paradigm: ParadigmConfig = Field(default_factory=ParadigmConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -205,11 +265,49 @@ class ExperimentConfig(_Section):
             )
         if self.sampling.per_client_batch is not None and self.sampling.method != "fls":
             raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")
+        self._check_paradigm()
         return self
 
+    def _check_paradigm(self) -> None:
+        p = self.paradigm
+        if p.name == "psl":
+            return
+        if self.model.cut2 is not None:
+            raise ValueError(
+                f"paradigm.name {p.name!r} has no U-shaped variant here: remove model.cut2 or use paradigm 'psl'"
+            )
+        if self.system.helpers.num_helpers:
+            raise ValueError(
+                f"helpers serve PSL only: set system.helpers.num_helpers to 0 for paradigm {p.name!r}"
+            )
+        if p.client_fraction < 1 and p.name not in AVERAGING_PARADIGMS:
+            raise ValueError(
+                f"paradigm.client_fraction {p.client_fraction:g} < 1 needs an averaging paradigm "
+                f"({', '.join(AVERAGING_PARADIGMS)}); {p.name!r} trains every client in every round"
+            )
+
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON (what the store keys identical configs by)."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+        """sha256 of the canonical JSON (what the store keys identical configs by).
+
+        Sections added after the first release are left out while they hold their defaults, so a
+        config written before they existed keeps its hash (and the store still finds its runs).
+        """
+        data = self.model_dump(mode="json")
+        for name, default in _LATE_SECTION_DEFAULTS.items():
+            if data.get(name) == default():
+                del data[name]
+        for device in data["system"]["custom_devices"]:
+            for name in _LATE_CUSTOM_DEVICE_FIELDS:
+                if device.get(name) is None:
+                    device.pop(name, None)
+        return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+# Sections added after the first release → a function giving their default dump (see config_hash).
+_LATE_SECTION_DEFAULTS = {"paradigm": lambda: ParadigmConfig().model_dump(mode="json")}
+
+
+_LATE_CUSTOM_DEVICE_FIELDS = ("busy_watts", "radio_watts")
 
 
 def canonical_json(data: dict) -> str:

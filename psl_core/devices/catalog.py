@@ -36,6 +36,11 @@ class DeviceProfile:
     memory_bytes: int
     role: str  # 'client' | 'helper' | 'server' | 'custom'
     source: str  # how the numbers were obtained
+    # Energy (SPEC §6): whole-device power while training, and while sending/receiving with the
+    # processor otherwise idle. Defaults are assumed; each profile says where its figures come from.
+    busy_watts: float = 5.0
+    radio_watts: float = 2.0
+    power_source: str = "ASSUMED generic edge device: 5 W training, 2 W transferring"
 
 
 # ---------------------------------------------------------------- analytic FLOPs of the profiled models
@@ -137,6 +142,45 @@ _MEMORY = {
     "jetson_cpu": (4, "ASSUMED 4 GB shared CPU/GPU memory (Jetson model never stated; Nano 4 GB assumed)"),
     "jetson_gpu": (4, "ASSUMED 4 GB shared CPU/GPU memory (Jetson model never stated; Nano 4 GB assumed)"),
 }
+# (training W, transferring W, where they come from). Transferring = idle power + the link's
+# increment; the increments (Wi-Fi ~0.7 W, Ethernet ~0.3 W) are ASSUMED for every device.
+_WIFI_W, _ETHERNET_W = 0.7, 0.3
+_POWER = {
+    "rpi4b": (
+        6.4,
+        2.7 + _WIFI_W,
+        "training 6.4 W = measured at 400 % CPU (stress --cpu 4, 1280 mA at 5 V), idle 2.7 W (540 mA) "
+        "(J. Geerling, Pi Dramble power benchmarks); Wi-Fi increment ASSUMED",
+    ),
+    "rpi3bplus": (
+        4.9,
+        1.75 + _WIFI_W,
+        "training 4.9 W = maximum, idle 1.75 W (secondary source: igamesnews.com table of Raspberry Pi "
+        "consumption); Wi-Fi increment ASSUMED",
+    ),
+    "jetson_gpu": (
+        10.0,
+        1.5 + _ETHERNET_W,
+        "training 10 W = the Jetson Nano MAXN power budget (nvpmodel mode 0; model never stated, Nano "
+        "ASSUMED); idle 1.5 W and link increment ASSUMED",
+    ),
+    "jetson_cpu": (
+        7.0,
+        1.5 + _ETHERNET_W,
+        "ASSUMED 7 W for CPU-only training inside the Jetson Nano 10 W budget; idle 1.5 W ASSUMED",
+    ),
+    "laptop_m1": (
+        24.0,
+        7.0 + _ETHERNET_W,
+        "training 24 W = top of the 20-24 W SoC budget AnandTech measured for the M1 (Mac mini, 2020); "
+        "idle 7 W = Apple's published Mac mini M1 idle figure; link increment ASSUMED",
+    ),
+    "vm": (
+        80.0,
+        40.0 + _ETHERNET_W,
+        "ASSUMED: an 8-vCPU share of a data-centre server, 80 W loaded / 40 W idle",
+    ),
+}
 _LABEL_SWAP_NOTE = " (VGG-19 vm/laptop_m1 labels suspected swapped at the source, README issue 1)"
 
 
@@ -167,6 +211,7 @@ def _measured_catalog() -> dict[str, DeviceProfile]:
         )
         up, down, lat, link_why = _ASSUMED_LINKS[device_id]
         mem_gib, mem_why = _MEMORY[device_id]
+        busy_w, radio_w, power_why = _POWER[device_id]
         source = (
             f"measured ResNet-101 (basic blocks)/CIFAR-10 training step {total_ms:.1f} ms per batch of "
             f"{PROFILED_BATCH} (Tirana et al. INFOCOM 2024) calibrated with {resnet_flops / 1e6:.1f} MFLOPs "
@@ -184,6 +229,9 @@ def _measured_catalog() -> dict[str, DeviceProfile]:
             memory_bytes=int(mem_gib * GIB),
             role=measured.role,
             source=source,
+            busy_watts=busy_w,
+            radio_watts=radio_w,
+            power_source=power_why,
         )
     return catalog
 
@@ -197,6 +245,8 @@ def custom_device(
     down_mbps: float,
     latency_ms: float = 5.0,
     memory_mb: float = 4096,
+    busy_watts: float | None = None,
+    radio_watts: float | None = None,
 ) -> DeviceProfile:
     """A user-defined device. ``gflops`` is its effective TRAINING throughput (fwd+bwd FLOPs/s / 1e9)."""
     if not id or not id.strip():
@@ -206,6 +256,8 @@ def custom_device(
         ("up_mbps", up_mbps),
         ("down_mbps", down_mbps),
         ("memory_mb", memory_mb),
+        ("busy_watts", 1.0 if busy_watts is None else busy_watts),
+        ("radio_watts", 1.0 if radio_watts is None else radio_watts),
     ):
         if not value > 0:
             raise ValueError(f"custom device {id!r}: {label} must be > 0, got {value}")
@@ -221,7 +273,28 @@ def custom_device(
         memory_bytes=int(memory_mb * 1024**2),
         role="custom",
         source="user-defined",
+        **_custom_power(busy_watts, radio_watts),
     )
+
+
+def _custom_power(busy_watts: float | None, radio_watts: float | None) -> dict:
+    """Power fields of a custom device: the user's figures, else the ASSUMED defaults (said so)."""
+    defaults = DeviceProfile.__dataclass_fields__
+    busy = defaults["busy_watts"].default if busy_watts is None else busy_watts
+    radio = defaults["radio_watts"].default if radio_watts is None else radio_watts
+    given = [n for n, v in (("training", busy_watts), ("transferring", radio_watts)) if v is not None]
+    why = "user-defined" if len(given) == 2 else f"{busy:g} W training, {radio:g} W transferring"
+    if len(given) < 2:
+        why += (
+            " ("
+            + (
+                "ASSUMED defaults"
+                if not given
+                else f"only the {given[0]} power user-defined, the other ASSUMED"
+            )
+            + ")"
+        )
+    return {"busy_watts": float(busy), "radio_watts": float(radio), "power_source": why}
 
 
 def get_device(device_id: str, custom: Iterable[DeviceProfile] = ()) -> DeviceProfile:
