@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from psl_core.config import ExperimentConfig
 from psl_core.data import augment_images
 from psl_core.engine.checkpoint import load_checkpoint, save_checkpoint
+from psl_core.engine.evaluation import EVAL_BATCH, evaluate_classifier  # noqa: F401
 from psl_core.engine.plan import EpochPlan, EpochPlanner
 from psl_core.engine.setup import ExperimentSetup, build_experiment
 from psl_core.engine.sinks import RunInfo, Sink
-
-EVAL_BATCH = 1024
+from psl_core.paradigms.costs import ClientCosts, psl_energy
 
 
 class TrainingDivergedError(RuntimeError):
@@ -88,6 +88,8 @@ class PSLTrainer:
         self.segmented_norm = self.cfg.model.client_norm == "batch"
         self.steps_per_epoch = self.planner.steps_per_epoch
         self.total_steps = self.steps_per_epoch * self.cfg.training.epochs
+        self.client_costs = ClientCosts.from_setup(setup)
+        self._energy_epoch: int | None = None
 
     # ------------------------------------------------------------------ one step
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,26 +111,8 @@ class PSLTrainer:
         return loss.detach(), logits.detach()
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
-        self.model.eval()
-        self.model.set_client_segments(None)
-        num_classes = self.setup.dataset.num_classes
-        loss_sum, correct = 0.0, torch.zeros(num_classes, device=self.device)
-        for i in range(0, len(self.y_test), EVAL_BATCH):
-            x, y = self.x_test[i : i + EVAL_BATCH], self.y_test[i : i + EVAL_BATCH]
-            logits = self.model(x)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes).float()
-        self.model.train()
-        per_class_total = torch.bincount(self.y_test, minlength=num_classes).clamp(min=1).float()
-        per_class = (correct / per_class_total).cpu().numpy()
-        n = len(self.y_test)
-        return {
-            "test_loss": loss_sum / n,
-            "test_acc": float(correct.sum()) / n,
-            "per_class_acc": [round(float(a), 6) for a in per_class],
-        }
+        return evaluate_classifier(self.model, self.x_test, self.y_test, self.setup.dataset.num_classes)
 
     # ------------------------------------------------------------------ the loop
     def run(self, sink: Sink | None = None, *, resume_from: str | Path | None = None) -> RunResult:
@@ -221,6 +205,7 @@ class PSLTrainer:
         totals = plan.counts.step_totals()
         active = plan.counts.active_clients()
         tm = plan.timing
+        step_energy = self._energy(plan)[0]
         wall = time.perf_counter() - wall_start
         first_step = st.global_step - (st.step_in_epoch - start)
         rows = [
@@ -238,6 +223,7 @@ class PSLTrainer:
                 "slowest_client": int(tm.slowest_client[t]),
                 "wall_time": wall,
                 "lr": float(st.lrs[t]),
+                "energy_j": float(step_energy[t]),
             }
             for i, t in enumerate(range(start, end))
         ]
@@ -250,8 +236,21 @@ class PSLTrainer:
                 "lower training.lr, or use a sampling method with less skewed batches"
             )
 
+    def _energy(self, plan: EpochPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(energy per step, energy per client, bytes per client) of the epoch (SPEC §4, §6), cached."""
+        if self._energy_epoch != plan.epoch:
+            c = plan.counts
+            self._energy_cache = psl_energy(
+                self.client_costs, c.step, c.client, c.count, c.num_steps, plan.slowdown
+            )
+            self._energy_epoch = plan.epoch
+        return self._energy_cache
+
     def _end_epoch(self, sink: Sink, plan: EpochPlan, st: _LoopState) -> None:
         epoch_no = plan.epoch + 1
+        _, client_energy, client_bytes = self._energy(plan)
+        st.client_energy = (np.asarray(st.client_energy or 0.0) + client_energy).tolist()
+        st.client_bytes = (np.asarray(st.client_bytes or 0.0) + client_bytes).tolist()
         row: dict[str, Any] = {
             "epoch": epoch_no,
             "step": st.global_step,
@@ -262,6 +261,9 @@ class PSLTrainer:
             "test_loss": None,
             "test_acc": None,
             "per_class_acc": None,
+            "energy_j": float(np.sum(st.client_energy)),
+            "energy_per_client_j": float(np.mean(st.client_energy)),
+            "bytes_per_client": float(np.mean(st.client_bytes)),
         }
         if epoch_no % self.cfg.training.eval_every == 0 or epoch_no == self.cfg.training.epochs:
             row.update(self.evaluate())
@@ -320,6 +322,9 @@ class _LoopState:
         self.seen = 0
         self.lrs: dict[int, float] = {}
         self.last_epoch_row: dict | None = None
+        # Cumulative per-client energy (J) and traffic (bytes) since the start of the run.
+        self.client_energy: list[float] = []
+        self.client_bytes: list[float] = []
         self.planner_state_at_epoch_start: dict | None = None
 
     def to_dict(self) -> dict:
@@ -334,6 +339,8 @@ class _LoopState:
             "correct": int(self.correct),
             "seen": self.seen,
             "last_epoch_row": self.last_epoch_row,
+            "client_energy": list(self.client_energy),
+            "client_bytes": list(self.client_bytes),
         }
 
     @classmethod
@@ -353,8 +360,15 @@ def run_experiment(
     flush_every: int = 25,
     flush_interval_s: float | None = None,
 ) -> RunResult:
-    """Build and train ``config`` in one call (the notebook entry point)."""
+    """Build and train ``config`` in one call (the notebook entry point); ``paradigm.name`` picks the
+    engine: PSL's, or the round-based one (sl, sflv1, sflv2, fedavg, hsfl)."""
     setup = build_experiment(config)
+    if config.paradigm.name != "psl":
+        from psl_core.paradigms.engine import ParadigmTrainer
+
+        return ParadigmTrainer(
+            setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
+        ).run(sink, resume_from=resume_from)
     trainer = PSLTrainer(
         setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
     )
