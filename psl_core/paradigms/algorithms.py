@@ -101,7 +101,7 @@ class Averaging:
     def end_round(self, plan: RoundPlan) -> None:
         if plan.weights.sum() <= 0:
             return  # nobody held data: the global model stays
-        w = torch.as_tensor(plan.weights, dtype=torch.float32, device=self.stacked.params.device)
+        w = torch.as_tensor(plan.weights, dtype=self.stacked.params.dtype, device=self.stacked.params.device)
         self.global_state = self.stacked.average(w)
         self.stacked.load_into(self.model, self.global_state)
 
@@ -188,7 +188,7 @@ class SplitFedV2:
         if plan.weights.sum() <= 0:
             return
         device = self.stacked.params.device
-        w = torch.as_tensor(plan.weights, dtype=torch.float32, device=device)
+        w = torch.as_tensor(plan.weights, dtype=self.stacked.params.dtype, device=device)
         row_cuts = torch.as_tensor(self.cuts[plan.clients], device=device)
         server = self.stacked.flatten_module(self.model)
         merged = {k: v.clone() for k, v in server.items()}

@@ -59,9 +59,11 @@ class MaskedBatchNorm(nn.Module):
     ``F.batch_norm``.
     """
 
-    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool):
+    def __init__(self, num_features: int, eps: float, momentum: float, affine: bool, *, stacked: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
+        # stacked: runs under vmap on views of stacked buffers (statistics by hand, see forward).
+        self.stacked = stacked
         if affine:
             self.weight = nn.Parameter(torch.ones(num_features))
             self.bias = nn.Parameter(torch.zeros(num_features))
@@ -73,8 +75,8 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     @classmethod
-    def like(cls, norm: nn.Module) -> MaskedBatchNorm:
-        new = cls(norm.num_features, norm.eps, norm.momentum, norm.affine)
+    def like(cls, norm: nn.Module, *, stacked: bool = True) -> MaskedBatchNorm:
+        new = cls(norm.num_features, norm.eps, norm.momentum, norm.affine, stacked=stacked)
         new.load_state_dict(norm.state_dict())
         return new
 
@@ -83,9 +85,14 @@ class MaskedBatchNorm(nn.Module):
             return F.batch_norm(
                 x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
             )
+        mask = _ROW_MASK.get()
+        if mask is None and not self.stacked and x.numel() > x.shape[1]:
+            self.num_batches_tracked.add_(1)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps
+            )
         # Statistics by hand, also without a mask: F.batch_norm's in-place running-statistics update
         # does not reach strided views of the stacked buffers under vmap.
-        mask = _ROW_MASK.get()
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         if mask is None:
@@ -115,10 +122,10 @@ class MaskedBatchNorm(nn.Module):
 
 def _with_masked_norms(module: nn.Module) -> nn.Module:
     """A deep copy of ``module`` with every BatchNorm (global or per-client) made maskable."""
-    return make_norms_maskable(copy.deepcopy(module))
+    return make_norms_maskable(copy.deepcopy(module), stacked=True)
 
 
-def make_norms_maskable(module: nn.Module) -> nn.Module:
+def make_norms_maskable(module: nn.Module, *, stacked: bool = False) -> nn.Module:
     """Replace, in place, every BatchNorm of ``module`` by a :class:`MaskedBatchNorm` (same state).
 
     Outside vmap this matters for one thing: a batch with one value per channel (a client's last
@@ -126,8 +133,8 @@ def make_norms_maskable(module: nn.Module) -> nn.Module:
     """
     for parent in list(module.modules()):
         for name, child in parent.named_children():
-            if isinstance(child, (nn.modules.batchnorm._BatchNorm, SegmentBatchNorm)):
-                setattr(parent, name, MaskedBatchNorm.like(child))
+            if isinstance(child, (nn.modules.batchnorm._BatchNorm, SegmentBatchNorm, MaskedBatchNorm)):
+                setattr(parent, name, MaskedBatchNorm.like(child, stacked=stacked))
     return module
 
 
