@@ -253,6 +253,7 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
+        self._check_paradigm()  # first: its advice (e.g. "no cut2 here") outranks PSL-only advice
         if self.sampling.method == "centralised" and self.partition.num_clients != 1:
             # Centralised reference = one client holding everything (SPEC §2); say so instead of guessing.
             raise ValueError(
@@ -265,7 +266,6 @@ class ExperimentConfig(_Section):
             )
         if self.sampling.per_client_batch is not None and self.sampling.method != "fls":
             raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")
-        self._check_paradigm()
         return self
 
     def _check_paradigm(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -32,7 +33,10 @@ def load_paradigm_checkpoint(path: str | Path, device) -> tuple[dict[str, torch.
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; start the run from scratch instead")
-    data = torch.load(path, map_location=device, weights_only=True)
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        data = None  # e.g. a PSL checkpoint of the first format, which holds numpy objects
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ValueError(f"checkpoint {path} was not written by the round-based engine (paradigm sl/sfl/fl)")
     if data.get("version") != PARADIGM_CHECKPOINT_VERSION:
