@@ -95,20 +95,22 @@ class MaskedBatchNorm(nn.Module):
         # does not reach strided views of the stacked buffers under vmap.
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
+        if mask is None and x.numel() == x.shape[1]:
+            mask = x.new_ones(1)  # one value per channel: F.batch_norm refuses it, the manual path gives var 0
         if mask is None:
+            # One fused pass for the statistics, one for the normalisation.
+            var, mean = torch.var_mean(x, dims, unbiased=False)
+            out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
             n = x.new_tensor(float(x.numel() // x.shape[1]))
-            mean = x.mean(dims)
-            centred = x - mean.reshape(shape)
-            var = (centred * centred).mean(dims)
         else:
             row = mask.reshape([-1] + [1] * (x.dim() - 1)).to(x.dtype)
             n = mask.sum() * math.prod(x.shape[2:])
             mean = (x * row).sum(dims) / n.clamp(min=1)
             centred = x - mean.reshape(shape)
             var = (centred * centred * row).sum(dims) / n.clamp(min=1)
-        out = centred * torch.rsqrt(var + self.eps).reshape(shape)
-        if self.affine:
-            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+            out = centred * torch.rsqrt(var + self.eps).reshape(shape)
+            if self.affine:
+                out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
         with torch.no_grad():
             active = n > 0
             unbiased = var * n / (n - 1).clamp(min=1)
@@ -328,24 +330,32 @@ class StackedOptimizer:
 
     @torch.no_grad()
     def step(self, params: Tensor, grads: Tensor, lr: float, active: Tensor) -> None:
+        """One update of every active row; ``grads`` may be overwritten."""
+        everyone = bool(active.all())
         keep = active.view(-1, 1)
-        g = grads.add(params, alpha=self.weight_decay) if self.weight_decay else grads
+
+        def only_active(new: Tensor, old: Tensor) -> Tensor:
+            return new if everyone else torch.where(keep, new, old)
+
+        g = grads.add_(params, alpha=self.weight_decay) if self.weight_decay else grads
         if self.kind == "adam":
             beta1, beta2, eps = 0.9, 0.999, 1e-8
             st = self.state
-            steps = torch.where(keep, st["steps"] + 1, st["steps"])
-            exp_avg = torch.where(keep, st["exp_avg"].lerp(g, 1 - beta1), st["exp_avg"])
-            exp_avg_sq = torch.where(keep, st["exp_avg_sq"] * beta2 + (1 - beta2) * g * g, st["exp_avg_sq"])
-            st["steps"].copy_(steps)
-            st["exp_avg"].copy_(exp_avg)
-            st["exp_avg_sq"].copy_(exp_avg_sq)
-            safe = steps.clamp(min=1)
-            step_size = lr / (1 - beta1**safe)
-            denom = exp_avg_sq.sqrt() / (1 - beta2**safe).sqrt() + eps
-            params.sub_(torch.where(keep, step_size * exp_avg / denom, 0.0))
+            st["steps"].copy_(only_active(st["steps"] + 1, st["steps"]))
+            st["exp_avg"].copy_(only_active(st["exp_avg"].lerp(g, 1 - beta1), st["exp_avg"]))
+            st["exp_avg_sq"].copy_(
+                only_active(st["exp_avg_sq"] * beta2 + (1 - beta2) * g * g, st["exp_avg_sq"])
+            )
+            safe = st["steps"].clamp(min=1)
+            denom = st["exp_avg_sq"].sqrt() / (1 - beta2**safe).sqrt() + eps
+            update = lr / (1 - beta1**safe) * st["exp_avg"] / denom
+            params.sub_(only_active(update, torch.zeros_like(update)))
             return
         if self.momentum:
             buf = self.state["buf"]
-            buf.copy_(torch.where(keep, buf * self.momentum + g, buf))
-            g = buf
-        params.add_(torch.where(keep, g, 0.0), alpha=-lr)
+            if everyone:
+                g = buf.mul_(self.momentum).add_(g)
+            else:
+                buf.copy_(torch.where(keep, buf * self.momentum + g, buf))
+                g = buf
+        params.add_(only_active(g, torch.zeros_like(g)), alpha=-lr)

@@ -63,7 +63,7 @@ def test_the_flat_optimiser_updates_each_row_as_torch_optim_updates_a_copy_and_s
     schedule = [[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 0], [0, 1, 1, 0]]
     for active in schedule:
         grads = torch.randn(k, p)
-        opt.step(params, grads, 0.05, torch.tensor(active, dtype=torch.bool))
+        opt.step(params, grads.clone(), 0.05, torch.tensor(active, dtype=torch.bool))  # it may overwrite grads
         for i, on in enumerate(active):
             if on:
                 copies[i].grad = grads[i].clone()
