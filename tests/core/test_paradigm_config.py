@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from psl_core.config import ConfigError, ExperimentConfig, canonical_json, parse_config
 from psl_core.devices import custom_device
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 OLD_CONFIG = {  # a config written before the paradigm section existed
     "name": "old",
     "seed": 3,

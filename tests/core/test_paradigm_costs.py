@@ -14,6 +14,8 @@ import pytest
 
 from psl_core.paradigms.costs import ClientCosts, psl_energy, round_costs, sequential_costs
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CC = ClientCosts(
     speed=np.array([1e9, 2e9]),
     up_bps=np.array([8e6, 8e6]),

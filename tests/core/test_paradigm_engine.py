@@ -11,6 +11,8 @@ from psl_core.engine import NONDETERMINISTIC_FIELDS, MemorySink, build_experimen
 from psl_core.paradigms.engine import ParadigmTrainer
 from psl_core.paradigms.modes import fl_client_mask
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny(**overrides) -> ExperimentConfig:
     base = {

@@ -12,6 +12,8 @@ from psl_core.engine import MemorySink, PSLTrainer, build_experiment
 from psl_core.paradigms.engine import ParadigmTrainer
 from psl_core.paradigms.plan import RoundPlanner
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOL = 1e-5
 ONE_CLIENT = {
     "data.dataset": "digits",

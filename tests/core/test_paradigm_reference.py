@@ -19,6 +19,8 @@ from psl_core.config import ExperimentConfig, apply_overrides
 from psl_core.engine import MemorySink, build_experiment
 from psl_core.paradigms.engine import ParadigmTrainer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TOL = 1e-5  # float32, step for step
 EXACT = 1e-9  # float64: the same arithmetic up to rounding
 
@@ -45,8 +47,8 @@ def float64(monkeypatch):
 def config(**overrides) -> ExperimentConfig:
     base = {
         "data.dataset": "digits",
-        "data.train_limit": 240,
-        "data.test_limit": 60,
+        "data.train_limit": 120,
+        "data.test_limit": 30,
         "partition.num_clients": 4,
         "partition.scheme": "dirichlet",
         "partition.alpha": 0.5,
@@ -55,7 +57,7 @@ def config(**overrides) -> ExperimentConfig:
         "model.cut": 1,
         "model.client_norm": "batch",
         "model.server_norm": "batch",
-        "paradigm.local_batch": 16,
+        "paradigm.local_batch": 8,
         "paradigm.local_epochs": 2,
         "training.epochs": 2,
         "training.lr": 0.05,
@@ -200,11 +202,11 @@ def test_stacked_copies_equal_a_per_client_deepcopy_loop_step_for_step(paradigm,
     reference, ref_losses = reference_run(cfg, paradigm, trainer.planner)
     assert max_state_diff(trainer.algorithm.model, reference) <= EXACT
     losses = [row["loss"] for row in sink.steps]
-    assert len(losses) == len(ref_losses) > 10
+    assert len(losses) == len(ref_losses) >= 8
     assert np.max(np.abs(np.array(losses) - np.array(ref_losses))) <= EXACT
     # short last batches and finished clients really were exercised
     plan = trainer.planner.plan(0)
-    assert (plan.count == 0).any() and ((plan.count > 0) & (plan.count < 16)).any()
+    assert (plan.count == 0).any() and ((plan.count > 0) & (plan.count < 8)).any()
 
 
 @pytest.mark.parametrize("paradigm", ["sflv1", "sflv2"])

@@ -17,6 +17,8 @@ from psl_core.paradigms.stacked import (
     make_norms_maskable,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.mark.parametrize("shape", [(7, 3), (7, 3, 5), (7, 3, 4, 4)])
 def test_masked_batchnorm_on_valid_rows_is_batchnorm_on_those_rows_alone(shape):
@@ -63,7 +65,9 @@ def test_the_flat_optimiser_updates_each_row_as_torch_optim_updates_a_copy_and_s
     schedule = [[1, 1, 1, 0], [1, 0, 1, 0], [1, 1, 0, 0], [0, 1, 1, 0]]
     for active in schedule:
         grads = torch.randn(k, p)
-        opt.step(params, grads.clone(), 0.05, torch.tensor(active, dtype=torch.bool))  # it may overwrite grads
+        opt.step(
+            params, grads.clone(), 0.05, torch.tensor(active, dtype=torch.bool)
+        )  # it may overwrite grads
         for i, on in enumerate(active):
             if on:
                 copies[i].grad = grads[i].clone()
