@@ -39,7 +39,9 @@ def build():
     from psl_core.models import build_model
 
     torch.manual_seed(0)
-    return build_model("resnet20", input_shape=SHAPE, num_classes=10, cut=CUT, client_norm="group", server_norm="batch")
+    return build_model(
+        "resnet20", input_shape=SHAPE, num_classes=10, cut=CUT, client_norm="group", server_norm="batch"
+    )
 
 
 def data(k: int, b: int, steps: int):
@@ -118,7 +120,9 @@ def one_cell(method: str, paradigm: str, k: int, b: int, steps: int) -> dict:
         from psl_core.paradigms.stacked import StackedCopies, StackedOptimizer
 
         stacked = StackedCopies(model, k)
-        opt = StackedOptimizer("sgd", tuple(stacked.params.shape), momentum=0.9, weight_decay=5e-4, device="cpu")
+        opt = StackedOptimizer(
+            "sgd", tuple(stacked.params.shape), momentum=0.9, weight_decay=5e-4, device="cpu"
+        )
         stacked_round(model, stacked, opt, x, y)  # warm-up round: allocation
         start = time.perf_counter()
         stacked_round(model, stacked, opt, x, y)
@@ -133,7 +137,18 @@ def one_cell(method: str, paradigm: str, k: int, b: int, steps: int) -> dict:
 
 def run_cell(method, paradigm, k, b, steps) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--cell", method, paradigm, str(k), "--batch", str(b), "--steps", str(steps)],
+        [
+            sys.executable,
+            __file__,
+            "--cell",
+            method,
+            paradigm,
+            str(k),
+            "--batch",
+            str(b),
+            "--steps",
+            str(steps),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -142,7 +157,9 @@ def run_cell(method, paradigm, k, b, steps) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", default="16,128,1024")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=2)
