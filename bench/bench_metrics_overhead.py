@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.worker import FLUSH_INTERVAL_S, StoreSink  # noqa: E402
+from app.worker.loop import FLUSH_INTERVAL_S, StoreSink  # noqa: E402
 from psl_core.config import ExperimentConfig, apply_overrides  # noqa: E402
 from psl_core.engine import PSLTrainer, Sink, build_experiment  # noqa: E402
 from storage import Store  # noqa: E402

@@ -79,13 +79,14 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from app.compare import align_series, config_diff, summary_table
-    from app.run_table import accuracy_by_run, filter_runs, runs_frame
-    from app.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-    from app.ui_common import COMPARE_RUNS, SELECTED_RUN
+    from app.settings import get_settings
+    from app.ui.views.compare import align_series, config_diff, summary_table
+    from app.ui.views.run_table import accuracy_by_run, filter_runs, runs_frame
+    from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
+    from app.ui.widgets import COMPARE_RUNS, SELECTED_RUN
     from storage import Store
 
-    store = Store()
+    store = Store(get_settings().database_url)
     t_fill, (big, other) = timed(lambda: populate(store))
     print(f"populated {N_RUNS} runs + {N_POINTS:,}-step series in {t_fill:.1f}s ({home})")
     rows = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.charts_metrics import CHART_WIDTH_POINTS, metric_chart
-from app.compare import (
+from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart
+from app.ui.views.compare import (
     METRICS,
     X_AXES,
     align_series,
@@ -17,9 +17,9 @@ from app.compare import (
     summary_table,
     to_csv_bytes,
 )
-from app.run_table import run_label
-from app.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui_common import COMPARE_RUNS, get_store
+from app.ui.views.run_table import run_label
+from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
+from app.ui.widgets import COMPARE_RUNS, get_store
 
 st.title("Compare runs")
 store = get_store()

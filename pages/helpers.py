@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import helpers_view as hv
-from app.helpers_charts import gantt_chart
+from app.ui.charts.helpers import gantt_chart
+from app.ui.views import helpers as hv
 from psl_core.helpers import SOLVERS, HelperInputError
 
 INSTANCE = "helpers_instance"  # session keys: the current instance, the last solver runs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app import charts_learn, learn, learn_split
+from app.ui.charts import learn as charts_learn
+from app.ui.views import learn, learn_split
 from psl_core.data import PartitionError
 from psl_core.devices import StragglerModel, StragglerSpec, load_catalog
 from psl_core.models import ARCHITECTURES, block_names_for

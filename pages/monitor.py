@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.charts_metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
-from app.compare import METRICS, X_AXES, align_series, smooth
-from app.run_table import run_label
-from app.series import FIRST_LOAD_POINTS, SeriesCache, downsample
-from app.ui_common import SELECTED_RUN, get_store
+from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
+from app.ui.views.compare import METRICS, X_AXES, align_series, smooth
+from app.ui.views.run_table import run_label
+from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
+from app.ui.widgets import SELECTED_RUN, get_store
 
 st.title("Live monitor")
 store = get_store()
@@ -103,8 +103,8 @@ st.subheader("Client timeline")
 if not st.toggle("Show client timeline", key="monitor_timeline"):
     st.caption("Off: turn on to replay this run's epoch plans (takes a few seconds the first time).")
     st.stop()
-# Imported here, not at the top: app.timeline pulls in the engine (torch), seconds on a cold process.
-from app.timeline import RunTimeline, idle_summary  # noqa: E402
+# Imported here, not at the top: app.ui.views.timeline pulls in the engine (torch), seconds on a cold process.
+from app.ui.views.timeline import RunTimeline, idle_summary  # noqa: E402
 
 st.caption(
     "Rebuilt from the run's config by replaying the engine's epoch plans (planning only, no training): "

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts_preview as charts
-from app import previews
-from app.form import load_config_into_form, render_config_form
-from app.presets import PRESET_HELP, PRESETS, preset_config
-from app.runs import ensure_worker, submit, submit_sweep
-from app.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
-from app.ui_common import PREFILL_CONFIG, get_store, open_page
-from app.worker import psl_home
+from app.runs import submit, submit_sweep
+from app.ui.charts import preview as charts
+from app.ui.form import load_config_into_form, render_config_form
+from app.ui.views import previews
+from app.ui.views.presets import PRESET_HELP, PRESETS, preset_config
+from app.ui.views.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
+from app.ui.widgets import PREFILL_CONFIG, ensure_worker, get_store, open_page
 from psl_core.config import ConfigError, ExperimentConfig
 from psl_core.data import DATASETS, load_dataset, partition_labels
 from psl_core.models import profile_arch
@@ -117,7 +116,7 @@ def show_previews(config: ExperimentConfig) -> None:
         st.altair_chart(charts.device_mix_chart(mix), width="stretch")
         st.dataframe(mix, hide_index=True, width="stretch")
         st.altair_chart(charts.step_time_chart(sched.curves), width="stretch")
-        st.caption("Expected times use the analytic time model (SPEC §4): persistent stragglers included, "
+        st.caption("Expected times use the analytic time model (methods §4): persistent stragglers included, "
                    "transient slowdowns not (they are random per step).")  # fmt: skip
 
 
@@ -125,9 +124,13 @@ def show_launch(config: ExperimentConfig | None) -> None:
     tags = st.text_input("Tags (comma-separated)", key="ne:tags")
     tag_list = [t.strip() for t in tags.split(",") if t.strip()]
     if st.button("Launch", type="primary", disabled=config is None, key="ne:launch") and config is not None:
-        run_id = submit(get_store(), config, tags=tag_list)
-        ensure_worker(psl_home())
-        st.session_state[LAUNCHED] = [run_id]
+        try:
+            run_id = submit(get_store(), config, tags=tag_list)
+        except ConfigError as err:
+            st.error(f"Nothing was queued: {err}")
+        else:
+            ensure_worker()
+            st.session_state[LAUNCHED] = [run_id]
     with st.expander("Sweep builder (grid × seeds)"):
         grid_text = st.text_area("Grid: one 'field.path: value1, value2' per line", key="ne:sweep_grid",
                                  placeholder="sampling.method: ugs, fls, fpls\nsampling.batch_size: 64, 128")  # fmt: skip
@@ -148,7 +151,7 @@ def show_launch(config: ExperimentConfig | None) -> None:
             except ConfigError as err:
                 st.error(f"Nothing was queued: {err}")
             else:
-                ensure_worker(psl_home())
+                ensure_worker()
                 st.session_state[LAUNCHED] = ids
     launched = st.session_state.get(LAUNCHED)
     if launched:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.run_table import accuracy_by_run, all_tags, filter_runs, run_label, runs_frame
-from app.ui_common import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN, get_store, open_page, page_path
+from app.ui.views.run_table import accuracy_by_run, all_tags, filter_runs, run_label, runs_frame
+from app.ui.widgets import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN, get_store, open_page, page_path
 from storage import RUN_STATUSES
 
 PAGES = Path(__file__).resolve().parent

@@ -255,7 +255,7 @@ class ExperimentConfig(_Section):
     def _consistent(self) -> ExperimentConfig:
         self._check_paradigm()  # first: its advice (e.g. "no cut2 here") outranks PSL-only advice
         if self.sampling.method == "centralised" and self.partition.num_clients != 1:
-            # Centralised reference = one client holding everything (SPEC §2); say so instead of guessing.
+            # Centralised reference = one client holding everything (methods §2); say so instead of guessing.
             raise ValueError(
                 "sampling.method 'centralised' is the K = 1 reference: set partition.num_clients to 1 "
                 f"(it is {self.partition.num_clients})"
@@ -318,14 +318,27 @@ class ConfigError(ValueError):
     """A config that does not validate; the message names each field, value and what is allowed."""
 
 
-def format_validation_error(err: ValidationError) -> str:
+def format_problem_lines(problems: list[tuple[str, str, Any]]) -> str:
+    """The ConfigError text: a header, then ``- path: message (got value)`` per problem."""
     lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(config)"
-        value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"- {loc}: {e['msg']}{shown}")
+    for path, message, value in problems:
+        shown = "" if value is None or isinstance(value, (dict, list)) else f" (got {_short_repr(value)})"
+        lines.append(f"- {path or '(config)'}: {message}{shown}")
     return "invalid experiment config:\n" + "\n".join(lines)
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_validation_error(err: ValidationError) -> str:
+    return format_problem_lines(
+        [
+            (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "), e.get("input"))
+            for e in err.errors()
+        ]
+    )
 
 
 def parse_config(data: dict[str, Any]) -> ExperimentConfig:

@@ -47,13 +47,19 @@ def read_config_dict(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config_file(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load and validate a config file, applying ``--set key=value`` overrides first."""
-    data = read_config_dict(path)
+def apply_override_strings(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``--set key=value`` strings to a config dict (in place; returned for chaining)."""
     for item in overrides or []:
         key, value = parse_override(item)
         set_path(data, key, value)
-    return parse_config(data)
+    return data
+
+
+def load_config_file(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a config file and validate its schema, applying ``--set key=value`` overrides first.
+
+    (The full checks, incl. data and devices, are psl_core.validation.validate_config.)"""
+    return parse_config(apply_override_strings(read_config_dict(path), overrides))
 
 
 def config_to_yaml(config: ExperimentConfig) -> str:

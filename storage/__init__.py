@@ -4,7 +4,7 @@ This package is the only code that talks SQL. It never imports ``psl_core``, ``a
 configs arrive here as plain, already validated JSON dicts.
 """
 
-from storage.db import database_url, dispose_engine, get_engine, init_db
+from storage.db import dispose_engine, get_engine, init_db, redacted_url
 from storage.records import CheckpointRecord, EventRecord, RunRecord, StoreValueError, SweepRecord
 from storage.store import Store
 from storage.tables import EVENT_LEVELS, FINAL_STATUSES, RUN_STATUSES
@@ -19,8 +19,8 @@ __all__ = [
     "Store",
     "StoreValueError",
     "SweepRecord",
-    "database_url",
     "dispose_engine",
     "get_engine",
     "init_db",
+    "redacted_url",
 ]

@@ -27,18 +27,14 @@ _migrated: set[tuple[int, str]] = set()
 _lock = threading.Lock()
 
 
-def database_url() -> str:
-    """The configured database URL.
+def redacted_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    from sqlalchemy.engine import make_url
 
-    ``$PSL_DATABASE_URL`` if set, else a SQLite file ``psl.db`` in ``$PSL_HOME`` (default
-    ``~/.psl-studio``); the directory is created.
-    """
-    url = os.environ.get("PSL_DATABASE_URL", "").strip()
-    if url:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL has no password we could find
         return url
-    home = Path(os.environ.get("PSL_HOME") or Path.home() / ".psl-studio").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'psl.db'}"
 
 
 def is_sqlite(url: str) -> bool:
@@ -64,9 +60,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """A shared engine for ``url`` (default: :func:`database_url`), one per URL and process."""
-    url = url or database_url()
+def get_engine(url: str) -> Engine:
+    """A shared engine for ``url``, one per URL and process."""
+    if not url:
+        raise ValueError(
+            "a database URL is needed (the application resolves it from PSL_DATABASE_URL / PSL_HOME)"
+        )
     key = (os.getpid(), url)  # an engine inherited through fork must not share its sockets
     with _lock:
         engine = _engines.get(key)
@@ -134,7 +133,7 @@ def migration_connection(connection: Connection) -> Iterator[Connection]:
                 connection.invalidate()  # never hand a connection without foreign keys back to the pool
 
 
-def init_db(url: str | None = None, *, revision: str = "head") -> str:
+def init_db(url: str, *, revision: str = "head") -> str:
     """Create or upgrade the database at ``url`` to ``revision`` (default: the newest); returns the URL.
 
     Safe to call repeatedly and from several processes at once: the upgrade runs under the SQLite
@@ -142,7 +141,6 @@ def init_db(url: str | None = None, *, revision: str = "head") -> str:
     """
     from alembic import command
 
-    url = url or database_url()
     key = (os.getpid(), url)
     if revision == "head" and key in _migrated:
         return url

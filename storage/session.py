@@ -10,7 +10,7 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from storage.db import database_url, get_engine, init_db, is_sqlite, write_engine
+from storage.db import get_engine, init_db, is_sqlite, redacted_url, write_engine
 
 T = TypeVar("T")
 
@@ -46,15 +46,15 @@ def retry_transient(attempt: Callable[[], T], *, budget_s: float = RETRY_BUDGET_
 class StoreBase:
     """Engine handling shared by the run and metric parts of :class:`storage.Store`."""
 
-    def __init__(self, url: str | None = None, *, migrate: bool = True) -> None:
-        """Open the store at ``url`` (default: ``storage.db.database_url()``), migrating it unless told not to."""
-        self.url = init_db(url) if migrate else (url or database_url())
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        """Open the store at ``url`` (any SQLAlchemy URL), migrating it unless told not to."""
+        self.url = init_db(url) if migrate else url
         self._engine = get_engine(self.url)
         self._write_engine = write_engine(self._engine)
         self.is_sqlite = is_sqlite(self.url)
 
     def __repr__(self) -> str:
-        return f"Store({self._engine.url!r})"  # the engine's repr hides the password
+        return f"Store({redacted_url(self.url)!r})"
 
     def _write(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)`` in one write transaction (committed), retrying lock contention."""

@@ -14,6 +14,6 @@ from storage.store_runs import RunStore
 class Store(RunStore, MetricStore):
     """Runs, the run queue, sweeps, metrics, events and checkpoints in one database.
 
-    ``Store(url=None, migrate=True)``: ``url`` defaults to ``storage.db.database_url()``; with
-    ``migrate`` the database is created / upgraded to the newest schema first.
+    ``Store(url, migrate=True)``: ``url`` is any SQLAlchemy URL (the application resolves it in
+    app/settings.py); with ``migrate`` the database is created / upgraded to the newest schema first.
     """

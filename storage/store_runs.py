@@ -275,6 +275,17 @@ class RunStore(StoreBase):
 
         self._write(work)
 
+    def release_run(self, run_id: int, worker_id: str) -> bool:
+        """A worker that shuts down hands its run back to the queue (False if it no longer owned it).
+
+        The run keeps its attempts, metrics and checkpoints, so the next worker resumes it."""
+        statement = (
+            update(Run)
+            .where(Run.id == run_id, Run.worker_id == worker_id, Run.status == "running")
+            .values(status="queued", worker_id=None, heartbeat_at=None)
+        )
+        return self._write(lambda session: session.execute(statement).rowcount == 1)
+
     # ---- sweeps -----------------------------------------------------------------------------------
 
     def create_sweep(self, name: str, spec: dict) -> int:

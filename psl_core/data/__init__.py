@@ -1,4 +1,4 @@
-"""Datasets, augmentation and non-IID partitions (SPEC §3)."""
+"""Datasets, augmentation and non-IID partitions (methods §3)."""
 
 from psl_core.data.datasets import (
     DATASETS,
@@ -6,6 +6,7 @@ from psl_core.data.datasets import (
     DatasetInfo,
     DatasetNotFoundError,
     clear_memory_cache,
+    configure_data_paths,
     load_dataset,
     stratified_subset,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "partition_labels",
     "augment_images",
     "clear_memory_cache",
+    "configure_data_paths",
     "load_dataset",
     "stratified_subset",
 ]

@@ -15,7 +15,7 @@ import torch
 
 from psl_core.data import sources
 from psl_core.data.catalog import DATASETS, DatasetInfo, DatasetNotFoundError
-from psl_core.data.sources import psl_home, stratified_subset
+from psl_core.data.sources import configure_data_paths, stratified_subset
 from psl_core.data.transforms import channel_stats, normalise
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
     "DatasetNotFoundError",
     "clear_memory_cache",
     "load_dataset",
-    "psl_home",
+    "configure_data_paths",
     "stratified_subset",
 ]
 

@@ -1,4 +1,4 @@
-"""One small class per non-IID partition scheme (flwr-datasets style; SPEC §3).
+"""One small class per non-IID partition scheme (flwr-datasets style; methods §3).
 
 Every scheme turns (labels, K, C, rng) into an ``owner`` array: owner[i] is the client holding
 sample i. Representing a partition by its owner array makes "disjoint and complete" true by

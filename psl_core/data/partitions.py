@@ -1,4 +1,4 @@
-"""Public partition API: `partition_labels` and the `PARTITION_SCHEMES` catalogue (SPEC §3).
+"""Public partition API: `partition_labels` and the `PARTITION_SCHEMES` catalogue (methods §3).
 
 All schemes are seeded, disjoint and complete: every training sample belongs to exactly one client.
 """

@@ -51,25 +51,41 @@ class RawSplits:
     std: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def psl_home() -> Path:
-    """$PSL_HOME, default ~/.psl-studio."""
-    return Path(os.environ.get("PSL_HOME") or Path.home() / ".psl-studio")
+@dataclass
+class DataPaths:
+    """Where dataset files are searched besides a config's ``data.data_dir``, and where generated
+    datasets are cached. psl_core never reads the environment: the application (or a notebook)
+    sets these with :func:`configure_data_paths`; by default nothing extra is searched and
+    generated data is kept in memory only."""
+
+    data_dirs: list[Path] = field(default_factory=list)
+    cache_dir: Path | None = None
+
+
+DATA_PATHS = DataPaths()
+
+
+def configure_data_paths(data_dirs=(), cache_dir: str | Path | None = None) -> None:
+    """Extra dataset folders (searched after ``data.data_dir``) and the cache folder (or None)."""
+    DATA_PATHS.data_dirs = [Path(d).expanduser() for d in data_dirs]
+    DATA_PATHS.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
 
 
 def _candidate_dirs(data_dir: str | None, subfolder: str, system_dir: Path | None = None) -> list[Path]:
     dirs: list[Path] = []
     if data_dir:
         dirs += [Path(data_dir), Path(data_dir) / subfolder]
-    env_dir = os.environ.get("PSL_DATA_DIR")
-    if env_dir:
-        dirs += [Path(env_dir) / subfolder, Path(env_dir)]
+    for extra in DATA_PATHS.data_dirs:
+        dirs += [extra / subfolder, extra]
     if system_dir is not None:
         dirs.append(system_dir)
     return list(dict.fromkeys(dirs))  # unique, order kept
 
 
 def _not_found(name: str, looked: list[Path], wanted: list[str]) -> DatasetNotFoundError:
-    where = "\n".join(f"  - {d}" for d in looked) or "  (nowhere: no data_dir given and $PSL_DATA_DIR unset)"
+    where = (
+        "\n".join(f"  - {d}" for d in looked) or "  (nowhere: no data.data_dir given and PSL_DATA_DIR unset)"
+    )
     return DatasetNotFoundError(
         f"Dataset {name!r} not found. Looked for {', '.join(wanted)} in:\n{where}\n"
         f"How to get it: {DATASETS[name].how_to_get}"
@@ -188,17 +204,22 @@ def mnist1d_generation_args() -> dict:
     return args
 
 
-def mnist1d_cache_path(args: dict) -> Path:
-    """Cache file for one set of generation args: $PSL_HOME/cache/mnist1d-<hash of args>.npz."""
+def mnist1d_cache_path(args: dict) -> Path | None:
+    """Cache file for one set of generation args: <cache dir>/mnist1d-<hash of args>.npz (None: no cache)."""
+    if DATA_PATHS.cache_dir is None:
+        return None
     # The package version is part of the key: another generator version may give other data.
     keyed = {**args, "mnist1d_version": importlib.metadata.version("mnist1d")}
     digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-    return psl_home() / "cache" / f"mnist1d-{digest}.npz"
+    return DATA_PATHS.cache_dir / f"mnist1d-{digest}.npz"
 
 
 def load_mnist1d(args: dict) -> RawSplits:
     path = mnist1d_cache_path(args)
-    if not path.is_file():
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            x, y, x_test, y_test = (stored[k] for k in ("x", "y", "x_test", "y_test"))
+    else:
         from mnist1d.data import make_dataset
         from mnist1d.utils import ObjectView
 
@@ -210,17 +231,22 @@ def load_mnist1d(args: dict) -> RawSplits:
         finally:
             np.random.set_state(np_state)
             random.setstate(py_state)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(
-            tmp, x=generated["x"].astype(np.float32), y=generated["y"].astype(np.int64),
-            x_test=generated["x_test"].astype(np.float32), y_test=generated["y_test"].astype(np.int64),
-            args=json.dumps(args, sort_keys=True),
-        )  # fmt: skip
-        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
-    with np.load(path) as stored:
-        x, y, x_test, y_test = (stored[k] for k in ("x", "y", "x_test", "y_test"))
+        x, y = generated["x"].astype(np.float32), generated["y"].astype(np.int64)
+        x_test, y_test = generated["x_test"].astype(np.float32), generated["y_test"].astype(np.int64)
+        if path is not None:
+            _write_cache(path, x=x, y=y, x_test=x_test, y_test=y_test, args=json.dumps(args, sort_keys=True))
     return RawSplits(x[:, None, :], y, x_test[:, None, :], y_test, [str(d) for d in range(10)])
+
+
+def _write_cache(path: Path, **arrays) -> None:
+    """Atomic write (a concurrent reader never sees half a file); a cache that cannot be written is skipped."""
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def load_synthetic() -> RawSplits:

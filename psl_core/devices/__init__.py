@@ -1,4 +1,4 @@
-"""Devices, network, stragglers and the analytic time model (SPEC section 4).
+"""Devices, network, stragglers and the analytic time model (methods §4).
 
 ``catalog``: measured and custom device profiles; ``stragglers``: seeded slowdowns; ``timing``: the
 simulated time of synchronous PSL steps; ``advisor``: the per-device cut that minimises step time.

@@ -1,7 +1,7 @@
 """Split advisor: per device, the cut that minimises the expected step time within its memory budget.
 
 Expected step time of a device at a cut, for ``samples_per_step`` samples and no straggling (the
-SPEC section 4 model, one client alone):
+methods §4 model, one client alone):
 
     compute_s  = n * F_client * 3 / device_speed + n * F_server * 3 / server_speed
     transfer_s = n * (up_bytes * 8 / up_bps + down_bytes * 8 / down_bps) + 2 * latency

@@ -2,7 +2,7 @@
 
 The six measured devices are calibrated from the full-model totals of ``profiles/devices.csv``
 (Tirana et al., INFOCOM 2024; source and licence in ``profiles/README.md``). Throughput is the
-*effective training* rate: FLOPs of forward + backward (taken as 3 x forward FLOPs, SPEC section 4)
+*effective training* rate: FLOPs of forward + backward (taken as 3 x forward FLOPs, methods §4)
 per second, i.e. what the device actually achieved on the profiled model, not a datasheet peak.
 Links and memory were not measured by the source: the defaults below are ASSUMED and say so in
 each profile's ``source`` so the UI can show it.
@@ -17,7 +17,7 @@ from functools import lru_cache
 from psl_core.devices.measured import PROFILED_BATCH, load_measured_devices
 
 DEVICE_ROLES = ("client", "helper", "server", "custom")
-# Forward + backward of one sample costs ~3 forward passes (backward ~ 2 x forward, SPEC section 4).
+# Forward + backward of one sample costs ~3 forward passes (backward ~ 2 x forward, methods §4).
 TRAIN_TO_FORWARD_FLOPS = 3.0
 MBIT = 1e6
 GIB = 1024**3

@@ -1,4 +1,4 @@
-"""Seeded straggler model: persistent slow clients and transient per-step slowdowns (SPEC section 4).
+"""Seeded straggler model: persistent slow clients and transient per-step slowdowns (methods §4).
 
 A slowdown factor s >= 1 multiplies a client's compute time at one step. It is the product of
   * a persistent factor: exactly round_half_up(persistent_fraction * K) clients, chosen once per run

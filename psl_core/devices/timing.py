@@ -1,4 +1,4 @@
-"""Analytic simulated time of synchronous PSL steps (SPEC section 4); nothing ever sleeps.
+"""Analytic simulated time of synchronous PSL steps (methods §4); nothing ever sleeps.
 
 Client k at step t, with b = b[t, k] > 0 samples and slowdown s = s[t, k] >= 1:
 
@@ -6,7 +6,7 @@ Client k at step t, with b = b[t, k] > 0 samples and slowdown s = s[t, k] >= 1:
         + b * up_bytes_k * 8 / up_bps_k + b * down_bytes_k * 8 / down_bps_k   (activations up, grads down)
         + 2 * latency_k                                             (one message each way)
 
-This is SPEC's ``2 * b * act_bytes * 8 / bw`` with separate up/down links and byte counts. The
+This is the methods' (§4) ``2 * b * act_bytes * 8 / bw`` with separate up/down links and byte counts. The
 synchronous step time is max over ACTIVE clients of t_k plus the server compute of the global batch,
 sum_k b_k * F_server,k * 3 / server_speed (F per client because per-client cuts move blocks between
 client and server). Per-client cuts therefore change cost, never the arithmetic of training.

@@ -1,13 +1,18 @@
-"""The PSL training engine (SPEC §1, §4): plan an epoch, train it, report through a sink."""
+"""The PSL training engine (methods §1, §4): plan an epoch, train it, report through a sink."""
 
 from psl_core.engine.plan import EpochPlan, EpochPlanner, steps_per_epoch
 from psl_core.engine.setup import (
     ExperimentSetup,
+    SystemParts,
     assign_client_groups,
     build_client_system_for,
     build_experiment,
     build_stragglers,
     device_catalog,
+    experiment_dataset,
+    experiment_partition,
+    experiment_system,
+    resolve_torch_device,
 )
 from psl_core.engine.sinks import (
     EPOCH_FIELDS,
@@ -33,6 +38,7 @@ __all__ = [
     "EpochPlan",
     "EpochPlanner",
     "ExperimentSetup",
+    "SystemParts",
     "FanoutSink",
     "MemorySink",
     "PSLTrainer",
@@ -45,6 +51,10 @@ __all__ = [
     "build_experiment",
     "build_stragglers",
     "device_catalog",
+    "experiment_dataset",
+    "experiment_partition",
+    "experiment_system",
+    "resolve_torch_device",
     "learning_rate",
     "run_experiment",
     "steps_per_epoch",

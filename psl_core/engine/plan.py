@@ -1,7 +1,7 @@
 """One epoch's plan, computed before its first step: who sends how many samples, which samples,
 the batch deviation of every step and the simulated time of every step — all vectorised.
 
-Because the server only ever needs counts (SPEC §2), the whole epoch can be planned up front; the
+Because the server only ever needs counts (methods §2), the whole epoch can be planned up front; the
 training loop then just walks the plan. Plans are a pure function of (config, seed, epoch, the
 sampler state at the start of the epoch), which is what makes mid-epoch resume exact.
 """
@@ -31,7 +31,7 @@ _STREAM_SCHEDULE, _STREAM_STRAGGLERS = 1, 2
 
 
 def helper_timing(timing: EpochTiming, counts: CountMatrix, slowdown: np.ndarray, helpers) -> EpochTiming:
-    """Replace the one-server step times by the makespans of the helpers' schedules (SPEC §4, §5)."""
+    """Replace the one-server step times by the makespans of the helpers' schedules (methods §4, §5)."""
     makespan, busy, completion = step_makespans(
         helpers.costs,
         helpers.assignment,
@@ -78,7 +78,7 @@ class EpochPlan:
 def steps_per_epoch(
     method: str, client_sizes: np.ndarray, batch_size: int, per_client_batch: int | None
 ) -> int:
-    """T of SPEC §2 without drawing anything: FLS/FPLS max_k ceil(N_k/b_k), else ceil(N/B)."""
+    """T of methods §2 without drawing anything: FLS/FPLS max_k ceil(N_k/b_k), else ceil(N/B)."""
     sizes = np.asarray(client_sizes)
     n, k = int(sizes.sum()), len(sizes)
     if method in ("fls", "fpls"):

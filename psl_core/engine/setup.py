@@ -48,7 +48,7 @@ class ExperimentSetup:
     profile: ModelProfile
     cut: int
     cut2: int | None
-    client_cut_summaries: list[CutSummary]  # per client: its own cut (cost only, SPEC §4)
+    client_cut_summaries: list[CutSummary]  # per client: its own cut (cost only, methods §4)
     client_device_ids: list[str]
     system: ClientSystem
     stragglers: StragglerModel
@@ -95,28 +95,57 @@ def assign_client_groups(groups: list[ClientGroup], num_clients: int, seed: int)
     return np.random.default_rng([seed, 17]).permutation(labels)
 
 
+def experiment_dataset(config: ExperimentConfig) -> Dataset:
+    """The run's data (train/test limits and seed applied); raises DatasetNotFoundError or ValueError."""
+    d = config.data
+    return load_dataset(
+        d.dataset, data_dir=d.data_dir, train_limit=d.train_limit, test_limit=d.test_limit, seed=config.seed
+    )
+
+
+def experiment_partition(config: ExperimentConfig, labels: np.ndarray, num_classes: int) -> Partition:
+    """The run's non-IID partition of ``labels``; raises PartitionError (a ValueError) if infeasible."""
+    p = config.partition
+    return partition_labels(
+        labels, p.num_clients, p.scheme, num_classes=num_classes, seed=config.seed, **p.scheme_params()
+    )
+
+
+@dataclass(frozen=True)
+class SystemParts:
+    """The simulated deployment of a run: per-client devices and cut costs, stragglers, helpers."""
+
+    system: ClientSystem
+    group_of: np.ndarray
+    client_cut_summaries: list[CutSummary]
+    client_device_ids: list[str]
+    stragglers: StragglerModel
+    helpers: HelperPlan | None
+
+
+def experiment_system(
+    config: ExperimentConfig, profile: ModelProfile, cut: int, cut2: int | None, client_sizes: np.ndarray
+) -> SystemParts:
+    """Devices, links, per-client cuts, stragglers and helpers of ``config``; raises ValueError."""
+    catalog = device_catalog(config)
+    system, group_of, summaries = build_client_system_for(config, profile, cut2, catalog)
+    device_ids = [config.system.clients[i].device for i in group_of]
+    helpers = None
+    if config.system.helpers.num_helpers:
+        helpers = build_helper_plan(config, profile, cut, cut2, system, catalog, client_sizes)
+    return SystemParts(system, group_of, summaries, device_ids, build_stragglers(config), helpers)
+
+
 def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None) -> ExperimentSetup:
-    """Build data, partition, model, per-client cut costs and the device system of ``config``."""
+    """Build data, partition, model, per-client cut costs and the device system of ``config``.
+
+    psl_core.validation.check runs the same stages (without building the model) so that a config it
+    accepts builds here."""
     torch.manual_seed(config.seed)
     device = resolve_torch_device(config.training.device)
-    d = config.data
     if dataset is None:
-        dataset = load_dataset(
-            d.dataset,
-            data_dir=d.data_dir,
-            train_limit=d.train_limit,
-            test_limit=d.test_limit,
-            seed=config.seed,
-        )
-    p = config.partition
-    partition = partition_labels(
-        dataset.y_train.numpy(),
-        p.num_clients,
-        p.scheme,
-        num_classes=dataset.num_classes,
-        seed=config.seed,
-        **p.scheme_params(),
-    )
+        dataset = experiment_dataset(config)
+    partition = experiment_partition(config, dataset.y_train.numpy(), dataset.num_classes)
     m = config.model
     model = build_model(
         m.arch,
@@ -132,14 +161,7 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
     if cut2 is not None and cut2 <= cut:
         raise ValueError(f"model.cut2 ({cut2}) must come after model.cut ({cut}) for U-shaped PSL")
     profile = profile_model(model)
-
-    catalog = device_catalog(config)
-    system, group_of, summaries = build_client_system_for(config, profile, cut2, catalog)
-    device_ids = [config.system.clients[i].device for i in group_of]
-    stragglers = build_stragglers(config)
-    helpers = None
-    if config.system.helpers.num_helpers:
-        helpers = build_helper_plan(config, profile, cut, cut2, system, catalog, partition.sizes)
+    parts = experiment_system(config, profile, cut, cut2, partition.sizes)
     return ExperimentSetup(
         config,
         dataset,
@@ -148,12 +170,12 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
         profile,
         cut,
         cut2,
-        summaries,
-        device_ids,
-        system,
-        stragglers,
+        parts.client_cut_summaries,
+        parts.client_device_ids,
+        parts.system,
+        parts.stragglers,
         device,
-        helpers,
+        parts.helpers,
     )
 
 
@@ -161,7 +183,7 @@ def build_client_system_for(
     config: ExperimentConfig, profile: ModelProfile, cut2: int | None, catalog: dict[str, DeviceProfile]
 ) -> tuple[ClientSystem, np.ndarray, list[CutSummary]]:
     """The per-client time model of ``config``: (system, group index of each client, per-client cut
-    summaries). Each group's own cut changes cost only (SPEC §4); links default to the device's."""
+    summaries). Each group's own cut changes cost only (methods §4); links default to the device's."""
     groups = config.system.clients
     for g in groups:
         if g.device not in catalog:
@@ -227,7 +249,7 @@ def build_helper_plan(config, profile, cut, cut2, system, catalog, sizes) -> Hel
     speed = system.speed_flops
     costs = HelperCosts(
         part1_fwd=f1 / speed,
-        part1_bwd=2 * f1 / speed,  # backward ≈ 2 × forward (SPEC §4)
+        part1_bwd=2 * f1 / speed,  # backward ≈ 2 × forward (methods §4)
         part3_train=3 * f3 / speed,
         up1=act1 / system.up_bps,
         down1=act1 / system.down_bps,

@@ -1,4 +1,4 @@
-"""The PSL training engine: one readable loop over pre-planned epochs (SPEC §1).
+"""The PSL training engine: one readable loop over pre-planned epochs (methods §1).
 
 Per step the client part runs ONCE on the concatenated global batch — no loop over clients. With a
 per-sample client normalisation this is exactly one centralised SGD step on that batch; the split

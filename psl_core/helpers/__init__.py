@@ -1,4 +1,4 @@
-"""Workflow optimisation with helper servers (SPEC §5; Tirana et al., INFOCOM 2024).
+"""Workflow optimisation with helper servers (methods §5; Tirana et al., INFOCOM 2024).
 
 K clients train a U-shaped three-part model; part-2 runs on one of H helpers. Choose each client's
 helper (memory permitting) and each helper's task order to minimise the batch makespan.

@@ -38,7 +38,7 @@ class CheckReport:
 def check_schedule(
     instance: HelperInstance, schedule: Schedule, reported_makespan: float | None = None, tol: float = 1e-6
 ) -> CheckReport:
-    """Check every rule of SPEC §5 and recompute the makespan; ``tol`` is relative to the horizon."""
+    """Check every rule of methods §5 and recompute the makespan; ``tol`` is relative to the horizon."""
     k, h = instance.num_clients, instance.num_helpers
     out: list[tuple[str, str]] = []
     helper = np.asarray(schedule.helper)

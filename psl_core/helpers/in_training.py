@@ -1,6 +1,6 @@
 """Helpers inside a training run: the simulated step time becomes the makespan of a helper schedule.
 
-With H helpers the model is U-shaped (SPEC §5): part-1 and part-3 on the client, part-2 on the
+With H helpers the model is U-shaped (methods §5): part-1 and part-3 on the client, part-2 on the
 client's helper. Once per run the chosen solver assigns clients to helpers for a nominal batch
 (each client's expected share of B); then, for every step, each helper sequences the tasks of its
 active clients — with that step's batch sizes and straggler slowdowns — by a list rule (FCFS for

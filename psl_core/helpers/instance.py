@@ -1,4 +1,4 @@
-"""The helper-scheduling problem of SPEC §5: one batch of K clients served by H helpers.
+"""The helper-scheduling problem of methods §5: one batch of K clients served by H helpers.
 
 Times are milliseconds, memory is MB (MiB). Every per-client quantity that depends on the link to
 the helper is a (K, H) array, so a client's release, gap and tail may differ by helper.
@@ -17,7 +17,7 @@ class HelperInputError(ValueError):
 
 @dataclass(frozen=True)
 class HelperInstance:
-    """One batch of the U-shaped three-part workflow (SPEC §5).
+    """One batch of the U-shaped three-part workflow (methods §5).
 
     Per client j and helper h: ``release[j,h]`` = part-1 fwd on the client + upload of cut-1
     activations; ``p_fwd``/``p_bwd`` = helper part-2 forward / backward(+update) time; ``gap`` =
@@ -108,6 +108,6 @@ class Schedule:
 
 
 def schedule_makespan(instance: HelperInstance, schedule: Schedule) -> float:
-    """Makespan of a schedule = max_j (end of j's backward task + tail[j, helper]) (SPEC §5)."""
+    """Makespan of a schedule = max_j (end of j's backward task + tail[j, helper]) (methods §5)."""
     idx = np.arange(instance.num_clients)
     return float(np.max(schedule.bwd_end + instance.tail[idx, schedule.helper]))

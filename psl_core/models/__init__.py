@@ -1,4 +1,4 @@
-"""Split-able models (ordered lists of named blocks) and their measured cost profiles (SPEC section 1)."""
+"""Split-able models (ordered lists of named blocks) and their measured cost profiles (methods §1)."""
 
 from psl_core.models.norms import NORM_KINDS, InvalidNormError, SegmentBatchNorm, group_count, make_norm
 from psl_core.models.profile import (

@@ -3,7 +3,7 @@
 In parallel split learning every client normalises its own mini-batch. The simulator runs the client
 part once on the concatenated global batch, so a client-side BatchNorm must compute its statistics per
 client *segment* of that batch. :class:`SegmentBatchNorm` does this in one vectorised pass (segment
-sums with ``index_add``), never with a Python loop over clients (SPEC section 1).
+sums with ``index_add``), never with a Python loop over clients (methods §1).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The model zoo: split-able networks built as ordered lists of named blocks.
 
 A cut index ``c`` puts blocks ``[0, c)`` on the client and ``[c, L)`` on the server; a U-shaped model
-adds ``cut2``: blocks ``[cut2, L)`` (head and loss) run back on the client (SPEC section 1). Client
+adds ``cut2``: blocks ``[cut2, L)`` (head and loss) run back on the client (methods §1). Client
 blocks are built with ``client_norm``, server blocks with ``server_norm``; ``"batch"`` on the client is
 per-client BatchNorm (:class:`~psl_core.models.norms.SegmentBatchNorm`).
 """

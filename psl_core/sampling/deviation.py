@@ -1,4 +1,4 @@
-"""Batch deviation (SPEC section 2): L1 distance between a global batch's label histogram and p(c)."""
+"""Batch deviation (methods §2): L1 distance between a global batch's label histogram and p(c)."""
 
 from __future__ import annotations
 

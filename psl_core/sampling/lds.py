@@ -1,4 +1,4 @@
-"""LDS - latent Dirichlet sampling (SPEC section 2, project definition).
+"""LDS - latent Dirichlet sampling (methods §2, project definition).
 
 Each step the client shares are theta ~ Dir(alpha), alpha_k = c * Z * pi_k, and the counts are
 b[t, :] ~ Multinomial(B, theta), capped by what each client has left in its current local pass; the

@@ -1,4 +1,4 @@
-"""Batch-composition schedules (SPEC section 2): FLS, FPLS, UGS (GPSL), centralised; LDS lives in lds.py.
+"""Batch-composition schedules (methods §2): FLS, FPLS, UGS (GPSL), centralised; LDS lives in lds.py.
 
 Every schedule turns the client sizes N_k alone into one epoch's count matrix b[t, k].
 """
@@ -95,7 +95,7 @@ def fixed_counts(client_sizes: np.ndarray, per_client: np.ndarray) -> CountMatri
 def fls_counts(client_sizes, batch_size, *, per_client_batch: int | None = None) -> CountMatrix:
     """FLS: every client sends b_k = max(1, round(B/K)) (or ``per_client_batch``) samples per step.
 
-    ``round`` is Python's/numpy's round-half-to-even, as written in SPEC section 2.
+    ``round`` is Python's/numpy's round-half-to-even, as written in methods §2.
     """
     sizes = check_client_sizes(client_sizes)
     batch = check_batch_size(batch_size)

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import text
 
 from storage import tables  # noqa: F401 - registers the tables on SQLModel.metadata
-from storage.db import database_url, get_engine, migration_connection, write_engine
+from storage.db import get_engine, migration_connection, write_engine
 
 # Any constant works; it only has to be the same for every process migrating the same database.
 _PG_MIGRATION_LOCK_ID = 746_215_001
@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = context.config.get_main_option("sqlalchemy.url") or database_url()
+    url = context.config.get_main_option("sqlalchemy.url")
     with write_engine(get_engine(url)).connect() as connection, migration_connection(connection):
         _run(connection)
 

@@ -1,0 +1,94 @@
+"""What every ``psl`` command shares: the user-facing error exit, config loading through the one
+validation path, the store of the current settings, and JSON output for scripts.
+
+Errors the user can fix (bad config, missing file, unknown run) exit with status 2 and a message
+that says what to change; nothing stored is touched by a refused command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from app.settings import Settings, SettingsError, ensure_home, get_settings
+from psl_core.config import ConfigError
+
+if TYPE_CHECKING:
+    from psl_core.config import ExperimentConfig
+    from storage import Store
+
+# Options several commands take, declared once so they read the same everywhere.
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a user-facing error and exit (no traceback: the message says what to change)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def settings_or_exit(*, writable: bool = False) -> Settings:
+    """The resolved settings; with ``writable`` the home folders are created (clear error if they can't be)."""
+    try:
+        settings = get_settings()
+        return ensure_home(settings) if writable else settings
+    except SettingsError as err:
+        fail(str(err))
+
+
+def open_store(*, writable: bool = False) -> Store:
+    """The store of the current settings (PSL_DATABASE_URL, else the SQLite file in PSL_HOME)."""
+    from storage import Store, redacted_url
+
+    settings = settings_or_exit(writable=writable)
+    try:
+        return Store(settings.database_url)
+    except Exception as err:  # noqa: BLE001 - any driver error becomes one line that says where
+        fail(f"cannot open the database {redacted_url(settings.database_url)}: {_first_line(err)}")
+
+
+def load_config_or_exit(path: Path, overrides: list[str] | None) -> ExperimentConfig:
+    """Read, validate and check a config file (the same checks as the dashboard and the worker).
+
+    Errors exit with status 2, one line per problem naming the field; warnings are printed and kept.
+    """
+    from psl_core.config_io import apply_override_strings, read_config_dict
+    from psl_core.validation import validate_config
+
+    try:
+        data = apply_override_strings(read_config_dict(path), overrides)
+        config, warnings = validate_config(data)
+    except ConfigError as err:
+        fail(str(err))
+    for problem in warnings:
+        warn(problem.text())
+    return config
+
+
+def get_run_or_exit(store: Store, run_id: int):
+    try:
+        return store.get_run(run_id)
+    except KeyError:
+        fail(f"there is no run #{run_id}; `psl runs` lists them")
+
+
+def echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,204 @@
+"""``psl submit | sweep | runs | show | cancel | export | import | results``: runs in the store."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from app.cli.common import (
+    JsonOption,
+    SetOption,
+    echo_json,
+    fail,
+    get_run_or_exit,
+    load_config_or_exit,
+    open_store,
+)
+from psl_core.config import ConfigError
+
+runs_app = typer.Typer()
+
+
+@runs_app.command()
+def submit(
+    config: Annotated[Path, typer.Argument(help="Experiment config (.yaml/.yml/.json).")],
+    set_: SetOption = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag the run (repeatable).")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Queue an experiment for the workers."""
+    from app.runs import submit as submit_run
+
+    cfg = load_config_or_exit(config, set_)
+    run_id = submit_run(open_store(writable=True), cfg, tags=tag or [])
+    if json_:
+        echo_json({"run_id": run_id, "name": cfg.name})
+        return
+    typer.echo(f"queued run #{run_id} ({cfg.name}); start a worker with `psl worker` if none is running")
+
+
+@runs_app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Base experiment config.")],
+    grid: Annotated[
+        list[str], typer.Option(help="field=[v1,v2,...] (repeatable), e.g. sampling.method=[ugs,fls].")
+    ],
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
+    name: Annotated[str | None, typer.Option(help="Sweep name.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Queue one run per grid point × seed, grouped as a sweep (every point is checked first)."""
+    from app.runs import parse_seed_list, submit_sweep
+
+    cfg = load_config_or_exit(config, None)
+    parsed = {}
+    for item in grid:
+        key, _, raw = item.partition("=")
+        try:
+            values = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError:
+            values = None
+        if not key.strip() or not isinstance(values, list):
+            fail(f"--grid expects field=[v1,v2,...], got {item!r}")
+        parsed[key.strip()] = values
+    try:
+        seed_list = parse_seed_list(seeds)
+        sweep_id, ids = submit_sweep(open_store(writable=True), cfg, parsed, seed_list, name=name)
+    except (ConfigError, ValueError) as err:
+        fail(str(err))
+    if json_:
+        echo_json({"sweep_id": sweep_id, "run_ids": ids})
+        return
+    typer.echo(f"queued sweep #{sweep_id}: runs {', '.join(f'#{i}' for i in ids)}")
+
+
+def _run_summary(record) -> dict:
+    config = record.config if isinstance(record.config, dict) else {}
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status,
+        "progress": record.progress or 0.0,
+        "method": (config.get("sampling") or {}).get("method"),
+        "clients": (config.get("partition") or {}).get("num_clients"),
+        "tags": record.tags,
+        "sweep_id": record.sweep_id,
+        "created_at": record.created_at,
+        "finished_at": record.finished_at,
+        "error": record.error,
+    }
+
+
+@runs_app.command()
+def runs(
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many (newest first).")] = 50,
+    json_: JsonOption = False,
+) -> None:
+    """List runs as a table."""
+    from storage import StoreValueError
+
+    try:
+        records = open_store().list_runs(status=status, tag=tag, limit=limit)
+    except StoreValueError as err:
+        fail(str(err))
+    if json_:
+        echo_json([_run_summary(r) for r in records])
+        return
+    if not records:
+        typer.echo("no runs")
+        return
+    typer.echo(f"{'id':>5}  {'status':<10} {'progress':>8}  {'method':<11} {'clients':>7}  name")
+    for r in records:
+        s = _run_summary(r)
+        typer.echo(
+            f"{r.id:>5}  {r.status:<10} {s['progress']:>8.0%}  {s['method'] or '?':<11} "
+            f"{s['clients'] if s['clients'] is not None else '?'!s:>7}  {r.name}"
+        )
+
+
+@runs_app.command()
+def show(run_id: Annotated[int, typer.Argument(help="Run id.")], json_: JsonOption = False) -> None:
+    """Show one run: status, config and its latest metrics."""
+    store = open_store()
+    r = get_run_or_exit(store, run_id)
+    epochs = store.read_epoch_metrics(run_id)
+    if json_:
+        record = dataclasses.asdict(r)
+        record["epochs"] = epochs.to_dict("records")
+        echo_json(record)
+        return
+    typer.echo(
+        f"run #{r.id} {r.name}\n  status {r.status}, progress {(r.progress or 0):.0%}, attempts {r.attempts}"
+    )
+    if r.error:
+        typer.echo(f"  error: {r.error}")
+    if len(epochs):
+        last = epochs.iloc[-1]
+        typer.echo(
+            f"  epoch {int(last['epoch'])}: train loss {last['train_loss']:.4f}, test acc {last['test_acc']}"
+        )
+    typer.echo(yaml.safe_dump(r.config, sort_keys=False))
+    if r.traceback:
+        typer.echo(r.traceback)
+
+
+@runs_app.command()
+def cancel(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
+    """Cancel a queued or running run (a running one stops between steps)."""
+    store = open_store()
+    get_run_or_exit(store, run_id)
+    store.request_cancel(run_id)
+    typer.echo(f"cancel requested for run #{run_id}")
+
+
+@runs_app.command("export")
+def export_run(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    out: Annotated[Path | None, typer.Option(help="Bundle path (default run-<id>.zip).")] = None,
+) -> None:
+    """Write a run's config and metrics to a zip bundle."""
+    from app.bundles import export_bundle
+
+    store = open_store()
+    get_run_or_exit(store, run_id)
+    path = out or Path(f"run-{run_id}.zip")
+    try:
+        path.write_bytes(export_bundle(store, run_id))
+    except OSError as err:
+        fail(f"cannot write {path}: {err.strerror or err}")
+    typer.echo(f"wrote {path}")
+
+
+@runs_app.command("import")
+def import_run(bundle: Annotated[Path, typer.Argument(help="A bundle written by `psl export`.")]) -> None:
+    """Create a run from an exported bundle."""
+    from app.bundles import BundleError, import_bundle
+
+    if not bundle.is_file():
+        fail(f"bundle {bundle} does not exist")
+    try:
+        run_id = import_bundle(open_store(writable=True), bundle.read_bytes())
+    except (BundleError, ConfigError) as err:
+        fail(str(err))
+    typer.echo(f"imported as run #{run_id}")
+
+
+@runs_app.command("results")
+def results_json(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    json_: Annotated[bool, typer.Option("--json/--table", help="JSON (default) or a text table.")] = True,
+) -> None:
+    """Print a run's epoch metrics (JSON by default, for scripts)."""
+    store = open_store()
+    get_run_or_exit(store, run_id)
+    epochs = store.read_epoch_metrics(run_id)
+    if json_:
+        echo_json(epochs.to_dict("records"))
+    else:
+        typer.echo(epochs.to_string(index=False) if len(epochs) else "no epoch metrics yet")

@@ -1,0 +1,55 @@
+"""AppTest of the Learn PSL page: the three explainers render and react to their widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "learn.py")
+
+
+@pytest.fixture
+def page(fresh_psl_home):
+    return AppTest.from_file(PAGE, default_timeout=60).run()
+
+
+def _frame(at, first_column: str):
+    return next(df.value for df in at.dataframe if df.value.columns[0] == first_column)
+
+
+def test_sampling_tab_compares_the_four_methods(page):
+    assert not page.exception
+    summary = _frame(page, "method")
+    assert list(summary["method"]) == ["FLS", "FPLS", "UGS", "LDS"]
+    assert summary.set_index("method").loc["UGS", "steps per epoch"] == 45  # ceil(1438 / 32)
+    page.select_slider(key="s_b").set_value(64).run()
+    assert _frame(page, "method").set_index("method").loc["UGS", "steps per epoch"] == 23
+    # The step slider cannot walk past the longest epoch shown.
+    assert page.slider(key="s_step").max == 29
+    assert any("project definition" in c.value for c in page.caption)
+
+
+def test_split_tab_explains_flat_activations_and_costs(page):
+    costs = _frame(page, "cut")
+    assert list(costs["after block"]) == ["stem", "layer1.0", "layer2.0", "layer3.0", "pool"]
+    images = page.get("image")
+    assert len(images) == 1 and "16 channels at the cut (8×8 each)" in images[0].proto.imgs[0].caption
+    page.select_slider(key="p_cut").set_value("pool").run()
+    assert any("flat vector of 64 numbers" in info.value for info in page.info)
+    page.selectbox[0].set_value("mlp").run()
+    assert any("no pixel layout" in info.value for info in page.info)
+    assert list(_frame(page, "cut")["after block"]) == ["fc1", "fc2"]
+
+
+def test_stragglers_tab_reacts_to_delta_and_devices(page):
+    summary = _frame(page, "schedule").set_index("schedule")
+    assert list(summary.index) == ["UGS", "LDS (δ = 1)"]
+    ugs_share = summary.loc["UGS", "share of samples from persistent stragglers"]
+    page.slider(key="t_delta").set_value(3.0).run()
+    summary = _frame(page, "schedule").set_index("schedule")
+    assert summary.loc["LDS (δ = 3)", "share of samples from persistent stragglers"] < ugs_share
+    page.multiselect(key="t_dev").set_value([]).run()
+    assert any("at least one client device" in w.value for w in page.warning)
+    assert not page.exception

@@ -1,0 +1,97 @@
+"""AppTest of the New-experiment page against a fresh SQLite store (no worker is started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.ui.views.form_fields import full_config
+from app.ui.views.presets import preset_config
+from app.ui.widgets import PREFILL_CONFIG
+from storage import Store
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "new_experiment.py")
+FLS_PRESET = "GPSL paper — FLS"
+
+
+@pytest.fixture
+def store(fresh_psl_home, monkeypatch):
+    # Launch would start a background worker; here the test is the only process.
+    started = []
+    monkeypatch.setattr(
+        "app.worker.supervisor.ensure_worker", lambda settings, **kw: started.append(1) or True
+    )
+    return Store(f"sqlite:///{fresh_psl_home}/psl.db")
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=60)
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_preset_fills_the_form_and_launch_stores_the_forms_config(store):
+    at = _app().run()
+    assert not at.exception
+    assert at.selectbox(key="ne.data.dataset").value == "digits"  # the demo preset fills a fresh form
+    at.selectbox(key="ne:preset").select(FLS_PRESET).run()
+    expected = preset_config(FLS_PRESET)
+    assert at.selectbox(key="ne.sampling.method").value == "fls"
+    assert at.number_input(key="ne.partition.num_clients").value == 16
+    assert at.number_input(key="ne.partition.alpha").value == 3.0
+    assert at.session_state["ne:last_config"]["data"]["dataset"] == "fashion_mnist"
+    assert full_config(at.session_state["ne:last_config"]) == expected
+
+    at.number_input(key="ne.training.epochs").set_value(7).run()
+    at.button(key="ne:launch").click().run()
+    assert not at.exception and not _errors(at)
+    runs = store.list_runs()
+    assert len(runs) == 1 and runs[0].status == "queued"
+    stored = store.get_run(runs[0].id).config
+    assert stored == full_config(at.session_state["ne:last_config"])
+    assert stored["training"]["epochs"] == 7 and stored["sampling"]["method"] == "fls"
+    assert any(f"#{runs[0].id}" in s.value for s in at.success)
+
+
+def test_invalid_values_show_what_to_change_and_store_nothing(store):
+    at = _app().run()
+    at.selectbox(key="ne.sampling.method").select("centralised").run()
+    assert any("set partition.num_clients to 1" in e for e in _errors(at))
+    assert at.button(key="ne:launch").disabled  # AppTest, like a browser, cannot click it
+    assert store.list_runs() == []
+
+    bad = preset_config("30-second demo (digits)")
+    bad["system"]["clients"] = [{"device": "rpi4b", "fraction": 0.5}, {"device": "vm", "fraction": 0.3}]
+    at.session_state[PREFILL_CONFIG] = bad
+    at.run()
+    assert any("fractions must sum to 1" in e and "0.8" in e for e in _errors(at))
+    assert at.button(key="ne:launch").disabled and at.button(key="ne:launch_sweep").disabled
+    assert store.list_runs() == []
+
+
+def test_sweep_builder_queues_grid_times_seeds_in_one_sweep(store):
+    at = _app().run()
+    at.text_area(key="ne:sweep_grid").input("sampling.method: ugs, fls\nsampling.batch_size: 32, 64").run()
+    at.text_input(key="ne:sweep_seeds").input("0-2").run()
+    assert any("12 runs" in c.value for c in at.caption)
+    at.button(key="ne:launch_sweep").click().run()
+    assert not at.exception
+    sweeps = store.list_sweeps()
+    assert len(sweeps) == 1
+    runs = store.list_runs(sweep_id=sweeps[0].id)
+    assert len(runs) == 12
+    configs = [store.get_run(r.id).config for r in runs]
+    assert {(c["sampling"]["method"], c["sampling"]["batch_size"], c["seed"]) for c in configs} == {
+        (m, b, s) for m in ("ugs", "fls") for b in (32, 64) for s in (0, 1, 2)
+    }
+
+
+def test_bad_sweep_spec_is_explained(store):
+    at = _app().run()
+    at.text_area(key="ne:sweep_grid").input("sampling.metod: ugs").run()
+    assert any("not a config field" in e for e in _errors(at))
+    assert at.button(key="ne:launch_sweep").disabled
