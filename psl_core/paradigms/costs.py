@@ -54,21 +54,29 @@ class ClientCosts:
         """From an ExperimentSetup: its time-model system, per-client cuts and device powers."""
         from psl_core.engine.setup import device_catalog
 
-        sys, catalog = setup.system, device_catalog(setup.config)
+        catalog = device_catalog(setup.config)
         devices = [catalog[d] for d in setup.client_device_ids]
+        return cls.from_parts(setup.system, setup.client_cut_summaries, setup.profile, devices)
+
+    @classmethod
+    def from_parts(cls, system, cut_summaries, profile, devices) -> ClientCosts:
+        """From a ClientSystem, each client's CutSummary (or one for all), the model's profile and the
+        clients' DeviceProfiles."""
+        k = system.num_clients
+        summaries = list(cut_summaries) * (k if len(cut_summaries) == 1 else 1)
         return cls(
-            speed=sys.speed_flops,
-            up_bps=sys.up_bps,
-            down_bps=sys.down_bps,
-            latency=sys.latency_s,
-            client_flops=sys.client_flops_per_sample,
-            server_flops=sys.server_flops_per_sample,
-            act_up=sys.bytes_up_per_sample,
-            act_down=sys.bytes_down_per_sample,
-            client_param_bytes=np.array([float(c.client_param_bytes) for c in setup.client_cut_summaries]),
-            model_param_bytes=float(setup.profile.total_param_bytes),
-            model_flops=float(setup.profile.total_flops_per_sample),
-            server_speed=float(sys.server_speed_flops),
+            speed=system.speed_flops,
+            up_bps=system.up_bps,
+            down_bps=system.down_bps,
+            latency=system.latency_s,
+            client_flops=system.client_flops_per_sample,
+            server_flops=system.server_flops_per_sample,
+            act_up=system.bytes_up_per_sample,
+            act_down=system.bytes_down_per_sample,
+            client_param_bytes=np.array([float(c.client_param_bytes) for c in summaries]),
+            model_param_bytes=float(profile.total_param_bytes),
+            model_flops=float(profile.total_flops_per_sample),
+            server_speed=float(system.server_speed_flops),
             busy_watts=np.array([d.busy_watts for d in devices]),
             radio_watts=np.array([d.radio_watts for d in devices]),
         )

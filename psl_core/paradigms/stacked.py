@@ -96,7 +96,9 @@ class MaskedBatchNorm(nn.Module):
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         if mask is None and x.numel() == x.shape[1]:
-            mask = x.new_ones(1)  # one value per channel: F.batch_norm refuses it, the manual path gives var 0
+            mask = x.new_ones(
+                1
+            )  # one value per channel: F.batch_norm refuses it, the manual path gives var 0
         if mask is None:
             # One fused pass for the statistics, one for the normalisation.
             var, mean = torch.var_mean(x, dims, unbiased=False)

@@ -12,7 +12,13 @@ import json
 import numpy as np
 import pandas as pd
 
-X_AXES = {"step": "step", "epoch": "epoch", "sim_time": "simulated time (s)", "wall_time": "wall time (s)"}
+X_AXES = {
+    "step": "step",
+    "epoch": "epoch",
+    "round": "round (round-based paradigms; an epoch for PSL)",
+    "sim_time": "simulated time (s)",
+    "wall_time": "wall time (s)",
+}
 # metric -> (table it lives in, label)
 METRICS = {
     "loss": ("steps", "training loss (per step)"),
@@ -24,6 +30,8 @@ METRICS = {
     "train_acc": ("epochs", "train accuracy"),
     "test_loss": ("epochs", "test loss"),
     "train_loss": ("epochs", "train loss (epoch mean)"),
+    "energy_per_client_j": ("epochs", "client energy per client, cumulative (J)"),
+    "bytes_per_client": ("epochs", "traffic per client, cumulative (bytes)"),
 }
 IGNORED_FOR_SEED_GROUPS = ("seed", "name")
 
@@ -41,8 +49,9 @@ def _check(x: str, metric: str) -> None:
 
 def with_x(frame: pd.DataFrame, x: str, table: str) -> pd.Series:
     """The x value of every row: step rows get a fractional epoch (epoch + k/T), epoch rows epoch + 1
-    (the end of that epoch), so both kinds line up on the same epoch axis."""
-    if x != "epoch":
+    (the end of that epoch), so both kinds line up on the same epoch axis. In the round-based
+    paradigms an epoch row is a round (same column), so "round" is that axis under its own name."""
+    if x not in ("epoch", "round"):
         return (
             pd.to_numeric(frame[x], errors="coerce") if x in frame else pd.Series(np.nan, index=frame.index)
         )
@@ -186,13 +195,21 @@ def time_to_target(steps: pd.DataFrame, epochs: pd.DataFrame, target: float) -> 
     }
 
 
+def _last(epochs: pd.DataFrame, column: str, scale: float = 1.0) -> float | None:
+    """The last logged value of a cumulative epoch metric (None for runs from before it existed)."""
+    if column not in epochs or not epochs[column].notna().any():
+        return None
+    return float(epochs[column].dropna().iloc[-1]) * scale
+
+
 def summary_table(
     labels: dict[int, str],
     step_frames: dict[int, pd.DataFrame],
     epoch_frames: dict[int, pd.DataFrame],
     target_acc: float,
 ) -> pd.DataFrame:
-    """Per run: steps, final/best test accuracy, final loss, total simulated/wall time, time to target."""
+    """Per run: steps, final/best test accuracy, final loss, total simulated/wall time, traffic and
+    client energy per client, time to target."""
     rows = []
     for run_id, label in labels.items():
         steps = step_frames.get(run_id, pd.DataFrame())
@@ -209,6 +226,8 @@ def summary_table(
             else None,
             "sim time (s)": float(steps["sim_time"].max()) if "sim_time" in steps and len(steps) else None,
             "wall time (s)": float(steps["wall_time"].max()) if "wall_time" in steps and len(steps) else None,
+            "MB per client": _last(epochs, "bytes_per_client", 1e-6),
+            "J per client": _last(epochs, "energy_per_client_j"),
         }
         row.update(time_to_target(steps, epochs, target_acc))
         rows.append(row)
