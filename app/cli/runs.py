@@ -76,6 +76,12 @@ def sweep(
     typer.echo(f"queued sweep #{sweep_id}: runs {', '.join(f'#{i}' for i in ids)}")
 
 
+def _method_of(config: dict) -> str | None:
+    """The sampling method of a PSL run, the paradigm of any other."""
+    paradigm = (config.get("paradigm") or {}).get("name", "psl")
+    return (config.get("sampling") or {}).get("method") if paradigm == "psl" else paradigm
+
+
 def _run_summary(record) -> dict:
     config = record.config if isinstance(record.config, dict) else {}
     return {
@@ -83,7 +89,7 @@ def _run_summary(record) -> dict:
         "name": record.name,
         "status": record.status,
         "progress": record.progress or 0.0,
-        "method": (config.get("sampling") or {}).get("method"),
+        "method": _method_of(config),
         "clients": (config.get("partition") or {}).get("num_clients"),
         "tags": record.tags,
         "sweep_id": record.sweep_id,
