@@ -10,6 +10,7 @@ from dataclasses import dataclass
 class ParadigmInfo:
     name: str
     title: str
+    short: str  # a label that fits a chart axis
     summary: str
     client_holds: str
     server_holds: str
@@ -24,6 +25,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     "psl": ParadigmInfo(
         "psl",
         "PSL — parallel split learning",
+        "PSL",
         "Every step the server builds ONE global batch from all clients' smashed data (the sampling "
         "method decides how many samples each client sends), runs the server part once, and returns "
         "each client the gradient of its slice; the client part stays one shared model.",
@@ -39,6 +41,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     "sl": ParadigmInfo(
         "sl",
         "SL — sequential split learning",
+        "SL",
         "One client at a time trains with the server on its own data for E local epochs, then hands the "
         "client part to the next client (client order shuffled every round).",
         "the client part, passed from client to client",
@@ -52,6 +55,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     "sflv1": ParadigmInfo(
         "sflv1",
         "SplitFed v1",
+        "SplitFed v1",
         "All clients train at the same time, each its OWN client-part copy with its OWN server-part copy; "
         "at the end of a round the client parts are averaged and the server parts are averaged.",
         "its own client-part copy",
@@ -64,6 +68,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     ),
     "sflv2": ParadigmInfo(
         "sflv2",
+        "SplitFed v2",
         "SplitFed v2",
         "Clients train their client-part copies at the same time; ONE server part serves their smashed "
         "batches one after the other (client order shuffled every round) and is updated after each; "
@@ -79,6 +84,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     "fedavg": ParadigmInfo(
         "fedavg",
         "FedAvg — federated averaging",
+        "FedAvg",
         "A fraction of the clients (drawn every round) downloads the whole model, trains it locally for "
         "E epochs, and uploads it; the server averages the models.",
         "a full model copy",
@@ -92,6 +98,7 @@ PARADIGMS: dict[str, ParadigmInfo] = {
     "hsfl": ParadigmInfo(
         "hsfl",
         "HSFL — hybrid split / federated learning",
+        "HSFL",
         "Some clients (FL mode: by default the fastest) train the whole model locally like FedAvg; the "
         "others (SL mode) train through the cut with their own server-part copy like SplitFed v1. At the "
         "round end the server averages full models: the FL clients' and, for each SL client, its client "

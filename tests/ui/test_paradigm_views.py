@@ -115,7 +115,7 @@ def test_learn_tables_cover_six_paradigms_and_costs_follow_their_structure():
     roles = roles_table()
     assert list(roles["paradigm"]) == [PARADIGMS[n].title for n in PARADIGM_ORDER]
     costs = toy_costs(8, ["rpi4b", "jetson_gpu"], "resnet8", 2, 16).set_index("paradigm")
-    title = {n: PARADIGMS[n].title for n in PARADIGM_ORDER}
+    title = {n: PARADIGMS[n].short for n in PARADIGM_ORDER}
     time = costs["simulated time (s)"]
     assert time[title["sl"]] > 2 * time[title["sflv1"]]  # one client at a time
     assert time[title["sflv1"]] == pytest.approx(time[title["sflv2"]])

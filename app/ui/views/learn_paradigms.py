@@ -96,7 +96,7 @@ def toy_costs(
     return pd.DataFrame(
         [
             {
-                "paradigm": PARADIGMS[name].title,
+                "paradigm": PARADIGMS[name].short,
                 "simulated time (s)": seconds,
                 "MB per client": float(np.mean(nbytes)) / 1e6,
                 "J per client": float(np.mean(energy)),
