@@ -77,7 +77,10 @@ class MaskedBatchNorm(nn.Module):
     @classmethod
     def like(cls, norm: nn.Module, *, stacked: bool = True) -> MaskedBatchNorm:
         new = cls(norm.num_features, norm.eps, norm.momentum, norm.affine, stacked=stacked)
-        new.load_state_dict(norm.state_dict())
+        # Only the state a BatchNorm copy has (a per-client BatchNorm may carry more: here every copy
+        # IS one client, so its own statistics are the running ones).
+        mine = new.state_dict()
+        new.load_state_dict({k: v for k, v in norm.state_dict().items() if k in mine})
         return new
 
     def forward(self, x: Tensor) -> Tensor:
