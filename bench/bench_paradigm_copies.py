@@ -13,7 +13,8 @@ decay) on its own batches of ``--batch`` samples, then the copies are averaged w
   trains the full model per client (client and server copy together; the cut changes no arithmetic).
 Each cell runs in a fresh process (peak RSS = that process's ru_maxrss), cells alternate between the
 two methods, and the second round is timed (the first allocates). Memory model of the stacked
-engine: K × (params + grads + optimiser state) + one batch of activations of K·b samples.
+engine: K × (params + grads + optimiser state) + the activations of one pass; a pass holds as many
+copies' batches as fit the engine's activation budget (2 GiB), so large K runs in several passes.
 """
 
 from __future__ import annotations
@@ -93,17 +94,14 @@ def loop_round(model, paradigm, x, y, clients):
     model.load_state_dict(fedavg_state_dicts(states, weights))
 
 
-def stacked_round(model, stacked, opt, x, y):
-    from psl_core.paradigms.stacked import StackedCopies  # noqa: F401  (the engine's own classes)
-
+def stacked_round(model, stacked, opt, x, y, passes_of: int):
     k = stacked.num_copies
     stacked.load_single(stacked.flatten_module(model))
     opt.reset()
     on = torch.ones(k, dtype=torch.bool)
     for j in range(x.shape[0]):
         stacked.zero_grad()
-        loss, _, _ = stacked.loss(x[j], y[j], None)
-        loss.sum().backward()
+        stacked.loss_backward(x[j], y[j], None, passes_of)
         opt.step(stacked.params, stacked.grads, LR, on)
     stacked.load_into(model, stacked.average(torch.full((k,), 1.0 / k)))
 

@@ -33,6 +33,19 @@ from psl_core.paradigms.plan import RoundPlan
 from psl_core.paradigms.stacked import StackedCopies, StackedOptimizer, make_norms_maskable
 
 FLAT_KEYS = ("params", "float_buffers", "count_buffers")
+# Activation memory one batched forward/backward may use; more copies than fit are run in passes.
+ACTIVATION_BUDGET_BYTES = 2 * 2**30
+# Bytes held per sample per byte of block OUTPUTS: the layers inside a block keep their own outputs for
+# backward, and vmap regroups copies (ResNet-20, K = 128, b = 4: ~3.4 MB held per sample against
+# 0.41 MB of block outputs; bench/bench_paradigm_copies.py).
+ACTIVATION_OVERHEAD = 8
+
+
+def rows_per_pass(profile, local_batch: int, budget: int | None = None) -> int:
+    """How many copies fit one batched pass under the activation budget."""
+    per_sample = ACTIVATION_OVERHEAD * sum(b.out_bytes_per_sample for b in profile.blocks)
+    budget = ACTIVATION_BUDGET_BYTES if budget is None else budget
+    return max(1, int(budget // max(1, per_sample * local_batch)))
 
 
 class Batches:
@@ -72,9 +85,10 @@ def _optimizer(kind: str, shape, cfg, device) -> StackedOptimizer:
 class Averaging:
     """sflv1, fedavg, hsfl: stacked full-model copies, FedAvg at the round end."""
 
-    def __init__(self, setup, num_rows: int, batches: Batches):
+    def __init__(self, setup, num_rows: int, batches: Batches, local_batch: int):
         self.model, self.batches, cfg = setup.model, batches, setup.config
         self.stacked = StackedCopies(self.model, num_rows)
+        self.rows_per_pass = rows_per_pass(setup.profile, local_batch)
         self.opt = _optimizer(
             cfg.training.optimizer, tuple(self.stacked.params.shape), cfg, self.stacked.params.device
         )
@@ -90,13 +104,12 @@ class Averaging:
         x, y = self.batches.gather(rows, global_step)
         mask = _mask(rows)
         self.stacked.zero_grad()
-        loss, correct, _ = self.stacked.loss(x, y, mask, rows=slice(0, active))
-        loss.sum().backward()
+        loss, correct = self.stacked.loss_backward(x, y, mask, self.rows_per_pass)
         on = torch.zeros(self.stacked.num_copies, dtype=torch.bool, device=loss.device)
         on[:active] = True
         self.opt.step(self.stacked.params, self.stacked.grads, lr, on)
         seen = (rows >= 0).sum(dim=1)
-        return (loss.detach() * seen).sum(), correct.sum(), int(seen.sum())
+        return (loss * seen).sum(), correct.sum(), int(seen.sum())
 
     def end_round(self, plan: RoundPlan) -> None:
         if plan.weights.sum() <= 0:

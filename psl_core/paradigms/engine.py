@@ -116,7 +116,7 @@ class ParadigmTrainer:
         elif p.name == "sflv2":
             self.algorithm = SplitFedV2(setup, self.planner.m, self.batches, self.cuts)
         else:
-            self.algorithm = Averaging(setup, self.planner.m, self.batches)
+            self.algorithm = Averaging(setup, self.planner.m, self.batches, self.planner.local_batch)
         self.round_steps = [self._steps_in_round(r) for r in range(cfg.training.epochs)]
         self.total_steps = int(sum(self.round_steps))
 

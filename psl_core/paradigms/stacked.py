@@ -304,6 +304,22 @@ class StackedCopies:
         valid = mask.sum(dim=1).clamp(min=1)
         return (ce * mask).sum(dim=1) / valid, (hit * mask).sum(dim=1), logits
 
+    def loss_backward(
+        self, x: Tensor, y: Tensor, mask: Tensor | None, rows_per_pass: int
+    ) -> tuple[Tensor, Tensor]:
+        """Forward and backward of copies ``[0, len(x))`` into :attr:`grads`, at most ``rows_per_pass``
+        copies at a time (a bound on activation memory; the gradients do not depend on it).
+        Returns (per-copy loss, per-copy correct predictions), detached."""
+        losses, hits = [], []
+        for start in range(0, x.shape[0], max(1, rows_per_pass)):
+            end = min(start + max(1, rows_per_pass), x.shape[0])
+            part = None if mask is None else mask[start:end]
+            loss, correct, _ = self.loss(x[start:end], y[start:end], part, rows=slice(start, end))
+            loss.sum().backward()
+            losses.append(loss.detach())
+            hits.append(correct.detach())
+        return torch.cat(losses), torch.cat(hits)
+
     def zero_grad(self) -> None:
         self.grads.zero_()
 

@@ -220,6 +220,21 @@ def test_float32_copies_stay_within_1e_5_of_the_reference(paradigm):
     assert max(float((mine[k] - theirs[k]).abs().max()) for k in mine) <= TOL
 
 
+def test_copies_run_in_passes_under_a_memory_budget_give_the_same_training(monkeypatch):
+    """A tiny activation budget runs one copy per pass: the arithmetic must not notice."""
+    from psl_core.paradigms import algorithms
+
+    cfg = config(**{"paradigm.name": "fedavg", "training.epochs": 1})
+    whole, whole_sink = run_engine(cfg)
+    monkeypatch.setattr(algorithms, "ACTIVATION_BUDGET_BYTES", 1)
+    parts, parts_sink = run_engine(cfg)
+    assert parts.algorithm.rows_per_pass == 1 and whole.algorithm.rows_per_pass >= 4
+    assert [r["loss"] for r in parts_sink.steps] == pytest.approx(
+        [r["loss"] for r in whole_sink.steps], abs=1e-6
+    )
+    assert max_state_diff(parts.algorithm.model, whole.algorithm.model) <= 1e-6
+
+
 def test_sflv1_and_hsfl_train_exactly_like_fedavg_whatever_the_cut():
     """Chain rule: a client/server pair is the full model, so only costs differ between these three."""
     metrics = {}
