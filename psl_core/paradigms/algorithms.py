@@ -246,16 +246,6 @@ class SequentialSL:
         self.opt = _torch_optimizer(self.model, setup.config)
         self.block_params = [list(b.parameters()) for b in self.model.blocks]
 
-    @staticmethod
-    def sequence(plan: RoundPlan) -> tuple[np.ndarray, np.ndarray]:
-        """(row, local step) of every step of the round: clients in the round's order."""
-        steps = (plan.count > 0).sum(axis=0)
-        rows = np.repeat(plan.order, steps[plan.order])
-        local = np.arange(len(rows)) - np.repeat(
-            np.cumsum(steps[plan.order]) - steps[plan.order], steps[plan.order]
-        )
-        return rows, local
-
     def begin_round(self, plan: RoundPlan) -> None:
         pass
 

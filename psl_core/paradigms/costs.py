@@ -100,6 +100,9 @@ class RoundCosts:
     client_busy: np.ndarray  # s computing or on the link
     client_energy: np.ndarray  # J
     client_bytes: np.ndarray  # bytes sent + received
+    # Busy seconds per step: (S, m) per row of the round (stacked paradigms) or (S,) for the step's
+    # one client (sl). Model transfers count in the first and last step.
+    step_busy: np.ndarray | None = None
 
 
 @dataclass
@@ -109,6 +112,7 @@ class _Part:
     frontier: np.ndarray  # (S,) when the group has finished each step (round-relative)
     end: float  # when the group's round ends (after its uploads)
     finish: np.ndarray  # (S, n) when each row's own work of each step ends (-inf: inactive)
+    busy: np.ndarray  # (S, n) seconds each row computes or transfers in each step
     bytes_up: np.ndarray
     bytes_down: np.ndarray
     energy: np.ndarray
@@ -141,6 +145,7 @@ def _split_parallel(cc: ClientCosts, clients, count, slowdown) -> _Part:
         frontier=frontier,
         end=(frontier[-1] if len(frontier) else start) + end_phase,
         finish=np.where(active, step_start[:, None] + fwd_up + server[:, None] + down_bwd, -np.inf),
+        busy=_with_transfers(fwd_up + down_bwd, model_down + cc.latency[k], model_up + cc.latency[k]),
         bytes_up=(b * cc.act_up[k]).sum(axis=1),
         bytes_down=(b * cc.act_down[k]).sum(axis=1),
         energy=energy_entry.sum(axis=1),
@@ -168,6 +173,7 @@ def _full_local(cc: ClientCosts, clients, count, slowdown) -> _Part:
         frontier=done.max(axis=1, initial=0.0),
         end=float((finished + upload).max(initial=0.0)),
         finish=np.where(b > 0, done, -np.inf),
+        busy=_with_transfers(compute, download, upload),
         bytes_up=np.zeros(len(b)),
         bytes_down=np.zeros(len(b)),
         energy=energy_entry.sum(axis=1),
@@ -182,6 +188,15 @@ def _full_local(cc: ClientCosts, clients, count, slowdown) -> _Part:
         cc.radio_watts[k] * model_up,
     )
     return part
+
+
+def _with_transfers(busy: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Per-step busy time with each row's model download added to step 0 and upload to the last."""
+    busy = busy.copy()
+    if len(busy):
+        busy[0] += first
+        busy[-1] += last
+    return busy
 
 
 def _add_model_transfers(part: _Part, nbytes, energy_down, energy_up) -> None:
@@ -212,9 +227,11 @@ def round_costs(cc: ClientCosts, paradigm: str, clients, count, slowdown, fl_row
     if num_steps:
         frontier[-1] = round_time
     finish = np.full((num_steps, m), -np.inf)
+    busy = np.zeros((num_steps, m))
     per_client = {name: np.zeros(cc.num_clients) for name in ("busy", "energy", "bytes")}
     for part, rows in parts:
         finish[:, rows] = part.finish
+        busy[:, rows] = part.busy
         per_client["busy"][clients[rows]] = part.row_busy
         per_client["energy"][clients[rows]] = part.row_energy
         per_client["bytes"][clients[rows]] = part.row_bytes
@@ -230,6 +247,7 @@ def round_costs(cc: ClientCosts, paradigm: str, clients, count, slowdown, fl_row
         client_busy=per_client["busy"],
         client_energy=per_client["energy"],
         client_bytes=per_client["bytes"],
+        step_busy=busy,
     )
 
 
@@ -263,6 +281,7 @@ def sequential_costs(cc: ClientCosts, clients, count, slowdown) -> RoundCosts:
         client_busy=np.bincount(k, weights=busy_step, minlength=n),
         client_energy=np.bincount(k, weights=energy, minlength=n),
         client_bytes=np.bincount(k, weights=nbytes_up + nbytes_down, minlength=n),
+        step_busy=busy_step,
     )
 
 

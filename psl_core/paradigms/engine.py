@@ -23,27 +23,7 @@ from psl_core.engine.sinks import RunInfo, Sink
 from psl_core.engine.trainer import RunResult, TrainingDivergedError, learning_rate
 from psl_core.paradigms.algorithms import Averaging, Batches, SequentialSL, SplitFedV2
 from psl_core.paradigms.checkpoint import load_paradigm_checkpoint, save_paradigm_checkpoint
-from psl_core.paradigms.costs import ClientCosts, RoundCosts, round_costs, sequential_costs
-from psl_core.paradigms.modes import fl_client_mask
-from psl_core.paradigms.plan import RoundPlan, RoundPlanner, default_local_batch
-from psl_core.sampling import batch_deviation, label_distribution
-
-
-@dataclass
-class _RoundSchedule:
-    """A planned round: its steps in execution order and their costs."""
-
-    plan: RoundPlan
-    rows: np.ndarray | None  # sl: the row of each step (None: stacked steps)
-    local: np.ndarray | None  # sl: the local step of each step
-    costs: RoundCosts
-    deviation: np.ndarray
-    batch_size: np.ndarray
-    active: np.ndarray
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.costs.step_time)
+from psl_core.paradigms.schedule import RoundSchedule, RoundScheduler
 
 
 @dataclass
@@ -88,68 +68,22 @@ class ParadigmTrainer:
         self.device = setup.device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.flush_every, self.flush_interval_s = max(1, flush_every), flush_interval_s
-        k = cfg.partition.num_clients
-        self.costs = ClientCosts.from_setup(setup)
-        self.cuts = np.array([c.cut for c in setup.client_cut_summaries])
+        self.scheduler = RoundScheduler(setup)
+        self.planner, self.costs = self.scheduler.planner, self.scheduler.costs
+        self.sequential, self.cuts = self.scheduler.sequential, self.scheduler.cuts
         ds = setup.dataset
         self.batches = Batches(
             ds.x_train.to(self.device), ds.y_train.to(self.device), cfg.data.augment, cfg.seed
         )
         self.x_test, self.y_test = ds.x_test.to(self.device), ds.y_test.to(self.device)
-        self.labels = ds.y_train.numpy()
-        self.class_dist = label_distribution(self.labels, ds.num_classes)
-        self.sequential = p.name == "sl"
-        self.max_steps = cfg.training.max_steps_per_epoch
-        self.planner = RoundPlanner(
-            setup.partition.client_indices,
-            seed=cfg.seed,
-            local_batch=p.local_batch or default_local_batch(cfg.sampling.batch_size, k),
-            local_epochs=p.local_epochs,
-            client_fraction=p.client_fraction,
-            stragglers=setup.stragglers,
-            row_key=self.cuts if p.name == "sflv2" else None,
-            max_steps=None if self.sequential else self.max_steps,
-        )
-        self.fl_mask = fl_client_mask(p.fl_clients, setup) if p.name == "hsfl" else np.zeros(k, bool)
         if self.sequential:
             self.algorithm: Any = SequentialSL(setup, self.batches, self.cuts)
         elif p.name == "sflv2":
             self.algorithm = SplitFedV2(setup, self.planner.m, self.batches, self.cuts)
         else:
             self.algorithm = Averaging(setup, self.planner.m, self.batches, self.planner.local_batch)
-        self.round_steps = [self._steps_in_round(r) for r in range(cfg.training.epochs)]
+        self.round_steps = self.scheduler.round_steps
         self.total_steps = int(sum(self.round_steps))
-
-    def _steps_in_round(self, r: int) -> int:
-        steps = self.planner.steps_in_round(r, sequential=self.sequential)
-        return min(steps, self.max_steps) if self.max_steps else steps
-
-    # ------------------------------------------------------------------ planning
-    def schedule(self, round_no: int) -> _RoundSchedule:
-        plan = self.planner.plan(round_no)
-        if self.sequential:
-            rows, local = SequentialSL.sequence(plan)
-            if self.max_steps:
-                rows, local = rows[: self.max_steps], local[: self.max_steps]
-            count = plan.count[local, rows]
-            costs = sequential_costs(self.costs, plan.clients[rows], count, plan.slowdown[local, rows])
-            index, active = plan.index[local, rows], np.ones(len(rows), dtype=np.int64)
-        else:
-            rows = local = None
-            costs = round_costs(
-                self.costs,
-                self.name,
-                plan.clients,
-                plan.count,
-                plan.slowdown,
-                fl_rows=self.fl_mask[plan.clients],
-            )
-            index, active = plan.index.reshape(plan.num_steps, -1), (plan.count > 0).sum(axis=1)
-        valid = index >= 0
-        sizes = valid.sum(axis=1)
-        offsets = np.r_[0, np.cumsum(sizes)]
-        deviation = batch_deviation(self.labels[index[valid]], offsets, self.class_dist)
-        return _RoundSchedule(plan, rows, local, costs, deviation, sizes, active)
 
     # ------------------------------------------------------------------ the loop
     def run(self, sink: Sink | None = None, *, resume_from: str | Path | None = None) -> RunResult:
@@ -172,7 +106,7 @@ class ParadigmTrainer:
         )
         wall_start = time.perf_counter() - st.wall_time
         while st.round < self.cfg.training.epochs:
-            sched = self.schedule(st.round)
+            sched = self.scheduler.schedule(st.round)
             plan = sched.plan
             index = torch.as_tensor(plan.index, device=self.device)
             if st.step_in_round == 0:
@@ -224,7 +158,7 @@ class ParadigmTrainer:
         return pending > 0 and time.perf_counter() - last_flush >= self.flush_interval_s
 
     def _flush(
-        self, sink: Sink, sched: _RoundSchedule, losses, lrs, start: int, end: int, st: _State, wall_start
+        self, sink: Sink, sched: RoundSchedule, losses, lrs, start: int, end: int, st: _State, wall_start
     ) -> None:
         if end <= start:
             return
@@ -261,7 +195,7 @@ class ParadigmTrainer:
                 "lower training.lr or paradigm.local_epochs"
             )
 
-    def _end_round(self, sink: Sink, sched: _RoundSchedule, st: _State) -> None:
+    def _end_round(self, sink: Sink, sched: RoundSchedule, st: _State) -> None:
         round_no = st.round + 1
         c, plan = sched.costs, sched.plan
         energy = np.asarray(st.client_energy) + c.client_energy

@@ -131,3 +131,12 @@ class RoundPlanner:
         held = self.sizes[clients].astype(float)
         weights = held / held.sum() if held.sum() > 0 else np.zeros(m)
         return RoundPlan(round_no, clients, index, count, slowdown, order, weights)
+
+
+def sequential_order(plan: RoundPlan) -> tuple[np.ndarray, np.ndarray]:
+    """sl: (row, local step) of every step of the round, the clients one after the other in the
+    round's shuffled order, each through all its local steps."""
+    steps = (plan.count > 0).sum(axis=0)[plan.order]
+    rows = np.repeat(plan.order, steps)
+    local = np.arange(len(rows)) - np.repeat(np.cumsum(steps) - steps, steps)
+    return rows, local

@@ -144,3 +144,29 @@ def test_new_experiment_sweep_preset_fills_grid_and_seeds(fresh_psl_home):
     assert at.text_input(key="ne:sweep_seeds").value == "0, 1, 2"
     assert at.number_input(key="ne.partition.classes_per_client").value == 2
     assert any("15 runs" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("name", ["sl", "sflv2", "fedavg", "hsfl"])
+def test_the_monitor_timeline_replays_rounds_as_the_engine_ran_them(name):
+    from app.ui.views.timeline import RoundTimeline, timeline_of
+    from psl_core.config import ExperimentConfig, apply_overrides
+    from psl_core.engine import MemorySink, run_experiment
+
+    cfg = apply_overrides(
+        ExperimentConfig(),
+        {"data.dataset": "digits", "data.train_limit": 200, "data.test_limit": 40, "partition.num_clients": 5,
+         "model.arch": "mlp", "paradigm.name": name, "paradigm.local_batch": 16, "training.epochs": 2,
+         "system.clients": [{"device": "rpi4b", "fraction": 0.6}, {"device": "jetson_gpu", "fraction": 0.4}]},
+    )  # fmt: skip
+    sink = MemorySink()
+    run_experiment(cfg, sink)
+    timeline = timeline_of(cfg.model_dump(mode="json"))
+    assert isinstance(timeline, RoundTimeline) and timeline.total_steps == len(sink.steps)
+    window = timeline.window(1, timeline.total_steps)
+    per_step = window.groupby("step")["step_time"].first().to_numpy()
+    assert per_step == pytest.approx([s["sim_step_time"] for s in sink.steps])
+    # each client's busy time over a round adds up to what the engine reported for that round
+    busy = window.groupby(["epoch", "client"])["busy"].sum()
+    for stat in sink.client_stats:
+        assert busy[(stat["epoch"] - 1, stat["client"])] == pytest.approx(stat["busy_time"])
+    assert (window["idle"] >= 0).all()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from psl_core.config import parse_config
 from psl_core.engine import EpochPlanner, build_experiment
+from psl_core.paradigms.schedule import RoundScheduler
 
 # Same stream id as psl_core.engine.plan uses for stragglers (the plan itself does not keep factors).
 
@@ -117,6 +118,74 @@ class RunTimeline:
         frames = [self.epoch_frame(e) for e in range(self.epoch_of(first), self.epoch_of(last) + 1)]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         return frame[(frame["step"] >= first) & (frame["step"] <= last)].reset_index(drop=True)
+
+
+class RoundTimeline(RunTimeline):
+    """The same timeline for the round-based paradigms: rounds replace epochs (their step counts vary),
+    planned by the engine's RoundScheduler. A client that has finished its local steps is idle."""
+
+    def __init__(self, config: dict):
+        planning = copy.deepcopy(config)
+        planning.setdefault("training", {})["device"] = "cpu"
+        self.config = parse_config(planning)
+        self.scheduler = RoundScheduler(build_experiment(self.config))
+        self.num_clients = self.config.partition.num_clients
+        self.epochs = self.config.training.epochs
+        self.offsets = np.r_[0, np.cumsum(self.scheduler.round_steps)]
+        self._frames: dict[int, pd.DataFrame] = {}
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.offsets[-1])
+
+    def epoch_of(self, step: int) -> int:
+        return int(np.searchsorted(self.offsets, int(step), side="left")) - 1
+
+    def epoch_frame(self, epoch: int) -> pd.DataFrame:
+        if not 0 <= epoch < self.epochs:
+            raise TimelineError(f"round must be in [0, {self.epochs}) for this run, got {epoch}")
+        if epoch not in self._frames:
+            self._frames[epoch] = self._round_frame(epoch)
+        return self._frames[epoch]
+
+    def _round_frame(self, round_no: int) -> pd.DataFrame:
+        sched = self.scheduler.schedule(round_no)
+        plan, c = sched.plan, sched.costs
+        t, k = sched.num_steps, self.num_clients
+        count, busy, slowdown = np.zeros((t, k), dtype=np.int64), np.zeros((t, k)), np.ones((t, k))
+        if sched.rows is None:
+            count[:, plan.clients] = plan.count[:t]
+            busy[:, plan.clients] = c.step_busy
+            slowdown[:, plan.clients] = plan.slowdown[:t]
+        else:  # sl: one client per step
+            steps, clients = np.arange(t), plan.clients[sched.rows]
+            count[steps, clients] = plan.count[sched.local, sched.rows]
+            busy[steps, clients] = c.step_busy
+            slowdown[steps, clients] = plan.slowdown[sched.local, sched.rows]
+        step_time = np.repeat(c.step_time[:, None], k, axis=1)
+        slowest = c.slowest_client[:, None] == np.arange(k)[None, :]
+        return pd.DataFrame(
+            {
+                "step": np.repeat(self.offsets[round_no] + np.arange(1, t + 1), k),
+                "epoch": round_no,
+                "client": np.tile(np.arange(k), t),
+                "count": count.ravel(),
+                "busy": busy.ravel(),
+                "idle": np.clip(step_time - busy, 0.0, None).ravel(),
+                "step_time": step_time.ravel(),
+                "slowdown": slowdown.ravel(),
+                "slowest": slowest.ravel(),
+                "straggler": ((count > 0) & ((slowdown > 1.0) | slowest)).ravel(),
+            },
+            columns=TIMELINE_COLUMNS,
+        )
+
+
+def timeline_of(config: dict) -> RunTimeline:
+    """The replayed timeline of a stored run, PSL's or a round-based paradigm's."""
+    if (config.get("paradigm") or {}).get("name", "psl") == "psl":
+        return RunTimeline(config)
+    return RoundTimeline(config)
 
 
 def idle_summary(window: pd.DataFrame) -> pd.DataFrame:
