@@ -1,5 +1,6 @@
 """The PSL training engine (methods §1, §4): plan an epoch, train it, report through a sink."""
 
+from psl_core.engine.dispatch import run_experiment  # noqa: E402  (after trainer: it builds on it)
 from psl_core.engine.plan import EpochPlan, EpochPlanner, steps_per_epoch
 from psl_core.engine.setup import (
     ExperimentSetup,
@@ -28,7 +29,6 @@ from psl_core.engine.trainer import (
     RunResult,
     TrainingDivergedError,
     learning_rate,
-    run_experiment,
 )
 
 __all__ = [

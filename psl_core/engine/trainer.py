@@ -25,7 +25,7 @@ from psl_core.data import augment_images
 from psl_core.engine.checkpoint import load_checkpoint, save_checkpoint
 from psl_core.engine.evaluation import EVAL_BATCH, evaluate_classifier  # noqa: F401
 from psl_core.engine.plan import EpochPlan, EpochPlanner
-from psl_core.engine.setup import ExperimentSetup, build_experiment
+from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
 from psl_core.paradigms.costs import ClientCosts, psl_energy
 
@@ -349,27 +349,3 @@ class _LoopState:
         for key, value in d.items():
             setattr(st, key, value)
         return st
-
-
-def run_experiment(
-    config: ExperimentConfig,
-    sink: Sink | None = None,
-    *,
-    checkpoint_dir: str | Path | None = None,
-    resume_from: str | Path | None = None,
-    flush_every: int = 25,
-    flush_interval_s: float | None = None,
-) -> RunResult:
-    """Build and train ``config`` in one call (the notebook entry point); ``paradigm.name`` picks the
-    engine: PSL's, or the round-based one (sl, sflv1, sflv2, fedavg, hsfl)."""
-    setup = build_experiment(config)
-    if config.paradigm.name != "psl":
-        from psl_core.paradigms.engine import ParadigmTrainer
-
-        return ParadigmTrainer(
-            setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
-        ).run(sink, resume_from=resume_from)
-    trainer = PSLTrainer(
-        setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
-    )
-    return trainer.run(sink, resume_from=resume_from)
