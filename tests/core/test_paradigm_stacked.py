@@ -98,3 +98,23 @@ def test_averaging_is_one_weighted_reduction_of_parameters_and_running_statistic
     names = dict(target.named_parameters())
     first = stacked.param_slots[0]
     assert torch.equal(names[first.name].reshape(-1), avg["params"][: first.numel])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_stacked_training_on_cuda_matches_cpu():
+    from psl_core.config import ExperimentConfig, apply_overrides
+    from psl_core.engine import MemorySink, run_experiment
+
+    losses = {}
+    for device in ("cpu", "cuda"):
+        cfg = apply_overrides(
+            ExperimentConfig(),
+            {"data.dataset": "digits", "data.train_limit": 200, "data.test_limit": 50,
+             "partition.num_clients": 4, "model.arch": "cnn", "model.client_norm": "batch",
+             "paradigm.name": "sflv2", "paradigm.local_batch": 8, "training.epochs": 1,
+             "training.device": device},
+        )  # fmt: skip
+        sink = MemorySink()
+        run_experiment(cfg, sink)
+        losses[device] = [r["loss"] for r in sink.steps]
+    assert losses["cuda"] == pytest.approx(losses["cpu"], abs=1e-4)
