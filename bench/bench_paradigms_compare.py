@@ -3,7 +3,8 @@
     python bench/bench_paradigms_compare.py [--train-limit 6000] [--test-limit 1000] [--epochs 6]
         [--seeds 0,1,2] [--clients 16,64] [--target 0.6] [--out bench/results/paradigms]
 
-Fashion-MNIST subset, MLP (cut after fc1, the client holds 0.80 MB of the 1.07 MB model), extended
+Fashion-MNIST subset, MLP with GroupNorm (cut after fc1, the client holds 0.80 MB of the 1.07 MB
+model), extended
 Dirichlet severe (C = 2, α = 3) and mild (C = 5, α = 3), K ∈ {16, 64}, a device mix of 50 % RPi 4B,
 25 % RPi 3B+, 25 % Jetson (GPU), server = the VM. Every method sees each sample ``--epochs`` times:
 PSL with B = 64 for ``--epochs`` epochs; the round-based paradigms for ``--epochs`` rounds of E = 1
@@ -57,6 +58,10 @@ def config_for(method: str, skew: str, k: int, seed: int, args) -> ExperimentCon
             "partition.alpha": 3.0,
             "model.arch": "mlp",
             "model.cut": 1,
+            # GroupNorm on both sides: no method's arithmetic depends on how many samples share a
+            # batch (a one-sample global batch would also stop PSL's server-side BatchNorm).
+            "model.client_norm": "group",
+            "model.server_norm": "group",
             "sampling.batch_size": 64,
             "paradigm.local_batch": 16,
             "training.epochs": args.epochs,
