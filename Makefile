@@ -1,7 +1,8 @@
 # PSL Studio — the two commands a newcomer needs: `make run` and `make test`.
 # Each does its own set-up on a fresh machine: a .venv, the CPU build of torch FIRST (a bare
-# `pip install -e .` in an empty venv would pull a CUDA torch of several GB), the package, and,
-# when running as root, the Debian packages the tests need.
+# `pip install -e .` in an empty venv would pull a CUDA torch of several GB), the package with its
+# dev and ray extras (the Ray backend's tests start a real 2-CPU Ray instance), and, when running as
+# root, the Debian packages the tests need.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ PORT ?= 8501
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check "$(TORCH_SPEC)"
-	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) install -q --disable-pip-version-check -e '.[dev,ray]'
 	touch $(STAMP)
 
 # Installs what the tests need (browser, PostgreSQL, Fashion-MNIST) when root and missing.

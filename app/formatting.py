@@ -15,3 +15,11 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
+
+
+def format_placement(host: str | None, backend: str | None, slot: str | None) -> str:
+    """Where a run's latest attempt executes, e.g. ``node-3 (ray 2/8 node 1a2b3c4d)``; '—' if nowhere yet."""
+    if not host:
+        return "—"
+    detail = " ".join(part for part in (backend, slot) if part)
+    return f"{host} ({detail})" if detail else host

@@ -4,6 +4,8 @@
 |---------------------|---------------------------------|----------------------------------------------|
 | PSL_HOME            | ~/.psl-studio                   | database, checkpoints, logs, caches          |
 | PSL_DATABASE_URL    | sqlite:///$PSL_HOME/psl.db      | any SQLAlchemy URL (postgresql+psycopg://…)  |
+| PSL_CHECKPOINT_URL  | $PSL_HOME/checkpoints           | where checkpoints live: a folder every host  |
+|                     |                                 | mounts, or an fsspec URL (s3://bucket/ckpt)  |
 | PSL_DATA_DIR        | (none)                          | extra folder searched for dataset files      |
 | PSL_LOG_LEVEL       | INFO                            | level of the log files in $PSL_HOME/logs     |
 
@@ -15,12 +17,14 @@ read-only commands must work on a read-only home; writers call :func:`ensure_hom
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "PSL_HOME"
 DATABASE_ENV = "PSL_DATABASE_URL"
 DATA_DIR_ENV = "PSL_DATA_DIR"
+CHECKPOINT_ENV = "PSL_CHECKPOINT_URL"
 LOG_LEVEL_ENV = "PSL_LOG_LEVEL"
 DEFAULT_HOME = "~/.psl-studio"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -34,16 +38,35 @@ def _path(raw: str) -> Path:
     return Path(os.path.expandvars(raw)).expanduser().absolute()
 
 
+def _checkpoint_url(raw: str, home: Path) -> str:
+    """A folder (``file://`` or a plain path, made absolute) or a URL with another scheme, as given."""
+    if not raw:
+        return str(home / "checkpoints")
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return str(_path(raw))
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) or not rest.strip("/"):
+        raise SettingsError(
+            f"{CHECKPOINT_ENV}={raw!r} is neither a folder nor a URL like s3://bucket/checkpoints; "
+            "set it to a folder every worker host can read and write, or to an fsspec URL"
+        )
+    if scheme.lower() == "file":
+        return str(_path(rest if rest.startswith("/") else "/" + rest))
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
     data_dir: Path | None
     log_level: str
+    checkpoint_url: str  # an absolute folder, or a URL with a scheme (e.g. s3://bucket/ckpt)
 
     @property
-    def checkpoints_dir(self) -> Path:
-        return self.home / "checkpoints"
+    def checkpoints_dir(self) -> Path | None:
+        """The checkpoint folder when checkpoints live in a (possibly shared) folder; None for a URL."""
+        return None if "://" in self.checkpoint_url else Path(self.checkpoint_url)
 
     @property
     def logs_dir(self) -> Path:
@@ -57,12 +80,14 @@ class Settings:
     def worker_log(self) -> Path:
         return self.logs_dir / "worker.log"
 
-    def checkpoint_dir_of(self, run_id: int) -> Path:
-        return self.checkpoints_dir / str(run_id)
-
     def as_env(self) -> dict[str, str]:
-        """The variables a child process needs to resolve exactly these settings."""
-        env = {HOME_ENV: str(self.home), DATABASE_ENV: self.database_url, LOG_LEVEL_ENV: self.log_level}
+        """The variables a child process (or a Ray task) needs to resolve exactly these settings."""
+        env = {
+            HOME_ENV: str(self.home),
+            DATABASE_ENV: self.database_url,
+            LOG_LEVEL_ENV: self.log_level,
+            CHECKPOINT_ENV: self.checkpoint_url,
+        }
         if self.data_dir is not None:
             env[DATA_DIR_ENV] = str(self.data_dir)
         return env
@@ -80,20 +105,32 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
             f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
         )
     return Settings(
-        home=home, database_url=url, data_dir=_path(data_raw) if data_raw else None, log_level=level
+        home=home,
+        database_url=url,
+        data_dir=_path(data_raw) if data_raw else None,
+        log_level=level,
+        checkpoint_url=_checkpoint_url(env.get(CHECKPOINT_ENV, "").strip(), home),
     )
 
 
 def ensure_home(settings: Settings) -> Settings:
     """Create the home and its folders (for commands that write); a clear error if it is not writable."""
     try:
-        for folder in (settings.home, settings.checkpoints_dir, settings.logs_dir):
+        for folder in (settings.home, settings.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SettingsError(
             f"cannot create {HOME_ENV} folders under {settings.home} ({err.strerror or err}); "
             f"set {HOME_ENV} to a writable folder"
         ) from None
+    if settings.checkpoints_dir is not None:
+        try:
+            settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise SettingsError(
+                f"cannot create the checkpoint folder {settings.checkpoints_dir} ({err.strerror or err}); "
+                f"set {CHECKPOINT_ENV} to a folder every worker host can write"
+            ) from None
     return settings
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.formatting import format_placement
 from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
 from app.ui.views.compare import METRICS, X_AXES, align_series, smooth
+from app.ui.views.placement import placement_frame
 from app.ui.views.run_table import run_label
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
 from app.ui.widgets import SELECTED_RUN, get_store
@@ -24,6 +26,9 @@ def running_now() -> None:
         st.progress(
             min(1.0, record.progress), text=f"{run_label(record.id, record.name)} — {progress_text(record)}"
         )
+    if running:
+        st.caption("Where runs execute (host, backend: local worker process or Ray task, slot)")
+        st.dataframe(placement_frame(running), hide_index=True, width="stretch")
 
 
 running_now()
@@ -62,6 +67,9 @@ def live_part() -> None:
     record = store.get_run(run_id)
     new_rows = cache.update(store, run_id)
     st.progress(min(1.0, record.progress), text=f"{record.status} — {progress_text(record)}")
+    st.caption(
+        f"Executes on {format_placement(record.host, record.backend, record.slot)}, attempt {record.attempts}"
+    )
     steps, epochs = cache.steps(run_id), cache.epochs(run_id)
     shown = LIVE_METRICS[:3] + [metric]
     for row in (shown[:2], shown[2:]):

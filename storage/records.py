@@ -96,6 +96,9 @@ class RunRecord:
     cancel_requested: bool
     attempts: int
     pinned: bool
+    host: str | None = None
+    backend: str | None = None
+    slot: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -130,6 +133,9 @@ class RunRecord:
             cancel_requested=bool(run.cancel_requested),
             attempts=int(run.attempts or 0),
             pinned=bool(run.pinned),
+            host=run.host,
+            backend=run.backend,
+            slot=run.slot,
         )
 
 

@@ -33,6 +33,38 @@ def _get_row(session: Session, run_id: int) -> Run:
     return run
 
 
+def _claimable(now, stale_after_s: float):  # noqa: ANN001, ANN202 - SQL expression
+    """Queued, or running with a heartbeat older than ``stale_after_s`` (its worker died)."""
+    return or_(Run.status == "queued", _stale(now, stale_after_s))
+
+
+def _stale(now, stale_after_s: float):  # noqa: ANN001, ANN202 - SQL expression
+    return and_(Run.status == "running", Run.heartbeat_at < now - timedelta(seconds=stale_after_s))
+
+
+def _cancel_dead_runs(session: Session, now, stale_after_s: float) -> None:  # noqa: ANN001
+    """A dead worker's run that the user already asked to cancel is not resumed: cancel it."""
+    session.execute(
+        update(Run)
+        .where(_stale(now, stale_after_s), Run.cancel_requested.is_(True))
+        .values(status="cancelled", finished_at=now, worker_id=None)
+    )
+
+
+def _take(session: Session, run: Run, worker_id: str, now, placement: dict) -> RunRecord:  # noqa: ANN001
+    """Make ``run`` (locked by the caller's query) 'running' for ``worker_id``, one attempt more."""
+    run.status = "running"
+    run.worker_id = worker_id
+    run.heartbeat_at = now
+    run.started_at = run.started_at or now
+    run.finished_at = None
+    run.attempts = (run.attempts or 0) + 1
+    run.host, run.backend, run.slot = placement["host"], placement["backend"], placement["slot"]
+    session.add(run)
+    session.flush()
+    return RunRecord.from_row(run)
+
+
 class RunStore(StoreBase):
     """Creating, listing, claiming and finishing runs."""
 
@@ -156,47 +188,98 @@ class RunStore(StoreBase):
 
     # ---- the queue --------------------------------------------------------------------------------
 
-    def claim_next_run(self, worker_id: str, *, stale_after_s: float = 30.0) -> RunRecord | None:
-        """Atomically hand the oldest claimable run to ``worker_id``, or None if there is none.
+    def claim_next_run(
+        self,
+        worker_id: str,
+        *,
+        stale_after_s: float = 30.0,
+        sweep_id: int | None = None,
+        host: str | None = None,
+        backend: str | None = None,
+        slot: str | None = None,
+    ) -> RunRecord | None:
+        """Atomically hand the oldest claimable run (of ``sweep_id``, if given) to ``worker_id``, or None.
 
         Claimable: 'queued', or 'running' with a heartbeat older than ``stale_after_s`` (its worker
-        died; the new worker resumes it). The run becomes 'running' for this worker and its
-        ``attempts`` count goes up by one. SQLite serialises claims with BEGIN IMMEDIATE; PostgreSQL
-        uses SELECT ... FOR UPDATE SKIP LOCKED so concurrent workers take different runs.
+        died; the new worker resumes it). The run becomes 'running' for this worker, its ``attempts``
+        count goes up by one and ``host``/``backend``/``slot`` record where it now executes. SQLite
+        serialises claims with BEGIN IMMEDIATE; PostgreSQL uses SELECT ... FOR UPDATE SKIP LOCKED so
+        concurrent workers take different runs.
         """
         if not worker_id:
             raise StoreValueError("claim_next_run needs a non-empty worker_id")
+        placement = {"host": host, "backend": backend, "slot": slot}
 
         def work(session: Session) -> RunRecord | None:
             now = utc_now()
-            stale = and_(Run.status == "running", Run.heartbeat_at < now - timedelta(seconds=stale_after_s))
-            # A dead worker's run that the user already asked to cancel is not resumed: cancel it.
-            session.execute(
-                update(Run)
-                .where(stale, Run.cancel_requested.is_(True))
-                .values(status="cancelled", finished_at=now, worker_id=None)
-            )
+            _cancel_dead_runs(session, now, stale_after_s)
             query = (
                 select(Run)
-                .where(or_(Run.status == "queued", stale))
+                .where(_claimable(now, stale_after_s))
                 .order_by(Run.created_at, Run.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
+            if sweep_id is not None:
+                query = query.where(Run.sweep_id == sweep_id)
+            run = session.exec(query).first()
+            return None if run is None else _take(session, run, worker_id, now, placement)
+
+        return self._write(work)
+
+    def claim_run(
+        self,
+        run_id: int,
+        worker_id: str,
+        *,
+        stale_after_s: float = 30.0,
+        take_over_prefix: str | None = None,
+        host: str | None = None,
+        backend: str | None = None,
+        slot: str | None = None,
+    ) -> RunRecord | None:
+        """Atomically claim the run ``run_id`` for ``worker_id`` if it is claimable, else None.
+
+        Claimable as in :meth:`claim_next_run`, and also when it is 'running' for a worker whose id
+        starts with ``take_over_prefix``: an executor that retries a dead attempt of its own (a Ray task
+        whose process was killed) takes the run over at once instead of waiting for the heartbeat to go
+        stale. A claimable run whose cancel was requested is cancelled instead (None is returned).
+        """
+        if not worker_id:
+            raise StoreValueError("claim_run needs a non-empty worker_id")
+        placement = {"host": host, "backend": backend, "slot": slot}
+
+        def work(session: Session) -> RunRecord | None:
+            now = utc_now()
+            claimable = _claimable(now, stale_after_s)
+            if take_over_prefix:
+                needle = f"{_escape_like(take_over_prefix)}%"
+                claimable = or_(
+                    claimable, and_(Run.status == "running", Run.worker_id.like(needle, escape="\\"))
+                )
+            query = select(Run).where(Run.id == run_id, claimable).with_for_update(skip_locked=True)
             run = session.exec(query).first()
             if run is None:
                 return None
-            run.status = "running"
-            run.worker_id = worker_id
-            run.heartbeat_at = now
-            run.started_at = run.started_at or now
-            run.finished_at = None
-            run.attempts = (run.attempts or 0) + 1
-            session.add(run)
-            session.flush()
-            return RunRecord.from_row(run)
+            if run.cancel_requested:  # the user cancelled it while no live worker had it
+                run.status, run.finished_at, run.worker_id = "cancelled", now, None
+                session.add(run)
+                return None
+            return _take(session, run, worker_id, now, placement)
 
         return self._write(work)
+
+    def claimable_run_ids(
+        self, *, stale_after_s: float = 30.0, sweep_id: int | None = None, limit: int | None = None
+    ) -> list[int]:
+        """Ids of the runs :meth:`claim_next_run` could hand out now, oldest first (nothing is claimed)."""
+        now = utc_now()
+        query = select(Run.id).where(_claimable(now, stale_after_s)).order_by(Run.created_at, Run.id)
+        if sweep_id is not None:
+            query = query.where(Run.sweep_id == sweep_id)
+        if limit is not None:
+            query = query.limit(int(limit))
+        return self._read(lambda session: list(session.exec(query)))
 
     def heartbeat(
         self,

@@ -83,6 +83,10 @@ class Run(SQLModel, table=True):
     # Added by migration 0002.
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     pinned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # Added by migration 0004: where the run's latest attempt executes (set when it is claimed).
+    host: str | None = None
+    backend: str | None = None  # 'local' (a worker process) or 'ray' (a Ray task)
+    slot: str | None = None  # which of the executor's slots, e.g. '2/4' or '3/8 node 1a2b3c4d gpu 0'
 
 
 class StepMetric(SQLModel, table=True):

@@ -77,3 +77,15 @@ def fresh_psl_home(tmp_path, monkeypatch):
     st.cache_data.clear()
     yield tmp_path
     st.cache_resource.clear()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch trains with one intra-op thread during the test (restored after): what a Ray task with
+    num_cpus=1 does, and what keeps a loaded 2-core machine from being oversubscribed."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

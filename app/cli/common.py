@@ -24,6 +24,34 @@ if TYPE_CHECKING:
 # Options several commands take, declared once so they read the same everywhere.
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: key.path=value.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+# Where runs execute (psl worker, psl sweep): app/worker/executors.py.
+MAX_LOCAL_PROCESSES = 64
+BackendOption = Annotated[
+    str | None, typer.Option(help="Where runs execute: local (worker processes here) or ray (a Ray cluster).")
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=4096,
+        help="Runs at once (local: processes, default 1; ray: tasks, default what the cluster holds).",
+    ),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray cluster: auto (the running one), ray://HOST:10001, HOST:6379; default: Ray on this machine."
+    ),
+]
+NumCpusOption = Annotated[float | None, typer.Option(help="Ray: CPUs reserved per run (default 1).")]
+NumGpusOption = Annotated[
+    float | None,
+    typer.Option(help="Ray: GPUs reserved per run (default: 1 if its config says device cuda, else 0)."),
+]
+MaxRetriesOption = Annotated[
+    int | None,
+    typer.Option(help="Ray: re-runs of a task whose process died, resuming from its checkpoint (default 3)."),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -72,6 +100,65 @@ def load_config_or_exit(path: Path, overrides: list[str] | None) -> ExperimentCo
     for problem in warnings:
         warn(problem.text())
     return config
+
+
+def executor_or_exit(
+    backend: str,
+    settings: Settings,
+    *,
+    concurrency: int | None,
+    address: str | None,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    max_retries: int | None,
+    timing=None,  # noqa: ANN001 - app.worker.executors.WorkerTiming
+    verbose: bool = False,
+    on_result=None,  # noqa: ANN001 - callable(run_id, status)
+):  # noqa: ANN201 - an app.worker.executors.Executor
+    """The executor the options describe; a clear exit for options that do not fit the backend, or
+    for a checkpoint location the workers could not use."""
+    from app.worker.checkpoints import CheckpointLocation
+    from app.worker.executors import BACKENDS, LocalExecutor, WorkerTiming
+
+    if backend not in BACKENDS:
+        fail(f"--backend {backend!r} is not a backend; use one of {', '.join(BACKENDS)}")
+    try:
+        CheckpointLocation(settings)
+    except SettingsError as err:
+        fail(str(err))
+    timing = timing or WorkerTiming()
+    if backend == "local":
+        ray_only = {
+            "--address": address,
+            "--num-cpus": num_cpus,
+            "--num-gpus": num_gpus,
+            "--max-retries": max_retries,
+        }
+        given = [name for name, value in ray_only.items() if value is not None]
+        if given:
+            fail(f"{', '.join(given)} only apply to --backend ray")
+        if (concurrency or 1) > MAX_LOCAL_PROCESSES:
+            fail(
+                f"--concurrency {concurrency} is too many processes for one machine (at most {MAX_LOCAL_PROCESSES})"
+            )
+        return LocalExecutor(settings, concurrency=concurrency or 1, timing=timing, verbose=verbose)
+    from app.worker.executors import BackendUnavailable
+    from app.worker.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor, RayOptions, import_ray
+
+    try:
+        import_ray()
+    except BackendUnavailable as err:
+        fail(str(err))
+    try:
+        options = RayOptions(
+            address=address,
+            num_cpus=1.0 if num_cpus is None else num_cpus,
+            num_gpus=num_gpus,
+            max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+        )
+    except ValueError as err:
+        fail(str(err))
+    return RayExecutor(settings, options=options, concurrency=concurrency, timing=timing, on_result=on_result)
 
 
 def get_run_or_exit(store: Store, run_id: int):

@@ -10,13 +10,21 @@ import typer
 import yaml
 
 from app.cli.common import (
+    AddressOption,
+    BackendOption,
+    ConcurrencyOption,
     JsonOption,
+    MaxRetriesOption,
+    NumCpusOption,
+    NumGpusOption,
     SetOption,
     echo_json,
+    executor_or_exit,
     fail,
     get_run_or_exit,
     load_config_or_exit,
     open_store,
+    settings_or_exit,
 )
 from psl_core.config import ConfigError
 
@@ -50,8 +58,17 @@ def sweep(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     name: Annotated[str | None, typer.Option(help="Sweep name.")] = None,
     json_: JsonOption = False,
+    backend: BackendOption = None,
+    concurrency: ConcurrencyOption = None,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
+    num_gpus: NumGpusOption = None,
+    max_retries: MaxRetriesOption = None,
 ) -> None:
-    """Queue one run per grid point × seed, grouped as a sweep (every point is checked first)."""
+    """Queue one run per grid point × seed, grouped as a sweep (every point is checked first).
+
+    With --backend the sweep is also run to its end here: local (worker processes on this machine)
+    or ray (one Ray task per run on the cluster at --address); exit status 1 if a run did not complete."""
     from app.runs import parse_seed_list, submit_sweep
 
     cfg = load_config_or_exit(config, None)
@@ -65,15 +82,70 @@ def sweep(
         if not key.strip() or not isinstance(values, list):
             fail(f"--grid expects field=[v1,v2,...], got {item!r}")
         parsed[key.strip()] = values
+    executor = None
+    run_here = {"--concurrency": concurrency, "--address": address, "--num-cpus": num_cpus, "--num-gpus": num_gpus,
+                "--max-retries": max_retries}  # fmt: skip
+    given = [name for name, value in run_here.items() if value is not None]
+    if backend is None and given:
+        fail(f"{', '.join(given)} only apply when the sweep runs here: add --backend local or --backend ray")
+    if backend is not None:  # options are checked before anything is queued
+        executor = executor_or_exit(
+            backend,
+            settings_or_exit(writable=True),
+            concurrency=concurrency,
+            address=address,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            max_retries=max_retries,
+            on_result=None if json_ else lambda run_id, status: typer.echo(f"  run #{run_id}: {status}"),
+        )
+    store = open_store(writable=True)
     try:
         seed_list = parse_seed_list(seeds)
-        sweep_id, ids = submit_sweep(open_store(writable=True), cfg, parsed, seed_list, name=name)
+        sweep_id, ids = submit_sweep(store, cfg, parsed, seed_list, name=name)
     except (ConfigError, ValueError) as err:
         fail(str(err))
-    if json_:
-        echo_json({"sweep_id": sweep_id, "run_ids": ids})
+    if not json_:
+        typer.echo(f"queued sweep #{sweep_id}: runs {', '.join(f'#{i}' for i in ids)}")
+    if executor is None:
+        if json_:
+            echo_json({"sweep_id": sweep_id, "run_ids": ids})
         return
-    typer.echo(f"queued sweep #{sweep_id}: runs {', '.join(f'#{i}' for i in ids)}")
+    _run_sweep_here(store, executor, sweep_id, ids, json_)
+
+
+def _run_sweep_here(store, executor, sweep_id: int, ids: list[int], json_: bool) -> None:  # noqa: ANN001
+    """Drain the sweep's runs with ``executor``; print where each ran; exit 1 unless all completed."""
+    from collections import Counter
+
+    from app.worker.executors import BackendUnavailable
+
+    if not json_:
+        typer.echo(f"running sweep #{sweep_id} on the {executor.backend} backend")
+    try:
+        executor.drain(sweep_id=sweep_id, exit_when_idle=True)
+    except BackendUnavailable as err:
+        fail(f"{err} (the runs stay queued for `psl worker`)")
+    records = [store.get_run(run_id) for run_id in ids]
+    counts = Counter(r.status for r in records)
+    if json_:
+        echo_json({"sweep_id": sweep_id, "run_ids": ids, "runs": [_run_summary(r) for r in records]})
+    else:
+        for r in records:
+            typer.echo(f"  #{r.id} {r.status:<10} {_where(r)}  {r.name}")
+        typer.echo(
+            "sweep #{}: {}".format(
+                sweep_id, ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            )
+        )
+    if counts.get("completed", 0) != len(records):
+        raise typer.Exit(1)
+
+
+def _where(record) -> str:  # noqa: ANN001
+    from app.formatting import format_placement
+
+    return format_placement(record.host, record.backend, record.slot)
 
 
 def _method_of(config: dict) -> str | None:
@@ -96,6 +168,10 @@ def _run_summary(record) -> dict:
         "created_at": record.created_at,
         "finished_at": record.finished_at,
         "error": record.error,
+        "host": record.host,
+        "backend": record.backend,
+        "slot": record.slot,
+        "attempts": record.attempts,
     }
 
 
@@ -141,6 +217,7 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")], json_: JsonOpti
         return
     typer.echo(
         f"run #{r.id} {r.name}\n  status {r.status}, progress {(r.progress or 0):.0%}, attempts {r.attempts}"
+        f", executes on {_where(r)}"
     )
     if r.error:
         typer.echo(f"  error: {r.error}")

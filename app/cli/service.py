@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, settings_or_exit
+from app.cli.common import (
+    AddressOption,
+    BackendOption,
+    ConcurrencyOption,
+    MaxRetriesOption,
+    NumCpusOption,
+    NumGpusOption,
+    executor_or_exit,
+    fail,
+    settings_or_exit,
+)
 
 service_app = typer.Typer()
-
-
-def _worker_process(stale_after: float, heartbeat_every: float, exit_when_idle: bool, verbose: bool) -> None:
-    """Entry point of each worker process of ``--concurrency N`` (spawned: configure everything anew)."""
-    from app.logs import configure_logging
-    from app.settings import configure_core, get_settings
-    from app.worker.loop import run_worker
-
-    settings = get_settings()
-    configure_core(settings)
-    configure_logging(settings, verbose=verbose, file_name="worker.log")
-    run_worker(
-        stale_after_s=stale_after,
-        heartbeat_s=heartbeat_every,
-        exit_when_idle=exit_when_idle,
-        settings=settings,
-    )
 
 
 @service_app.command()
 def worker(
     ctx: typer.Context,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker processes to start.")] = 1,
+    concurrency: ConcurrencyOption = None,
     stale_after: Annotated[
         float,
         typer.Option(
@@ -43,39 +35,38 @@ def worker(
         float, typer.Option(min=0.1, max=600.0, help="Seconds between a running run's heartbeats.")
     ] = 3.0,
     exit_when_idle: Annotated[bool, typer.Option(help="Stop when the queue is empty.")] = False,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
+    num_gpus: NumGpusOption = None,
+    max_retries: MaxRetriesOption = None,
 ) -> None:
-    """Claim queued runs and train them (several processes never take the same run).
+    """Claim queued runs and train them (several processes or hosts never take the same run).
 
-    SIGTERM/SIGINT stop it between steps; its run goes back to the queue and resumes elsewhere."""
-    from app.worker.loop import check_timing, run_worker
+    --backend ray drains the queue onto a Ray cluster, one task per run. SIGTERM/SIGINT stop it
+    between steps; its runs go back to the queue and resume elsewhere from their checkpoints."""
+    from app.worker.executors import BackendUnavailable, WorkerTiming
 
     try:
-        check_timing(stale_after, heartbeat_every)
+        timing = WorkerTiming(stale_after_s=stale_after, heartbeat_s=heartbeat_every)
     except ValueError as err:
         fail(str(err))
     settings = settings_or_exit(writable=True)
-    verbose = bool(ctx.obj and ctx.obj.get("verbose"))
-    if concurrency == 1:
-        run_worker(
-            stale_after_s=stale_after,
-            heartbeat_s=heartbeat_every,
-            exit_when_idle=exit_when_idle,
-            settings=settings,
-        )
-        return
-    spawn = mp.get_context("spawn")
-    procs = [
-        spawn.Process(target=_worker_process, args=(stale_after, heartbeat_every, exit_when_idle, verbose))
-        for _ in range(concurrency)
-    ]
-    for p in procs:
-        p.start()
+    executor = executor_or_exit(
+        backend or "local",
+        settings,
+        concurrency=concurrency,
+        address=address,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_retries=max_retries,
+        timing=timing,
+        verbose=bool(ctx.obj and ctx.obj.get("verbose")),
+    )
     try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:  # the children got the same signal from the terminal: wait for them
-        for p in procs:
-            p.join()
+        executor.drain(exit_when_idle=exit_when_idle)
+    except BackendUnavailable as err:
+        fail(str(err))
 
 
 @service_app.command()

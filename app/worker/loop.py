@@ -22,12 +22,13 @@ import uuid
 from pathlib import Path
 
 from app.logs import get_logger
-from app.settings import Settings, get_settings
+from app.settings import CHECKPOINT_ENV, Settings, get_settings
+from app.worker.checkpoints import CheckpointLocation
 from app.worker.store_sink import StoreSink
 from psl_core.config import ConfigError
 from psl_core.engine import run_experiment
 from psl_core.validation import validate_config
-from storage import Store
+from storage import CheckpointRecord, Store
 
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
@@ -72,8 +73,13 @@ class ShutdownFlag:
             log.info("signal %s: stopping after the current step", signal.Signals(signum).name)
             self.event.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, on_signal)
+        self.previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def uninstall(self) -> None:
+        """Put back the handlers :meth:`install` replaced (a process that goes on after draining)."""
+        for sig, handler in getattr(self, "previous", {}).items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
 
 class Heartbeat(threading.Thread):
@@ -90,6 +96,34 @@ class Heartbeat(threading.Thread):
                 self.sink.beat()
             except Exception as err:  # a missed beat is retried next time; never kill the run for it
                 log.warning("run %s: heartbeat failed: %s", self.sink.run_id, err)
+
+
+def _resume_point(
+    store: Store, run_id: int, checkpoints: CheckpointLocation
+) -> tuple[CheckpointRecord | None, Path | None]:
+    """The run's latest checkpoint and a local path to resume from, or (None, None) to start clean.
+
+    A checkpoint this host cannot read (another host wrote it to a location not shared with this one)
+    is said in the run's events, with what to change, and the run starts from step 0."""
+    checkpoint = store.latest_checkpoint(run_id)
+    if checkpoint is None:
+        return None, None
+    try:
+        local = checkpoints.fetch(checkpoint.path, run_id)
+    except Exception as err:  # noqa: BLE001 - an unreachable object store: restart rather than fail
+        local, why = None, f"{type(err).__name__}: {err}"
+    else:
+        why = "not found"
+    if local is not None:
+        return checkpoint, local
+    message = (
+        f"checkpoint at step {checkpoint.step} ({checkpoint.path}) cannot be read on {socket.gethostname()} "
+        f"({why}); starting from step 0. Point {CHECKPOINT_ENV} of every worker host at one shared "
+        "folder or object-store URL"
+    )
+    log.warning("run %s: %s", run_id, message)
+    store.add_event(run_id, message, level="warning", kind="resume")
+    return None, None
 
 
 def execute_run(
@@ -114,10 +148,9 @@ def execute_run(
         store.add_event(run_id, str(err), level="error", kind="config")
         store.finish_run(run_id, "failed", error=f"stored config is invalid: {err}")
         return "failed"
-    resume_from = None
-    checkpoint = store.latest_checkpoint(run_id)
-    if checkpoint is not None and Path(checkpoint.path).exists():
-        resume_from = checkpoint.path
+    checkpoints = CheckpointLocation(settings)
+    checkpoint, resume_from = _resume_point(store, run_id, checkpoints)
+    if resume_from is not None:
         store.truncate_metrics_after(run_id, step=checkpoint.step, epoch=checkpoint.epoch)
     else:  # an earlier attempt that died before its first checkpoint: start clean
         store.truncate_metrics_after(run_id, step=0, epoch=0)
@@ -129,14 +162,20 @@ def execute_run(
         )
     else:
         log.info("run %s: starting %r", run_id, config.name)
-    sink = StoreSink(store, run_id, worker_id, stop_requested=shutdown)
+    sink = StoreSink(
+        store,
+        run_id,
+        worker_id,
+        stop_requested=shutdown,
+        publish_checkpoint=lambda path: checkpoints.publish(path, run_id),
+    )
     beat = Heartbeat(sink, heartbeat_s)
     beat.start()
     try:
         result = run_experiment(
             config,
             sink,
-            checkpoint_dir=settings.checkpoint_dir_of(run_id),
+            checkpoint_dir=checkpoints.engine_dir(run_id),
             resume_from=resume_from,
             flush_interval_s=FLUSH_INTERVAL_S,
         )
@@ -155,6 +194,7 @@ def execute_run(
     finally:
         beat.stopped.set()
         beat.join(timeout=5)
+        checkpoints.discard_staging(run_id)
     if sink.lost_ownership:
         log.warning("run %s: another worker took it over; leaving it", run_id)
         return "lost"  # another worker took the run over; it owns the outcome now
@@ -179,28 +219,42 @@ def run_worker(
     max_runs: int | None = None,
     exit_when_idle: bool = False,
     settings: Settings | None = None,
+    sweep_id: int | None = None,
+    slot: str = "1/1",
 ) -> int:
-    """Claim and train runs until stopped (SIGTERM/SIGINT), idle (with ``exit_when_idle``) or
-    ``max_runs``; returns the number of runs executed."""
+    """Claim and train runs (only those of ``sweep_id``, if given) until stopped (SIGTERM/SIGINT), idle
+    (with ``exit_when_idle``) or ``max_runs``; returns the number of runs executed. ``slot`` says which
+    of the local executor's processes this is (recorded with each run it claims)."""
     check_timing(stale_after_s, heartbeat_s)
     settings = settings or get_settings()
+    CheckpointLocation(settings)  # an unusable checkpoint location is refused before any run is claimed
     store = Store(store_url or settings.database_url)
     worker_id = worker_id or new_worker_id()
     shutdown = ShutdownFlag()
     shutdown.install()
-    log.info("worker %s started (database %s)", worker_id, store)
-    done = 0
-    while (max_runs is None or done < max_runs) and not shutdown():
-        record = store.claim_next_run(worker_id, stale_after_s=stale_after_s)
-        if record is None:
-            if exit_when_idle:
-                break
-            shutdown.event.wait(poll_s)
-            continue
-        log.info("run %s claimed (attempt %s)", record.id, record.attempts)
-        execute_run(
-            store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
-        )
-        done += 1
+    try:
+        log.info("worker %s started (database %s)", worker_id, store)
+        done = 0
+        while (max_runs is None or done < max_runs) and not shutdown():
+            record = store.claim_next_run(
+                worker_id,
+                stale_after_s=stale_after_s,
+                sweep_id=sweep_id,
+                host=socket.gethostname(),
+                backend="local",
+                slot=slot,
+            )
+            if record is None:
+                if exit_when_idle:
+                    break
+                shutdown.event.wait(poll_s)
+                continue
+            log.info("run %s claimed (attempt %s)", record.id, record.attempts)
+            execute_run(
+                store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
+            )
+            done += 1
+    finally:
+        shutdown.uninstall()  # a process that goes on (tests, the Ray driver) gets its handlers back
     log.info("worker %s stopping after %s runs", worker_id, done)
     return done

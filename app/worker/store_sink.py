@@ -22,13 +22,21 @@ class StoreSink(Sink):
     """Writes the engine's reports to the store and relays cancel requests back to it.
 
     ``stop_requested`` (e.g. the worker was asked to shut down) also stops training between steps.
+    ``publish_checkpoint(path)`` makes a checkpoint the engine wrote readable by every host and returns
+    the location to store (e.g. after uploading it); it runs on the writer thread, before the row.
     """
 
     def __init__(
-        self, store: Store, run_id: int, worker_id: str, stop_requested: Callable[[], bool] = lambda: False
+        self,
+        store: Store,
+        run_id: int,
+        worker_id: str,
+        stop_requested: Callable[[], bool] = lambda: False,
+        publish_checkpoint: Callable[[str], str] = str,
     ):
         self.store, self.run_id, self.worker_id = store, run_id, worker_id
         self.stop_requested = stop_requested
+        self.publish_checkpoint = publish_checkpoint
         self.total_steps = 0
         self.progress: dict = {}
         self.lost_ownership = False
@@ -99,7 +107,11 @@ class StoreSink(Sink):
         self._submit(lambda: self.store.add_event(self.run_id, message, level=level))
 
     def on_checkpoint(self, path, step, epoch):
-        self._submit(lambda: self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=path))
+        def job():
+            location = self.publish_checkpoint(str(path))
+            self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=location)
+
+        self._submit(job)
 
     def beat(self) -> None:
         """Heartbeat with the latest progress; notices when another worker has taken the run over."""

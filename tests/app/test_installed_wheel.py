@@ -75,6 +75,9 @@ def installed(tmp_path_factory):
         ],
         capture_output=True,
         text=True,
+        # Without PYTHONPATH: a repository on it shows its psl_studio.egg-info (left by the wheel build),
+        # and pip would skip the install as "already installed".
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert install.returncode == 0, install.stderr
     return venv / "bin", site
