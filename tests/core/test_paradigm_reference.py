@@ -2,8 +2,10 @@
 
 The references train one deep copy per client with its own ``torch.optim.SGD``, the way the SplitFed
 reference code does (client net and server net exchanging smashed data and its gradient), and
-average state dicts with a Python loop. They read only the round plans (batches, order, weights) from
-the engine: the arithmetic is theirs.
+average state dicts with a Python loop. They read only the round plans (batches, order, weights) and
+hsfl's mode rule from the engine: the arithmetic is theirs. The engine trains sflv1, fedavg and hsfl
+with one code path (full-model copies); the reference trains split pairs as split pairs, so it checks
+that this shortcut is exact, and the averaging weights, per-client cuts and mixed modes with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from psl_core.config import ExperimentConfig, apply_overrides
 from psl_core.engine import MemorySink, build_experiment
 from psl_core.paradigms.engine import ParadigmTrainer
+from psl_core.paradigms.modes import fl_client_mask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -102,6 +105,10 @@ def reference_run(cfg, paradigm: str, planner) -> tuple[torch.nn.Module, list[fl
     glob = setup.model
     cuts = np.array([c.cut for c in setup.client_cut_summaries])
     num_blocks = glob.num_blocks
+    # which clients train the full model: every one for fedavg, the rule's choice for hsfl
+    full_model = np.full(len(cuts), paradigm == "fedavg")
+    if paradigm == "hsfl":
+        full_model = fl_client_mask(cfg.paradigm.fl_clients, setup)
     server = glob
     server_opt = sgd(server.parameters(), cfg) if paradigm == "sflv2" else None
     step_losses = []
@@ -109,7 +116,7 @@ def reference_run(cfg, paradigm: str, planner) -> tuple[torch.nn.Module, list[fl
         plan = planner.plan(r)
         rows = range(len(plan.clients))
         nets = [copy.deepcopy(glob) for _ in rows]
-        server_nets = [copy.deepcopy(glob) for _ in rows] if paradigm == "sflv1" else None
+        server_nets = [copy.deepcopy(glob) for _ in rows] if paradigm in ("sflv1", "hsfl") else None
         opts = [sgd(n.parameters(), cfg) for n in nets]
         server_opts = [sgd(n.parameters(), cfg) for n in server_nets] if server_nets else None
         per_step = np.zeros((plan.num_steps, len(plan.clients)))
@@ -120,14 +127,14 @@ def reference_run(cfg, paradigm: str, planner) -> tuple[torch.nn.Module, list[fl
                     continue
                 x, y = batch(setup, plan, j, row)
                 c = int(cuts[plan.clients[row]])
-                if paradigm == "fedavg":
+                if full_model[plan.clients[row]]:
                     opts[row].zero_grad()
                     loss = F.cross_entropy(nets[row](x), y)
                     loss.backward()
                     opts[row].step()
                 else:
                     srv, s_opt = (
-                        (server_nets[row], server_opts[row]) if paradigm == "sflv1" else (server, server_opt)
+                        (server, server_opt) if paradigm == "sflv2" else (server_nets[row], server_opts[row])
                     )
                     fx = nets[row].forward_range(x, 0, c)
                     client_fx = fx.clone().detach().requires_grad_(True)
@@ -144,9 +151,12 @@ def reference_run(cfg, paradigm: str, planner) -> tuple[torch.nn.Module, list[fl
         w = plan.weights.tolist()
         if paradigm == "fedavg":
             average_blocks(glob, {b: nets for b in range(num_blocks)}, w)
-        elif paradigm == "sflv1":
+        elif paradigm in ("sflv1", "hsfl"):  # a split pair's model = its client part + its server part
             by_block = {
-                b: [nets[i] if b < cuts[plan.clients[i]] else server_nets[i] for i in rows]
+                b: [
+                    nets[i] if full_model[plan.clients[i]] or b < cuts[plan.clients[i]] else server_nets[i]
+                    for i in rows
+                ]
                 for b in range(num_blocks)
             }
             average_blocks(glob, by_block, w)
@@ -172,6 +182,12 @@ def max_state_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     )
 
 
+MIXED_CUTS = [
+    {"device": "rpi4b", "fraction": 0.5, "cut": 1},
+    {"device": "jetson_gpu", "fraction": 0.5, "cut": 2},
+]
+
+
 def run_engine(cfg):
     trainer = ParadigmTrainer(build_experiment(cfg))
     sink = MemorySink()
@@ -185,6 +201,9 @@ def run_engine(cfg):
         ("sflv1", {}),
         ("fedavg", {"paradigm.client_fraction": 0.75}),
         ("sflv2", {}),
+        # hsfl: the fastest half trains full models, the rest train through their own cut
+        ("hsfl", {"paradigm.fl_clients": 0.5, "system.clients": MIXED_CUTS}),
+        ("hsfl", {"paradigm.fl_clients": ["rpi4b"], "system.clients": MIXED_CUTS}),
         (
             "sflv2",  # per-client cuts: the server holds blocks from cut 1 on, half the clients train block 1 themselves
             {
@@ -206,6 +225,9 @@ def test_stacked_copies_equal_a_per_client_deepcopy_loop_step_for_step(paradigm,
     assert np.max(np.abs(np.array(losses) - np.array(ref_losses))) <= EXACT
     # short last batches and finished clients really were exercised
     plan = trainer.planner.plan(0)
+    if paradigm == "hsfl":  # both modes really were exercised
+        modes = fl_client_mask(cfg.paradigm.fl_clients, trainer.setup)
+        assert modes.any() and not modes.all()
     assert (plan.count == 0).any() and ((plan.count > 0) & (plan.count < 8)).any()
 
 
