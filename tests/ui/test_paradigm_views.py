@@ -170,3 +170,23 @@ def test_the_monitor_timeline_replays_rounds_as_the_engine_ran_them(name):
     for stat in sink.client_stats:
         assert busy[(stat["epoch"] - 1, stat["client"])] == pytest.approx(stat["busy_time"])
     assert (window["idle"] >= 0).all()
+
+
+def test_a_user_picks_a_paradigm_in_the_form_and_launch_stores_it(fresh_psl_home, monkeypatch):
+    from storage import Store
+
+    monkeypatch.setattr("app.worker.supervisor.ensure_worker", lambda settings, **kw: True)  # no worker
+    at = AppTest.from_file(str(PAGES / "new_experiment.py"), default_timeout=90).run()
+    assert at.selectbox(key="ne.paradigm.name").value == "psl"
+    assert at.text_input(key="ne.paradigm.fl_clients").disabled  # hsfl's field, not PSL's
+    at.selectbox(key="ne.paradigm.name").select("hsfl").run()
+    assert at.selectbox(key="ne.sampling.method").disabled  # PSL's schedules do not apply to rounds
+    assert not at.text_input(key="ne.paradigm.fl_clients").disabled
+    at.number_input(key="ne.paradigm.local_epochs").set_value(2).run()
+    at.text_input(key="ne.paradigm.fl_clients").set_value("0.25").run()
+    at.button(key="ne:launch").click().run()
+    assert not at.exception and not at.error
+    store = Store(f"sqlite:///{fresh_psl_home}/psl.db")
+    [run] = store.list_runs()
+    paradigm = store.get_run(run.id).config["paradigm"]
+    assert paradigm["name"] == "hsfl" and paradigm["local_epochs"] == 2 and paradigm["fl_clients"] == 0.25
