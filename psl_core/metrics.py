@@ -26,6 +26,9 @@ EPOCH_FIELDS = (
     "sim_time",
     "wall_time",
     "per_class_acc",
+    # run totals so far, mean over clients (every engine reports them, PSL and the paradigms alike)
+    "bytes_per_client",
+    "energy_per_client_j",
 )
 # Fields that legitimately differ between two runs of the same config and seed.
 NONDETERMINISTIC_FIELDS = ("wall_time",)
