@@ -64,7 +64,7 @@ def centralised(cfg: ExperimentConfig, epochs: int):
 
 def params_diff(a, b) -> float:
     pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
-    return max(float((pa[k] - pb[k]).abs().max()) for k in pa)
+    return max(float((pa[k] - pb[k]).detach().abs().max()) for k in pa)
 
 
 @pytest.mark.parametrize("momentum", [0.9, 0.0])
