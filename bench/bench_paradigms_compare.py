@@ -120,7 +120,7 @@ def mean_std(values, fmt: str) -> str:
 
 def table(results: list[dict], skew: str, k: int, seeds: int, target: float) -> str:
     lines = [
-        f"**{skew}, K = {k}** ({seeds} seeds)",
+        f"**{skew}, K = {k}** ({seeds} seed{'s' if seeds != 1 else ''})",
         "",
         f"| method | final test acc | sim time to {target:.0%} (s) [reached] | MB per client | J per client | sim time total (s) |",
         "|---|---|---|---|---|---|",
