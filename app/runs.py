@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.settings import Settings
 from psl_core.config import ConfigError, ExperimentConfig, apply_overrides, parse_config
 from psl_core.sweep import sweep_configs
 from psl_core.validation import validate_config
@@ -84,3 +85,33 @@ def safe_file_stem(name: str, limit: int = 80) -> str:
     """A run name made safe as one path component (no separators, no '..', no control characters)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:limit]
     return stem or "run"
+
+
+def delete_run(store: Store, settings: Settings, run_id: int) -> None:
+    """Delete a run, its rows and its checkpoints (folder or object-store prefix).
+
+    A running run is refused with :class:`storage.RunIsActive` ("cancel it first"): deleting it
+    under its worker would throw away what the worker is writing. Cancel, wait until it stops,
+    then delete. KeyError if there is no such run."""
+    from app.worker.checkpoints import CheckpointLocation
+
+    locations = store.delete_run(run_id)
+    checkpoints = CheckpointLocation(settings)
+    checkpoints.remove(locations, run_id)  # a stored location elsewhere inside the run's own place
+    checkpoints.remove_run(run_id)
+
+
+def delete_runs(store: Store, settings: Settings, run_ids) -> list[str]:  # noqa: ANN001 - any iterable
+    """Delete each run that can be deleted; returns one message per run that was refused
+    (running: "cancel it first"; already gone is not an error)."""
+    from storage import RunIsActive
+
+    refused = []
+    for run_id in dict.fromkeys(int(r) for r in run_ids):
+        try:
+            delete_run(store, settings, run_id)
+        except KeyError:
+            continue
+        except RunIsActive as err:
+            refused.append(str(err))
+    return refused

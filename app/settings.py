@@ -8,6 +8,7 @@
 |                     |                                 | mounts, or an fsspec URL (s3://bucket/ckpt)  |
 | PSL_DATA_DIR        | (none)                          | extra folder searched for dataset files      |
 | PSL_LOG_LEVEL       | INFO                            | level of the log files in $PSL_HOME/logs     |
+| PSL_KEEP_CHECKPOINTS| 3                               | checkpoints kept per run (older ones deleted)|
 
 Every value has ``~`` expanded and relative paths made absolute here, so a worker started from
 another folder sees the same home as the process that started it. Nothing here creates folders:
@@ -26,6 +27,9 @@ DATABASE_ENV = "PSL_DATABASE_URL"
 DATA_DIR_ENV = "PSL_DATA_DIR"
 CHECKPOINT_ENV = "PSL_CHECKPOINT_URL"
 LOG_LEVEL_ENV = "PSL_LOG_LEVEL"
+KEEP_CHECKPOINTS_ENV = "PSL_KEEP_CHECKPOINTS"
+DEFAULT_KEEP_CHECKPOINTS = 3  # the newest is what a resume needs; two more in case it is torn
+MAX_KEEP_CHECKPOINTS = 1000
 DEFAULT_HOME = "~/.psl-studio"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -62,6 +66,7 @@ class Settings:
     data_dir: Path | None
     log_level: str
     checkpoint_url: str  # an absolute folder, or a URL with a scheme (e.g. s3://bucket/ckpt)
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
 
     @property
     def checkpoints_dir(self) -> Path | None:
@@ -87,6 +92,7 @@ class Settings:
             DATABASE_ENV: self.database_url,
             LOG_LEVEL_ENV: self.log_level,
             CHECKPOINT_ENV: self.checkpoint_url,
+            KEEP_CHECKPOINTS_ENV: str(self.keep_checkpoints),
         }
         if self.data_dir is not None:
             env[DATA_DIR_ENV] = str(self.data_dir)
@@ -104,17 +110,40 @@ def get_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}"
         )
+    keep_raw = env.get(KEEP_CHECKPOINTS_ENV, "").strip() or str(DEFAULT_KEEP_CHECKPOINTS)
+    if not (keep_raw.isdigit() and len(keep_raw) <= 6 and 1 <= int(keep_raw) <= MAX_KEEP_CHECKPOINTS):
+        raise SettingsError(
+            f"{KEEP_CHECKPOINTS_ENV}={keep_raw[:40]!r} is not a whole number from 1 to {MAX_KEEP_CHECKPOINTS} "
+            "(how many checkpoints to keep per run)"
+        )
     return Settings(
         home=home,
         database_url=url,
         data_dir=_path(data_raw) if data_raw else None,
         log_level=level,
         checkpoint_url=_checkpoint_url(env.get(CHECKPOINT_ENV, "").strip(), home),
+        keep_checkpoints=int(keep_raw),
     )
+
+
+def home_is_writable(settings: Settings) -> bool:
+    """True if the home (or, before it exists, its nearest existing parent) accepts new files.
+
+    ``os.access`` also answers for root, whom permission bits do not stop: it reports a read-only
+    mount (EROFS) all the same."""
+    folder = settings.home
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def ensure_home(settings: Settings) -> Settings:
     """Create the home and its folders (for commands that write); a clear error if it is not writable."""
+    if not home_is_writable(settings):
+        raise SettingsError(
+            f"{HOME_ENV} {settings.home} is read-only: reading commands (psl runs, show, export) work, "
+            f"this one writes; set {HOME_ENV} to a writable folder"
+        )
     try:
         for folder in (settings.home, settings.logs_dir):
             folder.mkdir(parents=True, exist_ok=True)

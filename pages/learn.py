@@ -155,10 +155,13 @@ def render_split() -> None:
 def render_stragglers() -> None:
     """Tab 3: one synchronous step per client, UGS vs LDS."""
     st.markdown(
-        "A synchronous step ends when the **slowest active client** has computed, uploaded its smashed data "
-        "and received its gradients; everyone else waits (grey). A straggler therefore stretches the whole "
-        "step. UGS gives every client a share ∝ its data, slow or not. **LDS** with latency penalty δ > 0 "
-        "moves samples away from slow clients: shorter steps, at the price of a higher batch deviation."
+        "A synchronous step is a chain of **phases with barriers**: every client computes its forward and "
+        "uploads its smashed data, the server runs the global batch, every client downloads its gradient and "
+        "runs its backward, and every client synchronises its client part. Each phase lasts as long as its "
+        "**slowest active client**; everyone else waits (grey), so a straggler stretches the whole step. UGS "
+        "gives every client a share ∝ its data, slow or not. **LDS** with latency aversion δ > 0 moves samples "
+        "away from slow clients: shorter steps, at the price of a higher batch deviation (and LDS's counts "
+        "vary about twice as much as UGS's)."
     )
     catalog = load_catalog()
     t1, t2, t3 = st.columns(3)
@@ -174,7 +177,7 @@ def render_stragglers() -> None:
                             format_func=lambda a: ARCHITECTURES[a].title)  # fmt: skip
     t_names = block_names_for(workload)[:-1]
     t_cut = t3.selectbox("Cut after block", t_names, index=min(2, len(t_names) - 1), key="t_cut")
-    delta = t3.slider("LDS δ (latency penalty)", 0.0, 3.0, 1.0, 0.25, key="t_delta")
+    delta = t3.slider("LDS δ (latency aversion)", 0.0, 3.0, 1.0, 0.25, key="t_delta")
     if not devices:
         st.warning("Choose at least one client device.")
         return

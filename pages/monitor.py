@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app.formatting import format_placement
-from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, progress_text, timeline_chart
-from app.ui.views.compare import METRICS, X_AXES, align_series, smooth
+from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart, phase_chart, progress_text, timeline_chart
+from app.ui.views.compare import METRICS, X_AXES, align_series, smooth, step_phases
 from app.ui.views.placement import placement_frame
 from app.ui.views.run_table import run_label
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
@@ -84,6 +84,15 @@ def live_part() -> None:
                     ).properties(height=220),
                     width="stretch",
                 )
+    phases = step_phases(steps, x_axis, CHART_WIDTH_POINTS)
+    st.markdown("**Where the simulated step time goes** — the phases of each synchronous step")
+    if phases.empty:
+        st.caption(
+            "No step phases logged yet (runs from before the phases were logged have none; with helpers a "
+            "step is the makespan of the helpers' schedule, not a chain of phases)."
+        )
+    else:
+        st.altair_chart(phase_chart(phases, x_axis), width="stretch")
     sampled = (
         f" · older steps sampled from {cache.rows_stored(run_id):,} stored (loss min/max kept)"
         if cache.is_sampled(run_id)

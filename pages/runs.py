@@ -6,12 +6,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.runs import delete_runs
+from app.settings import get_settings
 from app.ui.views.run_table import accuracy_by_run, all_tags, filter_runs, run_label, runs_frame
 from app.ui.widgets import COMPARE_RUNS, PREFILL_CONFIG, SELECTED_RUN, get_store, open_page, page_path
 from storage import RUN_STATUSES
 
 PAGES = Path(__file__).resolve().parent
 CONFIRM_DELETE = "runs_confirm_delete"
+DELETE_REFUSED = "runs_delete_refused"
 
 st.title("Runs")
 store = get_store()
@@ -68,9 +71,10 @@ if buttons[4].button("Delete…", disabled=not chosen, type="secondary"):
 
 
 def delete_pending() -> None:
-    """Runs before the page re-renders (a button callback), so the table no longer lists them."""
-    for run_id in st.session_state.get(CONFIRM_DELETE) or []:
-        store.delete_run(run_id)
+    """Runs before the page re-renders (a button callback), so the table no longer lists them.
+    Running runs are refused ("cancel it first"); their messages are shown once."""
+    pending = st.session_state.get(CONFIRM_DELETE) or []
+    st.session_state[DELETE_REFUSED] = delete_runs(store, get_settings(), pending)
     st.session_state[CONFIRM_DELETE] = None
     st.session_state["runs_selected"] = []
 
@@ -79,11 +83,13 @@ def keep_pending() -> None:
     st.session_state[CONFIRM_DELETE] = None
 
 
+for message in st.session_state.pop(DELETE_REFUSED, None) or []:
+    st.warning(message, icon=":material/block:")
 pending = st.session_state.get(CONFIRM_DELETE)
 if pending:
     st.warning(
-        f"Delete {len(pending)} run(s) {', '.join(f'#{r}' for r in pending)} with all their metrics? "
-        "This cannot be undone."
+        f"Delete {len(pending)} run(s) {', '.join(f'#{r}' for r in pending)} with all their metrics and "
+        "checkpoints? This cannot be undone. Running runs are kept: cancel them first."
     )
     yes, no = st.columns(2)
     yes.button("Yes, delete", type="primary", key="runs_delete_yes", on_click=delete_pending)

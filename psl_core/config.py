@@ -21,9 +21,42 @@ ParadigmName = Literal["psl", "sl", "sflv1", "sflv2", "fedavg", "hsfl"]
 AVERAGING_PARADIGMS = ("sflv1", "sflv2", "fedavg", "hsfl")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_TEXT = 4096  # longest string field (a path); names are shorter, see ExperimentConfig.name
+
+
+def check_plain_value(value: Any) -> Any:
+    """Every number in a config fits 64 bits and every text is printable UTF-8: what the database,
+    numpy and torch can hold (floats are kept finite by ``allow_inf_nan=False``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("must fit in 64 bits (at most 2**63-1 = 9223372036854775807)")
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"is {len(value):,} characters long; at most {MAX_TEXT} are allowed")
+        bad = next((ch for ch in value if ch < " " or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF), None)
+        if bad is not None:
+            raise ValueError(f"contains the control character {bad!r}; use printable text")
+    return value
+
+
 class _Section(BaseModel):
     # Unknown keys are refused: a typo in a config must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Floats must be finite: an infinite learning rate or NaN fraction is never what was meant.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return check_plain_value(value)
+
+
+# Physical ranges of the device and link fields: far beyond any real device either way, yet finite
+# after the unit conversions (x 1e9 FLOP, x 2**20 bytes), so the time model never sees 0 or inf.
+LINK_MBPS = {"ge": 1e-6, "le": 1e9}  # 1 bit/s .. 1 Pbit/s
+LATENCY_MS = {"ge": 0, "le": 1e7}  # up to ~3 hours per message
+GFLOPS = {"ge": 1e-6, "le": 1e9}  # 1 kFLOP/s .. 1 EFLOP/s
+MEMORY_MB = {"ge": 1e-3, "le": 1e12}
+SKEW = {"gt": 0, "le": 1e4}  # Dirichlet concentrations: beyond 1e4, nothing changes any more
 
 
 class DataConfig(_Section):
@@ -31,7 +64,15 @@ class DataConfig(_Section):
     data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
     train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
     test_limit: int | None = Field(None, ge=10, description="Use only this many test samples (faster).")
-    augment: bool = Field(False, description="Random crop (padding 4) and horizontal flip on images.")
+    augment: bool = Field(
+        False, description="Random crop (zero padding crop_padding) and horizontal flip on images."
+    )
+    crop_padding: int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="Augmentation: zero padding of the random crop, pixels (GPSL reference: 1).",
+    )
 
 
 class PartitionConfig(_Section):
@@ -40,18 +81,20 @@ class PartitionConfig(_Section):
     )
     num_clients: int = Field(10, ge=1, le=100_000, description="Number of clients K.")
     alpha: float = Field(
-        0.5, gt=0, description="Partition α: Dirichlet concentration of the label skew (small = more skewed)."
+        0.5,
+        **SKEW,
+        description="Partition α: Dirichlet concentration of the label skew (small = more skewed).",
     )
     classes_per_client: int = Field(
-        2, ge=1, description="Classes per client C (extended_dirichlet, pathological)."
+        2, ge=1, le=100_000, description="Classes per client C (extended_dirichlet, pathological)."
     )
-    shards_per_client: int = Field(2, ge=1, description="Shards per client (shards).")
+    shards_per_client: int = Field(2, ge=1, le=1_000_000, description="Shards per client (shards).")
     min_partition_size: int = Field(0, ge=0, description="Smallest client size accepted (dirichlet).")
     quantity_distribution: Literal["dirichlet", "lognormal"] = Field(
         "dirichlet", description="Law of the client sizes (quantity_skew)."
     )
-    beta: float = Field(1.0, gt=0, description="Dirichlet β of the client sizes (quantity_skew).")
-    sigma: float = Field(1.0, gt=0, description="Log-normal σ of the client sizes (quantity_skew).")
+    beta: float = Field(1.0, **SKEW, description="Dirichlet β of the client sizes (quantity_skew).")
+    sigma: float = Field(1.0, ge=1e-3, le=10, description="Log-normal σ of the client sizes (quantity_skew).")
 
     def scheme_params(self) -> dict[str, Any]:
         """The keyword parameters that the chosen scheme takes (same names as psl_core.data)."""
@@ -82,20 +125,39 @@ class ModelConfig(_Section):
     server_norm: Literal["group", "batch", "layer", "none"] = Field(
         "batch", description="Normalisation in the server part (BatchNorm over the global batch)."
     )
+    norm_groups: int | None = Field(
+        None,
+        ge=1,
+        description="GroupNorm groups ('group' norm); empty = the largest divisor of the channels up to 8 "
+        "(GPSL reference: 32).",
+    )
 
 
 class SamplingConfig(_Section):
     method: MethodName = Field(
         "ugs", description="Batch sampling method (FLS, FPLS, UGS/GPSL, LDS, centralised)."
     )
-    batch_size: int = Field(64, ge=1, description="Global batch size B.")
+    batch_size: int = Field(64, ge=1, le=10_000_000, description="Global batch size B.")
     per_client_batch: int | None = Field(
         None,
         ge=1,
+        le=10_000_000,
         description="Vanilla PSL: a fixed per-client batch b (FLS with b_k = b, effective batch K·b).",
     )
-    lds_c: float = Field(1.0, gt=0, description="LDS concentration c (1 = variance of uniform sampling).")
-    lds_delta: float = Field(0.0, ge=0, description="LDS latency aversion δ (0 = like UGS).")
+    lds_c: float = Field(
+        1.0,
+        ge=1e-3,
+        le=1e3,
+        description="LDS concentration c (1 = UGS's share variance; LDS's counts still vary ~2× as much as "
+        "UGS's; larger = steadier).",
+    )
+    lds_delta: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="LDS latency aversion δ: share ∝ data × (latency / median latency)^−δ "
+        "(0 = ignore latency, 1 = share ∝ data / latency).",
+    )
 
 
 class ParadigmConfig(_Section):
@@ -151,9 +213,9 @@ class TrainingConfig(_Section):
         5, ge=1, le=10_000, description="Training epochs (rounds for sl, sflv1, sflv2, fedavg and hsfl)."
     )
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser.")
-    lr: float = Field(0.05, gt=0, description="Learning rate.")
+    lr: float = Field(0.05, gt=0, le=1e6, description="Learning rate.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
-    weight_decay: float = Field(5e-4, ge=0, description="Weight decay.")
+    weight_decay: float = Field(5e-4, ge=0, le=1e3, description="Weight decay.")
     lr_schedule: Literal["constant", "step", "cosine"] = Field(
         "constant", description="Learning-rate schedule."
     )
@@ -172,10 +234,10 @@ class TrainingConfig(_Section):
 class ClientGroup(_Section):
     device: str = Field("rpi4b", description="Device id from the catalog (or a custom device).")
     fraction: float = Field(1.0, gt=0, le=1, description="Share of the clients with this device.")
-    up_mbps: float | None = Field(None, gt=0, description="Uplink Mbit/s (default: the device's).")
-    down_mbps: float | None = Field(None, gt=0, description="Downlink Mbit/s (default: the device's).")
+    up_mbps: float | None = Field(None, **LINK_MBPS, description="Uplink Mbit/s (default: the device's).")
+    down_mbps: float | None = Field(None, **LINK_MBPS, description="Downlink Mbit/s (default: the device's).")
     latency_ms: float | None = Field(
-        None, ge=0, description="Per-message latency ms (default: the device's)."
+        None, **LATENCY_MS, description="Per-message latency ms (default: the device's)."
     )
     cut: int | str | None = Field(None, description="Per-device cut (cost only); default: the model's cut.")
 
@@ -183,16 +245,16 @@ class ClientGroup(_Section):
 class CustomDevice(_Section):
     id: str = Field(..., min_length=1)
     name: str = ""
-    gflops: float = Field(..., gt=0, description="Effective training throughput, GFLOP/s.")
-    up_mbps: float = Field(50.0, gt=0)
-    down_mbps: float = Field(50.0, gt=0)
-    latency_ms: float = Field(5.0, ge=0)
-    memory_mb: float = Field(4096.0, gt=0)
+    gflops: float = Field(..., **GFLOPS, description="Effective training throughput, GFLOP/s.")
+    up_mbps: float = Field(50.0, **LINK_MBPS)
+    down_mbps: float = Field(50.0, **LINK_MBPS)
+    latency_ms: float = Field(5.0, **LATENCY_MS)
+    memory_mb: float = Field(4096.0, **MEMORY_MB)
     busy_watts: float | None = Field(
-        None, gt=0, description="Power while training, W (default: assumed 5 W)."
+        None, gt=0, le=1e6, description="Power while training, W (default: assumed 5 W)."
     )
     radio_watts: float | None = Field(
-        None, gt=0, description="Power while sending/receiving, W (default: assumed 2 W)."
+        None, gt=0, le=1e6, description="Power while sending/receiving, W (default: assumed 2 W)."
     )
 
 
@@ -200,13 +262,13 @@ class StragglerConfig(_Section):
     persistent_fraction: float = Field(
         0.0, ge=0, le=1, description="Fraction of clients that are always slow."
     )
-    persistent_factor: float = Field(10.0, ge=1, description="Slowdown of the persistent stragglers.")
+    persistent_factor: float = Field(10.0, ge=1, le=1e4, description="Slowdown of the persistent stragglers.")
     transient_prob: float = Field(0.0, ge=0, le=1, description="Per step, chance that a client is slowed.")
     transient_dist: Literal["lognormal", "pareto"] = Field(
         "lognormal", description="Law of transient slowdowns."
     )
     transient_scale: float = Field(
-        1.0, gt=0, description="Lognormal σ or Pareto shape of transient slowdowns."
+        1.0, ge=1e-2, le=100, description="Lognormal σ or Pareto shape of transient slowdowns."
     )
 
 
@@ -242,7 +304,9 @@ class SystemConfig(_Section):
 
 class ExperimentConfig(_Section):
     name: str = Field("experiment", min_length=1, max_length=200)
-    seed: int = Field(0, ge=0, description="Seed of everything random (same config + seed = same metrics).")
+    seed: int = Field(
+        0, ge=0, le=INT64_MAX, description="Seed of everything random (same config + seed = same metrics)."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -328,7 +392,10 @@ def format_problem_lines(problems: list[tuple[str, str, Any]]) -> str:
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit str() limit
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -9,6 +9,11 @@ STEP_FIELDS = (
     "batch_size",
     "active_clients",
     "sim_step_time",
+    "sim_fwd_phase",
+    "sim_server",
+    "sim_head_phase",
+    "sim_bwd_phase",
+    "sim_sync",
     "sim_time",
     "bytes_up",
     "bytes_down",
@@ -30,5 +35,8 @@ EPOCH_FIELDS = (
     "bytes_per_client",
     "energy_per_client_j",
 )
+# The phases of a synchronous step (methods §4); they add up to sim_step_time. With helpers the step is
+# the makespan of the helpers' schedule and the phases are 0.
+STEP_PHASE_FIELDS = ("sim_fwd_phase", "sim_server", "sim_head_phase", "sim_bwd_phase", "sim_sync")
 # Fields that legitimately differ between two runs of the same config and seed.
 NONDETERMINISTIC_FIELDS = ("wall_time",)

@@ -33,6 +33,7 @@ def sweep_configs(
             overrides = dict(zip(grid.keys(), point))
             label = " ".join(f"{k}={v}" for k, v in overrides.items())
             overrides["seed"] = seed
-            overrides["name"] = f"{base.name} {label} seed={seed}".replace("  ", " ")
+            # cut to the schema's 200 characters: a long grid label must not refuse the sweep
+            overrides["name"] = f"{base.name} {label} seed={seed}".replace("  ", " ")[:200].strip()
             configs.append(apply_overrides(base, overrides))
     return configs

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from psl_core.config import ConfigError, ExperimentConfig, format_problem_lines
+from psl_core.config_io import check_structure
 
 Severity = Literal["error", "warning"]
 
@@ -84,6 +85,10 @@ def check(config: ExperimentConfig | Mapping[str, Any], *, deep: bool = True) ->
     if not isinstance(config, ExperimentConfig):
         if not isinstance(config, Mapping):
             return [Problem("", f"a config must be a mapping of sections, not a {type(config).__name__}")]
+        try:  # a dict from YAML with aliases may expand exponentially: refuse before walking it
+            check_structure(config)
+        except ConfigError as err:
+            return [Problem("", str(err))]
         try:
             config = ExperimentConfig.model_validate(dict(config))
         except ValidationError as err:
@@ -103,8 +108,9 @@ def check_cached(config: Mapping[str, Any], *, deep: bool = True) -> list[Proble
     """``check`` memoised on the config's content: for a form that re-checks the same config on
     every redraw. (Dataset files appearing or vanishing meanwhile are noticed at submit time.)"""
     try:
+        check_structure(config)  # before json.dumps, which would expand an alias bomb
         key = json.dumps(config, sort_keys=True, allow_nan=True)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # ConfigError included: check() reports it
         return check(config, deep=deep)
     return list(_check_json(key, deep))
 
@@ -180,6 +186,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
             )
         )
     problems += _paradigm_problems(config, catalog)
+    problems += _norm_group_problems(config)
     names = block_names_for(config.model.arch)
     try:
         cut, cut2 = resolve_cut_pair(names, config.model.cut, config.model.cut2)
@@ -202,6 +209,38 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _norm_group_problems(config: ExperimentConfig) -> list[Problem]:
+    """model.norm_groups must divide every normalised layer's channels, and only matters for GroupNorm."""
+    from psl_core.models.zoo import normalised_channels
+
+    m = config.model
+    if m.norm_groups is None:
+        return []
+    if "group" not in (m.client_norm, m.server_norm):
+        return [
+            Problem(
+                "model.norm_groups",
+                "has no effect: neither model.client_norm nor model.server_norm is 'group'",
+                m.norm_groups,
+                "warning",
+            )
+        ]
+    channels = normalised_channels(m.arch)
+    bad = [c for c in channels if c % m.norm_groups]
+    if not bad:
+        return []
+    common = [g for g in range(1, min(channels) + 1) if all(c % g == 0 for c in channels)]
+    return [
+        Problem(
+            "model.norm_groups",
+            f"{m.arch} normalises layers of {', '.join(map(str, channels))} channels and {m.norm_groups} "
+            f"does not divide {', '.join(map(str, bad))}; use one of {', '.join(map(str, common))} or leave it "
+            "empty (automatic)",
+            m.norm_groups,
+        )
+    ]
 
 
 # ---------------------------------------------------------------- the engine's own build stages
@@ -385,6 +424,17 @@ def _sampling_warnings(config: ExperimentConfig, sizes) -> list[Problem]:
                     "warning",
                 )
             )
+    norms = {config.model.server_norm} | ({config.model.client_norm} if s.method != "centralised" else set())
+    if s.batch_size == 1 and "batch" in norms:
+        # BatchNorm in training mode needs at least two samples per channel; one-sample steps fail
+        problems.append(
+            Problem(
+                "sampling.batch_size",
+                "B = 1 with BatchNorm in the model: a one-sample batch has no batch statistics; "
+                "raise B or use model.server_norm / client_norm 'group' or 'layer'",
+                1,
+            )
+        )
     if not math.isfinite(config.training.lr):  # the schema refuses this; kept for configs built in code
         problems.append(Problem("training.lr", "must be a finite number", config.training.lr))
     return problems

@@ -6,7 +6,9 @@ configs arrive here as plain, already validated JSON dicts.
 
 from storage.db import dispose_engine, get_engine, init_db, redacted_url
 from storage.records import CheckpointRecord, EventRecord, RunRecord, StoreValueError, SweepRecord
+from storage.session import DatabaseFileChanged, StoreReadOnly, StoreUnavailable, database_now, sqlite_file
 from storage.store import Store
+from storage.store_runs import RunIsActive
 from storage.tables import EVENT_LEVELS, FINAL_STATUSES, RUN_STATUSES
 
 __all__ = [
@@ -14,13 +16,19 @@ __all__ = [
     "FINAL_STATUSES",
     "RUN_STATUSES",
     "CheckpointRecord",
+    "DatabaseFileChanged",
     "EventRecord",
+    "RunIsActive",
     "RunRecord",
     "Store",
+    "StoreReadOnly",
+    "StoreUnavailable",
     "StoreValueError",
     "SweepRecord",
+    "database_now",
     "dispose_engine",
     "get_engine",
     "init_db",
     "redacted_url",
+    "sqlite_file",
 ]

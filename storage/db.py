@@ -42,13 +42,29 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def is_read_only_url(url: str) -> bool:
+    """True for the SQLite URLs made by :func:`read_only_url`."""
+    return is_sqlite(url) and "mode=ro" in url
+
+
+def read_only_url(url: str, *, immutable: bool = False) -> str:
+    """A SQLite URL that opens the same file read-only (``immutable``: also without the WAL's
+    shared-memory file, which cannot be created in a read-only folder)."""
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    query = "mode=ro&immutable=1&uri=true" if immutable else "mode=ro&uri=true"
+    return f"sqlite:///file:{path}?{query}"
+
+
+def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001 - DBAPI hook
         # Take transaction control away from the sqlite3 module so that our BEGIN is the only one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:  # switching the journal mode writes to the file
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
@@ -79,7 +95,7 @@ def get_engine(url: str) -> Engine:
             if memory:
                 kwargs["poolclass"] = StaticPool  # one connection, or every session sees a new DB
             engine = create_engine(url, **kwargs)
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, read_only=is_read_only_url(url))
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
         _engines[key] = engine
@@ -131,6 +147,21 @@ def migration_connection(connection: Connection) -> Iterator[Connection]:
             raw.execute("PRAGMA foreign_keys=ON")
             if raw.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
                 connection.invalidate()  # never hand a connection without foreign keys back to the pool
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of PSL Studio knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision of the database behind ``engine`` (None: not created yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def init_db(url: str, *, revision: str = "head") -> str:

@@ -16,6 +16,46 @@ class StoreValueError(ValueError):
     """Bad input to the store; the message says what to change."""
 
 
+# Ids are INTEGER columns: PostgreSQL's stop at 2**31 - 1, so no stored row has a larger id.
+MAX_ROW_ID = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_seed(seed) -> int:  # noqa: ANN001 - any integer-like value
+    """``seed`` as an int that fits the 64-bit seed column, else a StoreValueError."""
+    try:
+        value = int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise StoreValueError(f"a seed must be a whole number, got {seed!r:.80}") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise StoreValueError("a seed must fit in 64 bits (|seed| < 2**63)")
+    return value
+
+
+def clean_text(text: str) -> str:
+    """Text any database stores: NUL characters (PostgreSQL refuses them) and lone surrogates
+    (not encodable as UTF-8) are replaced, so an odd exception message can still be recorded."""
+    text = str(text)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def loads_or(text, default):  # noqa: ANN001, ANN201 - stored JSON text, any fallback
+    """Stored JSON parsed, or ``default`` when it is missing or malformed (a hand-edited or
+    imported row must not break every reader)."""
+    if not isinstance(text, str):
+        return default
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return default
+
+
 def utc_now() -> datetime:
     """Now, as an aware UTC datetime (what the tables store)."""
     return datetime.now(timezone.utc)
@@ -51,8 +91,8 @@ def normalise_tags(tags) -> list[str]:  # noqa: ANN001 - any iterable or comma s
     result: list[str] = []
     for tag in tags:
         if not isinstance(tag, str):
-            raise StoreValueError(f"tags must be strings, got {tag!r}; pass e.g. ['baseline', 'ugs']")
-        tag = tag.strip()
+            raise StoreValueError(f"tags must be strings, got {tag!r:.80}; pass e.g. ['baseline', 'ugs']")
+        tag = clean_text(tag.strip())
         if tag and tag not in result:
             result.append(tag)
     return result
@@ -66,6 +106,14 @@ def canonical_json(value: dict) -> str:
         raise StoreValueError(
             f"config must be a JSON-serialisable dict of plain values (no NaN/inf): {exc}"
         ) from exc
+
+
+def _string_list(value) -> list[str]:  # noqa: ANN001
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _dict_or_empty(value) -> dict:  # noqa: ANN001
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -111,9 +159,9 @@ class RunRecord:
         return cls(
             id=run.id,
             name=run.name,
-            tags=json.loads(run.tags or "[]"),
+            tags=_string_list(loads_or(run.tags, [])),
             notes=run.notes or "",
-            config=json.loads(run.config_json),
+            config=_dict_or_empty(loads_or(run.config_json, {})),
             config_json=run.config_json,
             config_hash=run.config_hash,
             seed=run.seed,
@@ -153,7 +201,11 @@ class SweepRecord:
     def from_row(cls, sweep: Sweep) -> SweepRecord:
         """Copy an ORM row into a detached record."""
         return cls(
-            sweep.id, sweep.name, json.loads(sweep.spec_json), sweep.spec_json, as_utc(sweep.created_at)
+            sweep.id,
+            sweep.name,
+            _dict_or_empty(loads_or(sweep.spec_json, {})),
+            sweep.spec_json,
+            as_utc(sweep.created_at),
         )
 
 

@@ -7,11 +7,13 @@ DataFrames), so a Store can be shared across threads (e.g. one per Streamlit pro
 
 from __future__ import annotations
 
+from storage.store_events import EventStore
+from storage.store_import import ImportStore
 from storage.store_metrics import MetricStore
 from storage.store_runs import RunStore
 
 
-class Store(RunStore, MetricStore):
+class Store(RunStore, MetricStore, EventStore, ImportStore):
     """Runs, the run queue, sweeps, metrics, events and checkpoints in one database.
 
     ``Store(url, migrate=True)``: ``url`` is any SQLAlchemy URL (the application resolves it in

@@ -8,17 +8,20 @@ from a checkpoint rewrites the steps after it and never duplicates rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import delete, func, or_, select, union
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from storage.records import CheckpointRecord, EventRecord, StoreValueError, check_level, utc_now
-from storage.session import StoreBase, retry_transient
-from storage.tables import Checkpoint, ClientStat, EpochMetric, Event, Run, StepMetric
+from storage.records import (
+    StoreValueError,
+    clean_text,
+    loads_or,
+)
+from storage.session import StoreBase, database_now, retry_transient
+from storage.tables import ClientStat, EpochMetric, Event, StepMetric
 
 T = TypeVar("T")
 
@@ -66,8 +69,15 @@ def _normalise_rows(
                     raise StoreValueError(f"row has run_id={value} but is being written to run {run_id}")
             elif name in list_columns:
                 values[f"{name}_json"] = _json_or_none(value)
-            elif name == "extra_json" and isinstance(value, dict):
-                extra.update(value)
+            elif name == "extra_json":
+                # only a dict (or its JSON text) merges into the extras; raw text would break readers
+                parsed = loads_or(value, None) if isinstance(value, str) else value
+                if value is not None and not isinstance(parsed, dict):
+                    raise StoreValueError(
+                        f"extra_json of a {table.__tablename__} row must be a dict of metric -> value, "
+                        f"got {value!r:.80}"
+                    )
+                extra.update(parsed or {})
             elif name in values:
                 values[name] = value
             elif has_extra:
@@ -76,7 +86,10 @@ def _normalise_rows(
                 raise StoreValueError(f"unknown {table.__tablename__} column {name!r}; use {columns[1:]}")
         values["run_id"] = run_id
         if extra:
-            values["extra_json"] = json.dumps(extra)
+            try:
+                values["extra_json"] = json.dumps(extra)
+            except (TypeError, ValueError) as exc:
+                raise StoreValueError(f"extra metrics must be JSON values: {exc}") from None
         by_key[tuple(values[key] for key in keys)] = values
     return list(by_key.values())
 
@@ -105,7 +118,8 @@ def _expand_json(frame: pd.DataFrame, column: str, *, keep: list[str] | None = N
     texts = frame.pop(column)
     if texts.isna().all():
         return frame
-    parsed = pd.DataFrame([json.loads(t) if isinstance(t, str) else {} for t in texts], index=frame.index)
+    dicts = [loads_or(t, {}) for t in texts]  # malformed text (an old import) reads as no extras
+    parsed = pd.DataFrame([d if isinstance(d, dict) else {} for d in dicts], index=frame.index)
     wanted = [name for name in parsed.columns if name not in frame.columns and (keep is None or name in keep)]
     return pd.concat([frame, parsed[wanted]], axis=1) if wanted else frame
 
@@ -128,15 +142,6 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
 
 class MetricStore(StoreBase):
     """Writing and reading metrics, client statistics, events and checkpoints."""
-
-    def _write_for_run(self, run_id: int, work: Callable[[Session], T]) -> T:
-        """A write that names the run when the run does not exist (FK violation -> KeyError)."""
-        try:
-            return self._write(work)
-        except IntegrityError as exc:
-            if self._read(lambda session: session.get(Run, run_id)) is None:
-                raise KeyError(f"no run with id {run_id} in this database") from exc
-            raise
 
     # ---- writing ----------------------------------------------------------------------------------
 
@@ -174,7 +179,13 @@ class MetricStore(StoreBase):
                 _upsert(session, ClientStat, ("run_id", "epoch", "client"), client_values)
             if message:
                 session.add(
-                    Event(run_id=run_id, created_at=utc_now(), level="info", kind="epoch", message=message)
+                    Event(
+                        run_id=run_id,
+                        created_at=database_now(session),
+                        level="info",
+                        kind="epoch",
+                        message=clean_text(message),
+                    )
                 )
 
         self._write_for_run(run_id, work)
@@ -342,7 +353,9 @@ class MetricStore(StoreBase):
         rows = self._read(lambda session: session.execute(query.order_by(table.c.epoch)).all())
         frame = _frame(rows, names)
         accs = frame.pop("per_class_acc_json")
-        frame["per_class_acc"] = [json.loads(t) if isinstance(t, str) else None for t in accs]
+        frame["per_class_acc"] = [
+            value if isinstance(value := loads_or(t, None), list) else None for t in accs
+        ]
         return _expand_json(frame, "extra_json")
 
     def read_client_stats(self, run_id: int) -> pd.DataFrame:
@@ -359,42 +372,3 @@ class MetricStore(StoreBase):
         """How many step rows the run has."""
         query = select(func.count()).select_from(StepMetric).where(StepMetric.run_id == run_id)
         return int(self._read(lambda session: session.execute(query).scalar_one()))
-
-    # ---- events and checkpoints ---------------------------------------------------------------
-
-    def add_event(self, run_id: int, message: str, *, level: str = "info", kind: str = "info") -> None:
-        """Append an event line to the run's feed (level: info, warning or error)."""
-        event = Event(
-            run_id=run_id, created_at=utc_now(), level=check_level(level), kind=kind, message=message
-        )
-        self._write_for_run(run_id, lambda session: session.add(event))
-
-    def read_events(self, run_id: int, *, after_id: int | None = None) -> list[EventRecord]:
-        """The run's events in order; ``after_id`` returns only newer ones (incremental polling)."""
-        query = select(Event).where(Event.run_id == run_id)
-        if after_id is not None:
-            query = query.where(Event.id > after_id)
-        query = query.order_by(Event.id)
-        return self._read(lambda session: [EventRecord.from_row(e) for e in session.scalars(query)])
-
-    def add_checkpoint(self, run_id: int, *, step: int, epoch: int, path: str) -> None:
-        """Record that a checkpoint of the run at (step, epoch) was saved at ``path``."""
-        checkpoint = Checkpoint(
-            run_id=run_id, step=int(step), epoch=int(epoch), path=str(path), created_at=utc_now()
-        )
-        self._write_for_run(run_id, lambda session: session.add(checkpoint))
-
-    def latest_checkpoint(self, run_id: int) -> CheckpointRecord | None:
-        """The checkpoint with the highest step (newest on ties), or None."""
-        query = (
-            select(Checkpoint)
-            .where(Checkpoint.run_id == run_id)
-            .order_by(Checkpoint.step.desc(), Checkpoint.id.desc())
-            .limit(1)
-        )
-
-        def work(session: Session) -> CheckpointRecord | None:
-            row = session.scalars(query).first()
-            return None if row is None else CheckpointRecord.from_row(row)
-
-        return self._read(work)

@@ -10,24 +10,33 @@ from sqlalchemy import and_, delete, or_, update
 from sqlmodel import Session, select
 
 from storage.records import (
+    MAX_ROW_ID,
     RunRecord,
     StoreValueError,
     SweepRecord,
+    as_utc,
     canonical_json,
+    check_seed,
     check_status,
+    clean_text,
     normalise_tags,
-    utc_now,
 )
-from storage.session import StoreBase
-from storage.tables import FINAL_STATUSES, METRIC_TABLES, Run, Sweep
+from storage.session import StoreBase, database_now
+from storage.tables import FINAL_STATUSES, METRIC_TABLES, Checkpoint, Run, Sweep
+
+
+class RunIsActive(StoreValueError):
+    """The run is being trained right now; it has to stop (cancel it) before it can be deleted."""
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _get_row(session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+def _get_row(session: Session, run_id: int, *, for_update: bool = False) -> Run:
+    # Ids beyond the id column's range (PostgreSQL's INTEGER) cannot exist: say so, not DataError.
+    valid = isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id <= MAX_ROW_ID
+    run = session.get(Run, run_id, with_for_update=for_update) if valid else None
     if run is None:
         raise KeyError(f"no run with id {run_id} in this database")
     return run
@@ -90,19 +99,19 @@ class RunStore(StoreBase):
             raise StoreValueError("a run needs a non-empty name")
         config_json = canonical_json(config)
         run = Run(
-            name=str(name).strip(),
+            name=clean_text(str(name).strip()),
             tags=json.dumps(normalise_tags(tags)),
-            notes=notes or "",
+            notes=clean_text(notes or ""),
             config_json=config_json,
             config_hash=hashlib.sha256(config_json.encode()).hexdigest(),
-            seed=int(seed),
+            seed=check_seed(seed),
             status="queued",
-            created_at=utc_now(),
             sweep_id=sweep_id,
             total_steps=total_steps,
         )
 
         def work(session: Session) -> int:
+            run.created_at = database_now(session)  # queue order by one clock, whoever submits
             session.add(run)
             session.flush()
             return run.id
@@ -162,11 +171,11 @@ class RunStore(StoreBase):
         def work(session: Session) -> None:
             run = _get_row(session, run_id)
             if name is not None:
-                run.name = name.strip()
+                run.name = clean_text(name.strip())
             if tags is not None:
                 run.tags = json.dumps(normalise_tags(tags))
             if notes is not None:
-                run.notes = notes
+                run.notes = clean_text(notes)
             if total_steps is not None:
                 run.total_steps = int(total_steps)
             if pinned is not None:
@@ -175,16 +184,39 @@ class RunStore(StoreBase):
 
         self._write(work)
 
-    def delete_run(self, run_id: int) -> None:
-        """Delete a run with all its metrics, client stats, events and checkpoint rows."""
+    def delete_run(self, run_id: int, *, stale_after_s: float = 30.0) -> list[str]:
+        """Delete a run with all its metrics, client stats, events and checkpoint rows; returns the
+        paths of its checkpoint files (the caller removes them).
 
-        def work(session: Session) -> None:
-            _get_row(session, run_id)
+        A running run is refused (:class:`RunIsActive`: cancel it first) unless its heartbeat is
+        older than ``stale_after_s`` (its worker is dead; the run is claimable by anyone). The row is
+        locked while checked, so a worker cannot claim it between the check and the delete.
+        """
+
+        def work(session: Session) -> list[str]:
+            run = _get_row(session, run_id, for_update=True)
+            if run.status == "running":
+                beat = as_utc(run.heartbeat_at)
+                if beat is None or beat >= database_now(session) - timedelta(seconds=stale_after_s):
+                    raise RunIsActive(
+                        f"run #{run_id} is running; cancel it first (`psl cancel {run_id}`) and delete it "
+                        "once it has stopped"
+                    )
+            paths = list(session.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)))
             for table in METRIC_TABLES:  # explicit, so it does not depend on FK enforcement
                 session.execute(delete(table).where(table.run_id == run_id))
             session.execute(delete(Run).where(Run.id == run_id))
+            return paths
 
-        self._write(work)
+        return self._write(work)
+
+    def run_exists(self, run_id: int) -> bool:
+        """True if the run is (still) stored."""
+        try:
+            self.get_run(run_id)
+        except KeyError:
+            return False
+        return True
 
     # ---- the queue --------------------------------------------------------------------------------
 
@@ -211,7 +243,7 @@ class RunStore(StoreBase):
         placement = {"host": host, "backend": backend, "slot": slot}
 
         def work(session: Session) -> RunRecord | None:
-            now = utc_now()
+            now = database_now(session)
             _cancel_dead_runs(session, now, stale_after_s)
             query = (
                 select(Run)
@@ -250,7 +282,7 @@ class RunStore(StoreBase):
         placement = {"host": host, "backend": backend, "slot": slot}
 
         def work(session: Session) -> RunRecord | None:
-            now = utc_now()
+            now = database_now(session)
             claimable = _claimable(now, stale_after_s)
             if take_over_prefix:
                 needle = f"{_escape_like(take_over_prefix)}%"
@@ -273,13 +305,17 @@ class RunStore(StoreBase):
         self, *, stale_after_s: float = 30.0, sweep_id: int | None = None, limit: int | None = None
     ) -> list[int]:
         """Ids of the runs :meth:`claim_next_run` could hand out now, oldest first (nothing is claimed)."""
-        now = utc_now()
-        query = select(Run.id).where(_claimable(now, stale_after_s)).order_by(Run.created_at, Run.id)
-        if sweep_id is not None:
-            query = query.where(Run.sweep_id == sweep_id)
-        if limit is not None:
-            query = query.limit(int(limit))
-        return self._read(lambda session: list(session.exec(query)))
+
+        def work(session: Session) -> list[int]:
+            now = database_now(session)
+            query = select(Run.id).where(_claimable(now, stale_after_s)).order_by(Run.created_at, Run.id)
+            if sweep_id is not None:
+                query = query.where(Run.sweep_id == sweep_id)
+            if limit is not None:
+                query = query.limit(int(limit))
+            return list(session.exec(query))
+
+        return self._read(work)
 
     def heartbeat(
         self,
@@ -290,20 +326,27 @@ class RunStore(StoreBase):
         step: int | None = None,
         epoch: int | None = None,
     ) -> bool:
-        """Record that ``worker_id`` is alive on the run; False if it no longer owns it (stop then)."""
-        values: dict = {"heartbeat_at": utc_now()}
+        """Record that ``worker_id`` is alive on the run; False if it no longer owns it (stop then).
+
+        The time is the database's (see :func:`storage.session.database_now`), like the staleness
+        test in :meth:`claim_next_run`."""
+        values: dict = {}
         if progress is not None:
             values["progress"] = min(1.0, max(0.0, float(progress)))
         if step is not None:
             values["current_step"] = int(step)
         if epoch is not None:
             values["current_epoch"] = int(epoch)
-        statement = (
-            update(Run)
-            .where(Run.id == run_id, Run.worker_id == worker_id, Run.status == "running")
-            .values(**values)
-        )
-        return self._write(lambda session: session.execute(statement).rowcount == 1)
+
+        def work(session: Session) -> bool:
+            statement = (
+                update(Run)
+                .where(Run.id == run_id, Run.worker_id == worker_id, Run.status == "running")
+                .values(heartbeat_at=database_now(session), **values)
+            )
+            return session.execute(statement).rowcount == 1
+
+        return self._write(work)
 
     def request_cancel(self, run_id: int) -> None:
         """Cancel a run: a queued one at once, a running one by setting the flag its worker polls."""
@@ -312,7 +355,7 @@ class RunStore(StoreBase):
             run = _get_row(session, run_id)
             if run.status == "queued":
                 run.status = "cancelled"
-                run.finished_at = utc_now()
+                run.finished_at = database_now(session)
             elif run.status == "running":
                 run.cancel_requested = True
             session.add(run)
@@ -333,9 +376,9 @@ class RunStore(StoreBase):
         def work(session: Session) -> None:
             run = _get_row(session, run_id)
             run.status = status
-            run.finished_at = utc_now()
-            run.error = error
-            run.traceback = traceback
+            run.finished_at = database_now(session)
+            run.error = None if error is None else clean_text(error)
+            run.traceback = None if traceback is None else clean_text(traceback)
             if status == "completed":
                 run.progress = 1.0
             session.add(run)
@@ -375,9 +418,10 @@ class RunStore(StoreBase):
         """Store a sweep specification; returns its id (runs then refer to it via ``sweep_id``)."""
         if not isinstance(spec, dict):
             raise StoreValueError(f"a sweep spec must be a dict, got {type(spec)}")
-        sweep = Sweep(name=name, spec_json=canonical_json(spec), created_at=utc_now())
+        sweep = Sweep(name=clean_text(str(name)), spec_json=canonical_json(spec))
 
         def work(session: Session) -> int:
+            sweep.created_at = database_now(session)
             session.add(sweep)
             session.flush()
             return sweep.id

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, Text, false
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, false
 from sqlmodel import Field, SQLModel
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -43,6 +43,7 @@ class Sweep(SQLModel, table=True):
     """A named group of runs generated from one sweep specification."""
 
     __tablename__ = "sweeps"
+    __table_args__ = {"sqlite_autoincrement": True}  # migration 0003: ids are never reused
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
@@ -54,7 +55,8 @@ class Run(SQLModel, table=True):
     """One experiment: its config, its place in the queue and its live progress."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),)
+    # sqlite_autoincrement (migration 0003): a deleted run's id is never handed out again.
+    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     name: str
@@ -62,7 +64,7 @@ class Run(SQLModel, table=True):
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     config_json: str = Field(sa_column=Column(Text, nullable=False))
     config_hash: str = Field(index=True)
-    seed: int
+    seed: int = Field(sa_column=Column(BigInteger, nullable=False))  # 64-bit (migration 0003)
     status: str = Field(default="queued")
     created_at: datetime = _time(nullable=False)
     started_at: datetime | None = _time(nullable=True)

@@ -74,14 +74,33 @@ def settings_or_exit(*, writable: bool = False) -> Settings:
 
 
 def open_store(*, writable: bool = False) -> Store:
-    """The store of the current settings (PSL_DATABASE_URL, else the SQLite file in PSL_HOME)."""
+    """The store of the current settings (PSL_DATABASE_URL, else the SQLite file in PSL_HOME).
+
+    Reading commands on a read-only home open the database read-only (no migration, no WAL
+    files); a command that writes there fails with one line saying so."""
     from storage import Store, redacted_url
 
     settings = settings_or_exit(writable=writable)
+    url = settings.database_url
+    read_only = not writable and not _sqlite_folder_writable(url)
     try:
-        return Store(settings.database_url)
+        return Store(url, read_only=read_only)
     except Exception as err:  # noqa: BLE001 - any driver error becomes one line that says where
-        fail(f"cannot open the database {redacted_url(settings.database_url)}: {_first_line(err)}")
+        fail(f"cannot open the database {redacted_url(url)}: {_first_line(err)}")
+
+
+def _sqlite_folder_writable(url: str) -> bool:
+    """False only for a SQLite file whose folder exists and refuses new files (a read-only home):
+    SQLite needs to create its journal files next to the database even to read it in WAL mode."""
+    import os
+
+    from storage import sqlite_file
+
+    database = sqlite_file(url)
+    if database is None:
+        return True
+    folder = Path(database).parent
+    return not folder.exists() or os.access(folder, os.W_OK | os.X_OK)
 
 
 def load_config_or_exit(path: Path, overrides: list[str] | None) -> ExperimentConfig:
@@ -166,6 +185,10 @@ def get_run_or_exit(store: Store, run_id: int):
         return store.get_run(run_id)
     except KeyError:
         fail(f"there is no run #{run_id}; `psl runs` lists them")
+
+
+# Run ids as arguments: positive and within the database's id column (larger ones cannot exist).
+RunIdArgument = Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="Run id.")]
 
 
 def echo_json(data: Any) -> None:

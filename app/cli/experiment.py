@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -98,9 +99,14 @@ def advise(
     for item in budget or []:
         device, _, mib = item.partition("=")
         try:
-            budgets[device] = float(mib)
+            value = float(mib)
         except ValueError:
-            fail(f"--budget expects device=MiB (e.g. rpi3bplus=256), got {item!r}")
+            value = float("nan")
+        if not device.strip() or not math.isfinite(value) or value <= 0:
+            fail(
+                f"--budget expects device=MiB with a positive number of MiB (e.g. rpi3bplus=256), got {item[:80]!r}"
+            )
+        budgets[device.strip()] = value
     info = DATASETS[cfg.data.dataset]
     profile = profile_arch(cfg.model.arch, tuple(info.input_shape), info.num_classes)
     try:

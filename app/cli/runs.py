@@ -1,4 +1,4 @@
-"""``psl submit | sweep | runs | show | cancel | export | import | results``: runs in the store."""
+"""``psl submit | sweep | runs | show | cancel | delete | export | import | results``: runs in the store."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from app.cli.common import (
     MaxRetriesOption,
     NumCpusOption,
     NumGpusOption,
+    RunIdArgument,
     SetOption,
     echo_json,
     executor_or_exit,
@@ -27,6 +28,7 @@ from app.cli.common import (
     settings_or_exit,
 )
 from psl_core.config import ConfigError
+from psl_core.config_io import load_yaml_text
 
 runs_app = typer.Typer()
 
@@ -76,9 +78,9 @@ def sweep(
     for item in grid:
         key, _, raw = item.partition("=")
         try:
-            values = yaml.safe_load(raw) if raw else None
-        except yaml.YAMLError:
-            values = None
+            values = load_yaml_text(raw, f"--grid {key.strip()[:80]}") if raw else None
+        except ConfigError as err:
+            fail(str(err))
         if not key.strip() or not isinstance(values, list):
             fail(f"--grid expects field=[v1,v2,...], got {item!r}")
         parsed[key.strip()] = values
@@ -205,7 +207,7 @@ def runs(
 
 
 @runs_app.command()
-def show(run_id: Annotated[int, typer.Argument(help="Run id.")], json_: JsonOption = False) -> None:
+def show(run_id: RunIdArgument, json_: JsonOption = False) -> None:
     """Show one run: status, config and its latest metrics."""
     store = open_store()
     r = get_run_or_exit(store, run_id)
@@ -232,17 +234,39 @@ def show(run_id: Annotated[int, typer.Argument(help="Run id.")], json_: JsonOpti
 
 
 @runs_app.command()
-def cancel(run_id: Annotated[int, typer.Argument(help="Run id.")]) -> None:
+def cancel(run_id: RunIdArgument) -> None:
     """Cancel a queued or running run (a running one stops between steps)."""
-    store = open_store()
+    store = open_store(writable=True)
     get_run_or_exit(store, run_id)
     store.request_cancel(run_id)
     typer.echo(f"cancel requested for run #{run_id}")
 
 
+@runs_app.command()
+def delete(run_ids: Annotated[list[int], typer.Argument(min=1, max=2**31 - 1, help="Run ids.")]) -> None:
+    """Delete runs with their metrics and checkpoint files (a running run: cancel it first)."""
+    from app.runs import delete_run
+    from app.settings import get_settings
+    from storage import RunIsActive
+
+    store = open_store(writable=True)
+    refused = []
+    for run_id in dict.fromkeys(run_ids):
+        try:
+            delete_run(store, get_settings(), run_id)
+        except KeyError:
+            refused.append(f"there is no run #{run_id}")
+        except RunIsActive as err:
+            refused.append(str(err))
+        else:
+            typer.echo(f"deleted run #{run_id}")
+    if refused:
+        fail("; ".join(refused))
+
+
 @runs_app.command("export")
 def export_run(
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: RunIdArgument,
     out: Annotated[Path | None, typer.Option(help="Bundle path (default run-<id>.zip).")] = None,
 ) -> None:
     """Write a run's config and metrics to a zip bundle."""
@@ -266,7 +290,7 @@ def import_run(bundle: Annotated[Path, typer.Argument(help="A bundle written by 
     if not bundle.is_file():
         fail(f"bundle {bundle} does not exist")
     try:
-        run_id = import_bundle(open_store(writable=True), bundle.read_bytes())
+        run_id = import_bundle(open_store(writable=True), bundle)
     except (BundleError, ConfigError) as err:
         fail(str(err))
     typer.echo(f"imported as run #{run_id}")
@@ -274,7 +298,7 @@ def import_run(bundle: Annotated[Path, typer.Argument(help="A bundle written by 
 
 @runs_app.command("results")
 def results_json(
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: RunIdArgument,
     json_: Annotated[bool, typer.Option("--json/--table", help="JSON (default) or a text table.")] = True,
 ) -> None:
     """Print a run's epoch metrics (JSON by default, for scripts)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated
 
 import typer
@@ -16,6 +18,12 @@ from app.cli.common import (
     executor_or_exit,
     fail,
     settings_or_exit,
+    warn,
+)
+
+DATABASE_FILE_EXIT = 3  # app.worker.loop.DATABASE_FILE_EXIT (not imported here: it loads torch)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 
 service_app = typer.Typer()
@@ -46,6 +54,7 @@ def worker(
     --backend ray drains the queue onto a Ray cluster, one task per run. SIGTERM/SIGINT stop it
     between steps; its runs go back to the queue and resume elsewhere from their checkpoints."""
     from app.worker.executors import BackendUnavailable, WorkerTiming
+    from storage import DatabaseFileChanged
 
     try:
         timing = WorkerTiming(stale_after_s=stale_after, heartbeat_s=heartbeat_every)
@@ -67,6 +76,8 @@ def worker(
         executor.drain(exit_when_idle=exit_when_idle)
     except BackendUnavailable as err:
         fail(str(err))
+    except DatabaseFileChanged as err:  # stopped loudly: it would have written into a lost file
+        fail(str(err), code=DATABASE_FILE_EXIT)
 
 
 @service_app.command()
@@ -80,7 +91,26 @@ def ui(
     """Serve the dashboard and a worker; Ctrl-C (or SIGTERM) stops both."""
     from app.worker.supervisor import DashboardProcesses
 
+    loopback = _check_address(address)
     settings = settings_or_exit(writable=True)
+    if not loopback:
+        warn(
+            f"binding {address}: anyone who can reach this port can run and delete experiments. "
+            "PSL Studio has no login; put it behind a reverse proxy with authentication"
+        )
     typer.echo(f"PSL Studio on http://{address}:{port}  (data in {settings.home}; Ctrl-C stops)")
     code = DashboardProcesses(settings, address, port, start_worker=not no_worker).run()
     raise typer.Exit(code)
+
+
+def _check_address(address: str) -> bool:
+    """Validate ``--address`` (an IP address or host name); True if it is the loopback only."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(address):
+        fail(
+            f"--address {address[:80]!r} is neither an IP address nor a host name; e.g. 127.0.0.1 or 0.0.0.0"
+        )
+    return address == "localhost"

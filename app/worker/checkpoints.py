@@ -14,10 +14,13 @@ location is tried.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 from app.settings import CHECKPOINT_ENV, Settings, SettingsError
+
+log = logging.getLogger("psl.checkpoints")
 
 STAGING_FOLDER = "checkpoint-staging"
 
@@ -97,6 +100,64 @@ class CheckpointLocation:
             fs.get(path, str(local), recursive=fs.isdir(path))
             return local
         return None
+
+    def run_location(self, run_id: int) -> str:
+        """Where the run's checkpoints live: ``<folder>/<run id>`` or ``<url>/<run id>``."""
+        base = str(self.folder) if self.folder is not None else self.url
+        return f"{base}/{int(run_id)}"
+
+    def _inside_run(self, location: str, run_id: int) -> bool:
+        """True if ``location`` names something inside the run's own location (never the location
+        itself, never elsewhere: a stored row, from a shared or imported database, could name any
+        path, and deleting must not follow it)."""
+        if self.folder is not None:
+            if "://" in location:
+                return False
+            own = (self.folder / str(int(run_id))).resolve()
+            path = Path(location).resolve()
+            return path != own and path.is_relative_to(own)
+        prefix = self.run_location(run_id) + "/"
+        rest = location[len(prefix) :] if location.startswith(prefix) else ""
+        return bool(rest) and all(part not in ("", ".", "..") for part in rest.split("/"))
+
+    def remove(self, locations: list[str], run_id: int) -> int:
+        """Delete stored checkpoints of ``run_id`` (those inside its own location); returns how many."""
+        removed = 0
+        for location in locations:
+            if not self._inside_run(location, run_id):
+                log.warning(
+                    "run %s: not deleting %s, it is outside %s", run_id, location, self.run_location(run_id)
+                )
+                continue
+            try:
+                if self.folder is not None:
+                    _remove(Path(location))
+                else:
+                    fs, path = _filesystem(location)
+                    if fs.exists(path):
+                        fs.rm(path, recursive=True)
+                removed += 1
+            # A file we cannot delete stays; the run's data is unaffected, so cleanup never fails a
+            # run. Object stores raise their own errors (gcsfs's HttpError is no OSError).
+            except Exception as err:  # noqa: BLE001
+                log.warning("run %s: cannot delete checkpoint %s: %s", run_id, location, err)
+        return removed
+
+    def remove_run(self, run_id: int) -> None:
+        """Delete everything of the run: its checkpoint folder (or objects) and what was staged here."""
+        try:
+            if self.folder is not None:
+                shutil.rmtree(self.folder / str(int(run_id)), ignore_errors=True)
+            else:
+                fs, path = _filesystem(self.run_location(run_id))
+                if fs.exists(path):
+                    fs.rm(path, recursive=True)
+        except Exception as err:  # noqa: BLE001 - as in remove(): what cannot be deleted stays
+            log.warning(
+                "run %s: cannot delete its checkpoints at %s: %s", run_id, self.run_location(run_id), err
+            )
+        _remove(self.staging / str(int(run_id)))
+        _remove(self.staging / f"{int(run_id)}-resume")
 
     def discard_staging(self, run_id: int) -> None:
         """Remove what this host staged for the run (uploads already done, the downloaded resume copy)."""

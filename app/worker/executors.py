@@ -15,11 +15,13 @@ claims are atomic, so a run is trained by one of them.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.settings import Settings
-from app.worker.loop import HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing, run_worker
+from app.worker.loop import DATABASE_FILE_EXIT, HEARTBEAT_EVERY_S, STALE_AFTER_S, check_timing, run_worker
+from storage import DatabaseFileChanged
 
 BACKENDS = ("local", "ray")
 
@@ -57,15 +59,19 @@ def _local_slot(env: dict[str, str], slot: str, sweep_id, exit_when_idle, timing
     settings = get_settings(env)
     configure_core(settings)
     configure_logging(settings, verbose=verbose, file_name="worker.log")
-    done = run_worker(
-        settings=settings,
-        stale_after_s=timing.stale_after_s,
-        heartbeat_s=timing.heartbeat_s,
-        poll_s=timing.poll_s,
-        exit_when_idle=exit_when_idle,
-        sweep_id=sweep_id,
-        slot=slot,
-    )
+    try:
+        done = run_worker(
+            settings=settings,
+            stale_after_s=timing.stale_after_s,
+            heartbeat_s=timing.heartbeat_s,
+            poll_s=timing.poll_s,
+            exit_when_idle=exit_when_idle,
+            sweep_id=sweep_id,
+            slot=slot,
+        )
+    except DatabaseFileChanged as err:  # logged by run_worker; the parent turns the status into an error
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(DATABASE_FILE_EXIT)
     counts.put(done)
 
 
@@ -118,6 +124,11 @@ class LocalExecutor:
         except KeyboardInterrupt:  # the children got the same signal from the terminal: wait for them
             for proc in procs:
                 proc.join()
+        if any(proc.exitcode == DATABASE_FILE_EXIT for proc in procs):
+            raise DatabaseFileChanged(
+                "a worker process stopped because its database file was removed or replaced; "
+                "restart the workers (see worker.log)"
+            )
         done = 0
         while not counts.empty():
             done += counts.get()

@@ -8,17 +8,26 @@ Crash safety, in order of what can go wrong:
 - the worker process dies (kill -9) → its heartbeat goes stale, another worker reclaims the run,
   truncates metrics newer than the last checkpoint and resumes from it, so the final metrics equal
   an uninterrupted run's and no row is lost or duplicated;
-- the database is busy → the store retries; a run is never failed for it.
+- the database is busy → the store retries; a run is never failed for it;
+- the run is deleted under the worker → the worker drops it and goes on with the queue;
+- the disk is full (or the database unreachable) → the run fails with that reason, written as soon
+  as the database accepts it again (the worker retries, it never leaves the run 'running');
+- the database cannot even be read while a run starts or ends → the worker lives on and waits; the
+  run's heartbeat goes stale and the next claim resumes it from its checkpoint;
+- the SQLite file is removed or replaced → the worker stops at once with exit status 3 (what it
+  would write next would land in a file nobody reads).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from app.logs import get_logger
@@ -26,9 +35,9 @@ from app.settings import CHECKPOINT_ENV, Settings, get_settings
 from app.worker.checkpoints import CheckpointLocation
 from app.worker.store_sink import StoreSink
 from psl_core.config import ConfigError
-from psl_core.engine import run_experiment
+from psl_core.engine import RunResult, run_experiment
 from psl_core.validation import validate_config
-from storage import CheckpointRecord, Store
+from storage import CheckpointRecord, DatabaseFileChanged, Store, StoreUnavailable
 
 HEARTBEAT_EVERY_S = 3.0
 STALE_AFTER_S = 30.0
@@ -36,6 +45,9 @@ STALE_HEARTBEATS = (
     3  # a run is stale after this many missed beats; fewer and a live worker's run is taken twice
 )
 FLUSH_INTERVAL_S = 1.0  # step rows reach the store at least this often (the monitor polls every 2 s)
+RETRY_FIRST_WAIT_S = 0.5  # first pause before writing to a full / unreachable database again
+RETRY_MAX_WAIT_S = 10.0  # longest pause (the pause doubles each time)
+DATABASE_FILE_EXIT = 3  # exit status of a worker whose SQLite file was removed or replaced
 
 log = get_logger("worker")
 
@@ -98,6 +110,80 @@ class Heartbeat(threading.Thread):
                 log.warning("run %s: heartbeat failed: %s", self.sink.run_id, err)
 
 
+def _causes(err: BaseException):
+    """``err`` and every exception it was raised from or during (the sink wraps write errors)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        yield from (x for x in (getattr(err, "orig", None),) if isinstance(x, BaseException))
+        err = err.__cause__ or err.__context__
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    for cause in _causes(err):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(cause).lower()
+        if "database or disk is full" in text or "no space left" in text or "could not extend file" in text:
+            return True
+    return False
+
+
+def describe_failure(err: BaseException, settings: Settings) -> str:
+    """The error text a failed run keeps, with what to do when the cause is a full disk."""
+    text = f"{type(err).__name__}: {err}"
+    if _is_disk_full(err):
+        return f"disk full: {text} — free space (PSL_HOME is {settings.home}) and re-run it"
+    return text
+
+
+def _database_file_changed(err: BaseException) -> DatabaseFileChanged | None:
+    return next((c for c in _causes(err) if isinstance(c, DatabaseFileChanged)), None)
+
+
+def record_with_retry(run_id: int, what: str, write: Callable[[], None], shutdown: ShutdownFlag) -> bool:
+    """Call ``write`` until the database takes it: a full disk or a database that is down only
+    delays the record, it never leaves the run 'running'. False if the run vanished meanwhile or
+    the worker is stopping (its heartbeat then goes stale and the next worker finishes the job)."""
+    delay = RETRY_FIRST_WAIT_S
+    while True:
+        try:
+            write()
+            return True
+        except KeyError:
+            log.warning("run %s was deleted before its %s could be recorded", run_id, what)
+            return False
+        except (StoreUnavailable, OSError) as err:
+            if _database_file_changed(err):
+                raise
+            if shutdown():
+                log.error("run %s: could not record %s before stopping: %s", run_id, what, err)
+                return False
+            log.warning("run %s: cannot record %s yet (%s); retrying in %.1f s", run_id, what, err, delay)
+            shutdown.event.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_WAIT_S)
+
+
+def _fail(store: Store, run_id: int, shutdown: ShutdownFlag, error: str, trace: str | None = None) -> str:
+    def write() -> None:
+        store.finish_run(run_id, "failed", error=error, traceback=trace)
+        try:
+            store.add_event(run_id, f"failed: {error}", level="error", kind="failed")
+        except (StoreUnavailable, OSError) as err:  # the status is what counts; the event is a nicety
+            log.warning("run %s: failure event not written: %s", run_id, err)
+
+    return "failed" if record_with_retry(run_id, "failure", write, shutdown) else "vanished"
+
+
+def _vanished(store: Store, run_id: int) -> bool:
+    """True if the run is no longer stored (deleted under the worker); False when unsure."""
+    try:
+        return not store.run_exists(run_id)
+    except Exception:  # noqa: BLE001 - the database is unreachable: treat the run as still there
+        return False
+
+
 def _resume_point(
     store: Store, run_id: int, checkpoints: CheckpointLocation
 ) -> tuple[CheckpointRecord | None, Path | None]:
@@ -136,42 +222,50 @@ def execute_run(
     heartbeat_s: float = HEARTBEAT_EVERY_S,
 ) -> str:
     """Train one claimed run to its end; returns the final status written to the store
-    ('completed', 'failed', 'cancelled'), 'lost' if another worker took it over, or 'requeued'
-    if this worker was asked to shut down."""
+    ('completed', 'failed', 'cancelled'), 'lost' if another worker took it over, 'requeued'
+    if this worker was asked to shut down, or 'vanished' if the run was deleted meanwhile.
+
+    Raises DatabaseFileChanged (the worker must stop); every other error ends up in the run."""
     settings = settings or get_settings()
     shutdown = shutdown or ShutdownFlag()
-    record = store.get_run(run_id)
+    try:
+        record = store.get_run(run_id)
+    except KeyError:
+        log.warning("run %s was deleted before it started; skipping it", run_id)
+        return "vanished"
     try:
         config, _warnings = validate_config(record.config)
     except ConfigError as err:
         log.error("run %s: stored config is invalid: %s", run_id, err)
-        store.add_event(run_id, str(err), level="error", kind="config")
-        store.finish_run(run_id, "failed", error=f"stored config is invalid: {err}")
-        return "failed"
+        return _fail(store, run_id, shutdown, f"stored config is invalid: {err}")
     checkpoints = CheckpointLocation(settings)
-    checkpoint, resume_from = _resume_point(store, run_id, checkpoints)
-    if resume_from is not None:
-        store.truncate_metrics_after(run_id, step=checkpoint.step, epoch=checkpoint.epoch)
-    else:  # an earlier attempt that died before its first checkpoint: start clean
-        store.truncate_metrics_after(run_id, step=0, epoch=0)
-    if record.attempts > 1:
-        where = f"checkpoint at step {checkpoint.step}" if resume_from else "the start"
-        log.info("run %s: attempt %s, resuming from %s", run_id, record.attempts, where)
-        store.add_event(
-            run_id, f"attempt {record.attempts} by {worker_id}, resuming from {where}", kind="resume"
-        )
-    else:
-        log.info("run %s: starting %r", run_id, config.name)
-    sink = StoreSink(
-        store,
-        run_id,
-        worker_id,
-        stop_requested=shutdown,
-        publish_checkpoint=lambda path: checkpoints.publish(path, run_id),
-    )
-    beat = Heartbeat(sink, heartbeat_s)
-    beat.start()
+    sink: StoreSink | None = None
+    beat: Heartbeat | None = None
     try:
+        checkpoint, resume_from = _resume_point(store, run_id, checkpoints)
+        if resume_from is not None:
+            store.truncate_metrics_after(run_id, step=checkpoint.step, epoch=checkpoint.epoch)
+        else:  # an earlier attempt that died before its first checkpoint: start clean
+            store.truncate_metrics_after(run_id, step=0, epoch=0)
+        if record.attempts > 1:
+            where = f"checkpoint at step {checkpoint.step}" if resume_from else "the start"
+            log.info("run %s: attempt %s, resuming from %s", run_id, record.attempts, where)
+            store.add_event(
+                run_id, f"attempt {record.attempts} by {worker_id}, resuming from {where}", kind="resume"
+            )
+        else:
+            log.info("run %s: starting %r", run_id, config.name)
+        sink = StoreSink(
+            store,
+            run_id,
+            worker_id,
+            stop_requested=shutdown,
+            publish_checkpoint=lambda path: checkpoints.publish(path, run_id),
+            keep_checkpoints=settings.keep_checkpoints,
+            remove_checkpoints=lambda locations: checkpoints.remove(locations, run_id),
+        )
+        beat = Heartbeat(sink, heartbeat_s)
+        beat.start()
         result = run_experiment(
             config,
             sink,
@@ -181,30 +275,58 @@ def execute_run(
         )
         sink.close()  # every metric row is written before the run is marked finished
     except Exception as err:  # the traceback is the most useful thing a failed run can keep
+        changed = _database_file_changed(err)
+        if changed is not None:
+            raise changed from err
+        if sink is not None:
+            try:
+                sink.close()  # keep every metric reported before the failure
+            except RuntimeError:
+                pass
+        if _vanished(store, run_id):
+            log.warning("run %s was deleted while it trained; going on with the queue", run_id)
+            return "vanished"
         trace = traceback.format_exc()
         log.error("run %s failed: %s: %s", run_id, type(err).__name__, err)
         log.debug("run %s traceback:\n%s", run_id, trace)
-        try:
-            sink.close()  # keep every metric reported before the failure
-        except RuntimeError:
-            pass
-        store.finish_run(run_id, "failed", error=f"{type(err).__name__}: {err}", traceback=trace)
-        store.add_event(run_id, f"failed: {type(err).__name__}: {err}", level="error", kind="failed")
-        return "failed"
+        return _fail(store, run_id, shutdown, describe_failure(err, settings), trace)
     finally:
-        beat.stopped.set()
-        beat.join(timeout=5)
+        if beat is not None:
+            beat.stopped.set()
+            beat.join(timeout=5)
         checkpoints.discard_staging(run_id)
     if sink.lost_ownership:
+        if _vanished(store, run_id):
+            log.warning("run %s was deleted while it trained; going on with the queue", run_id)
+            return "vanished"
         log.warning("run %s: another worker took it over; leaving it", run_id)
         return "lost"  # another worker took the run over; it owns the outcome now
+    try:
+        return _conclude(store, run_id, worker_id, result, shutdown)
+    except KeyError:  # deleted between its last step and its final record (a stale run, another tool)
+        log.warning("run %s was deleted as it ended; going on with the queue", run_id)
+        return "vanished"
+
+
+def _conclude(store: Store, run_id: int, worker_id: str, result: RunResult, shutdown: ShutdownFlag) -> str:
+    """Record how a run this worker still owns ended: back to the queue (shutting down), or final."""
     if result.status != "completed" and shutdown() and not store.is_cancel_requested(run_id):
-        store.release_run(run_id, worker_id)
-        store.add_event(run_id, f"worker {worker_id} shut down; run back in the queue", kind="requeue")
+        try:
+            store.release_run(run_id, worker_id)
+            store.add_event(run_id, f"worker {worker_id} shut down; run back in the queue", kind="requeue")
+        except (StoreUnavailable, OSError) as err:
+            if _database_file_changed(err):
+                raise
+            # Still 'running' under this worker: its heartbeat goes stale and the next worker resumes it.
+            log.error(
+                "run %s: could not hand it back to the queue (%s); it is reclaimed once stale", run_id, err
+            )
+            return "lost"
         log.info("run %s: back in the queue (worker shutting down)", run_id)
         return "requeued"
     status = "completed" if result.status == "completed" else "cancelled"
-    store.finish_run(run_id, status)
+    if not record_with_retry(run_id, status, lambda: store.finish_run(run_id, status), shutdown):
+        return "vanished"
     log.info("run %s: %s after %s steps", run_id, status, result.steps)
     return status
 
@@ -235,24 +357,47 @@ def run_worker(
     try:
         log.info("worker %s started (database %s)", worker_id, store)
         done = 0
+        delay = poll_s
         while (max_runs is None or done < max_runs) and not shutdown():
-            record = store.claim_next_run(
-                worker_id,
-                stale_after_s=stale_after_s,
-                sweep_id=sweep_id,
-                host=socket.gethostname(),
-                backend="local",
-                slot=slot,
-            )
+            try:
+                record = store.claim_next_run(
+                    worker_id,
+                    stale_after_s=stale_after_s,
+                    sweep_id=sweep_id,
+                    host=socket.gethostname(),
+                    backend="local",
+                    slot=slot,
+                )
+                delay = poll_s
+            except DatabaseFileChanged as err:
+                log.critical("worker %s stops: %s", worker_id, err)
+                raise
+            except StoreUnavailable as err:  # disk full, database down: wait for it, do not die
+                log.error("worker %s cannot claim runs (%s); retrying in %.1f s", worker_id, err, delay)
+                shutdown.event.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_WAIT_S)
+                continue
             if record is None:
                 if exit_when_idle:
                     break
                 shutdown.event.wait(poll_s)
                 continue
             log.info("run %s claimed (attempt %s)", record.id, record.attempts)
-            execute_run(
-                store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
-            )
+            try:
+                execute_run(
+                    store, record.id, worker_id, settings=settings, shutdown=shutdown, heartbeat_s=heartbeat_s
+                )
+            except DatabaseFileChanged as err:
+                log.critical("worker %s stops: %s", worker_id, err)
+                raise
+            except StoreUnavailable as err:  # the database went away mid-run: keep the worker alive
+                # The run stays 'running' under this worker; its heartbeat goes stale and it is resumed.
+                log.error(
+                    "run %s: the database is unavailable (%s); it is resumed once stale", record.id, err
+                )
+                shutdown.event.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_WAIT_S)
+                continue
             done += 1
     finally:
         shutdown.uninstall()  # a process that goes on (tests, the Ray driver) gets its handlers back

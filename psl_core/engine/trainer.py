@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from psl_core.config import ExperimentConfig
 from psl_core.data import augment_images
 from psl_core.engine.checkpoint import load_checkpoint, save_checkpoint
-from psl_core.engine.evaluation import EVAL_BATCH, evaluate_classifier  # noqa: F401
+from psl_core.engine.evaluation import evaluate_classifier
 from psl_core.engine.plan import EpochPlan, EpochPlanner
 from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
@@ -111,7 +111,15 @@ class PSLTrainer:
         return loss.detach(), logits.detach()
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self) -> dict[str, Any]:
+    @torch.no_grad()
+    def evaluate(self, client: int | None = None) -> dict[str, Any]:
+        """Test loss, accuracy and per-class accuracy of the model a client would deploy.
+
+        Client-part weights are the same on every client; with per-client BatchNorm the statistics are
+        not, so this evaluates ONE client's model: ``client``'s, by default the last client whose
+        statistics have seen data (the GPSL reference evaluates its last client's model too).
+        """
+        self.model.set_eval_client(client)
         return evaluate_classifier(self.model, self.x_test, self.y_test, self.setup.dataset.num_classes)
 
     # ------------------------------------------------------------------ the loop
@@ -159,10 +167,11 @@ class PSLTrainer:
                 rows = idx[offsets[t] : offsets[t + 1]]
                 x, y = self.x_train[rows], self.y_train[rows]
                 if self.cfg.data.augment:
+                    # modulo 2^64: torch takes seeds below 2^64, and any 64-bit config seed is valid
                     gen = torch.Generator(device=self.device).manual_seed(
-                        self.cfg.seed * 1_000_003 + st.global_step
+                        (self.cfg.seed * 1_000_003 + st.global_step) % 2**64
                     )
-                    x = augment_images(x, gen)
+                    x = augment_images(x, gen, crop_padding=self.cfg.data.crop_padding)
                 if owner is not None:
                     self.model.set_client_segments(
                         owner[offsets[t] : offsets[t + 1]], self.cfg.partition.num_clients
@@ -217,6 +226,11 @@ class PSLTrainer:
                 "batch_size": int(totals[t]),
                 "active_clients": int(active[t]),
                 "sim_step_time": float(tm.step_time[t]),
+                "sim_fwd_phase": float(tm.fwd_phase[t]),
+                "sim_server": float(tm.server_time[t]),
+                "sim_head_phase": float(tm.head_phase[t]),
+                "sim_bwd_phase": float(tm.bwd_phase[t]),
+                "sim_sync": float(tm.sync_phase[t]),
                 "sim_time": float(cum_sim[t]),
                 "bytes_up": float(tm.bytes_up[t]),
                 "bytes_down": float(tm.bytes_down[t]),
@@ -267,6 +281,7 @@ class PSLTrainer:
         }
         if epoch_no % self.cfg.training.eval_every == 0 or epoch_no == self.cfg.training.epochs:
             row.update(self.evaluate())
+        self._report_single_value_batches(sink, epoch_no)
         counts, tm = plan.counts, plan.timing
         k = counts.num_clients
         samples = counts.client_totals()
@@ -289,6 +304,19 @@ class PSLTrainer:
         st.loss_sum, st.correct, st.seen = 0.0, 0, 0
         st.lrs = {}
         self._checkpoint(sink, st)
+
+    def _report_single_value_batches(self, sink: Sink, epoch_no: int) -> None:
+        """Say when a server BatchNorm saw one value per channel (a one-sample global batch)."""
+        layers = [m for m in self.model.modules() if getattr(m, "single_value_batches", 0)]
+        if not layers:
+            return
+        steps = max(m.single_value_batches for m in layers)
+        for m in layers:
+            m.single_value_batches = 0
+        sink.on_event(
+            f"epoch {epoch_no}: {steps} one-sample global batch(es); the server's BatchNorm normalised "
+            "them with its running statistics (a single value per channel has no batch variance)"
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, sink: Sink, st: _LoopState) -> None:

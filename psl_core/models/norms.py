@@ -35,13 +35,18 @@ class SegmentBatchNorm(nn.Module):
       output is ``bias`` (``(x - mean) = 0`` divided by ``sqrt(0 + eps)``), and its input gradient is 0.
       ``torch.nn.BatchNorm1d`` refuses such a batch in training; we accept it because one client
       contributing one sample in a late-epoch step is a normal event in PSL.
-    * Running statistics: ``running ← (1 - momentum)·running + momentum·Σ_s (n_s / N)·stat_s`` — the
-      sample-weighted mean over segments of each segment's mean and unbiased variance. Weighting by
-      samples makes the running mean equal to the global-batch mean, so a single segment reproduces
-      ``nn.BatchNorm`` exactly. A size-1 segment (one value per channel) has no unbiased variance; it
-      contributes variance 0 to the running average.
-    * Eval mode uses the running statistics (segments are ignored).
-    * No segments set: behaves exactly like ordinary ``nn.BatchNorm``.
+    * Per-client running statistics (``client_running_mean`` / ``client_running_var``, one row per
+      client): every client present in a batch updates ITS row from its own segment, exactly as its own
+      ``nn.BatchNorm`` copy would in a deployment (a client absent from a step keeps its row). A segment
+      with one value per channel has no unbiased variance: it updates its mean, not its variance.
+    * Pooled running statistics (``running_mean`` / ``running_var``): ``(1 - momentum)·running +
+      momentum·Σ_s (n_s / N)·stat_s``, the sample-weighted mean of the segment statistics — equal to
+      ``nn.BatchNorm``'s with a single segment. No client holds them, so evaluation does not use them
+      once per-client rows exist; they serve the no-segment (plain BatchNorm) use.
+    * Eval mode evaluates ONE client's model, as a deployment would (and as the GPSL reference code
+      evaluates its last client's model): the statistics of ``eval_client``, by default the last client
+      (highest id) whose statistics have seen data. Segments are ignored.
+    * No segments ever set: behaves exactly like ordinary ``nn.BatchNorm``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
@@ -62,8 +67,13 @@ class SegmentBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # One row per client, grown when a batch names more clients (and when a checkpoint is loaded).
+        self.register_buffer("client_running_mean", torch.zeros(0, num_features))
+        self.register_buffer("client_running_var", torch.ones(0, num_features))
+        self.register_buffer("client_batches_tracked", torch.zeros(0, dtype=torch.long))
         self.segment_ids: Tensor | None = None
         self.num_segments = 0
+        self.eval_client: int | None = None  # None: the last client whose statistics have seen data
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
@@ -92,6 +102,48 @@ class SegmentBatchNorm(nn.Module):
             raise InvalidNormError(f"segment id {high} is out of range for num_segments={num_segments}")
         self.segment_ids = segment_ids.long()
         self.num_segments = int(num_segments)
+        self._grow_clients(self.num_segments)
+
+    def _grow_clients(self, num_clients: int) -> None:
+        have = self.client_running_mean.shape[0]
+        if num_clients <= have:
+            return
+        extra = num_clients - have
+        like = self.running_mean
+        self.client_running_mean = torch.cat(
+            [self.client_running_mean, like.new_zeros(extra, self.num_features)]
+        )
+        self.client_running_var = torch.cat(
+            [self.client_running_var, like.new_ones(extra, self.num_features)]
+        )
+        self.client_batches_tracked = torch.cat(
+            [self.client_batches_tracked, self.client_batches_tracked.new_zeros(extra)]
+        )
+
+    _CLIENT_BUFFERS = ("client_running_mean", "client_running_var", "client_batches_tracked")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, *args):
+        # A checkpoint holds as many client rows as its run had clients: make room before loading.
+        saved = state_dict.get(prefix + "client_running_mean")
+        if saved is not None:
+            self._grow_clients(saved.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, *args)
+        if saved is None:  # a checkpoint from before per-client statistics: start them empty
+            for name in self._CLIENT_BUFFERS:
+                if prefix + name in missing_keys:
+                    missing_keys.remove(prefix + name)
+
+    def deployed_client(self) -> int | None:
+        """The client whose statistics evaluation uses (None: no client statistics yet)."""
+        if self.eval_client is not None:
+            if not 0 <= self.eval_client < self.client_running_mean.shape[0]:
+                raise InvalidNormError(
+                    f"eval_client {self.eval_client} is out of range: this layer has statistics of "
+                    f"{self.client_running_mean.shape[0]} clients"
+                )
+            return self.eval_client
+        seen = torch.nonzero(self.client_batches_tracked > 0).flatten()
+        return int(seen[-1]) if seen.numel() else None
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in (2, 3, 4) or x.shape[1] != self.num_features:
@@ -99,6 +151,18 @@ class SegmentBatchNorm(nn.Module):
                 f"SegmentBatchNorm({self.num_features}) expects (N, C), (N, C, L) or (N, C, H, W) with "
                 f"C={self.num_features}; got shape {tuple(x.shape)}"
             )
+        if not self.training:
+            client = self.deployed_client()
+            if client is not None:
+                return F.batch_norm(
+                    x,
+                    self.client_running_mean[client],
+                    self.client_running_var[client],
+                    self.weight,
+                    self.bias,
+                    training=False,
+                    eps=self.eps,
+                )
         if not self.training or self.segment_ids is None:
             return F.batch_norm(
                 x,
@@ -148,6 +212,48 @@ class SegmentBatchNorm(nn.Module):
         self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
         self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
         self.num_batches_tracked.add_(1)
+        # Each present client's own row, as its own BatchNorm copy would update it.
+        present = (rows > 0).unsqueeze(1)
+        has_var = count > 1
+        m = self.momentum
+        rows_mean = self.client_running_mean[: self.num_segments]
+        rows_var = self.client_running_var[: self.num_segments]
+        rows_mean.copy_(torch.where(present, (1 - m) * rows_mean + m * seg_mean, rows_mean))
+        rows_var.copy_(torch.where(present & has_var, (1 - m) * rows_var + m * unbiased_var, rows_var))
+        self.client_batches_tracked[: self.num_segments] += (rows > 0).long()
+
+
+class _SingleValueSafeBatchNorm:
+    """Server-side BatchNorm over the global batch that also accepts ONE value per channel.
+
+    Late in an FLS/FPLS epoch a global batch can hold a single sample. For a BatchNorm over ``(N, C)``
+    features that is one value per channel: its batch variance is 0, torch refuses the batch, and the
+    formula would output the constant ``bias`` — erasing the sample and sending its client a zero
+    gradient. The published method does not define this case (its code would stop). Our rule: such a
+    batch is normalised with the running statistics, as at evaluation, and the running statistics are
+    left unchanged. The sample is still used exactly once, as the schedule promised, and its gradient is
+    informative. Every batch with more than one value per channel (two or more samples, or one image
+    with H·W > 1 positions) is plain BatchNorm, bit for bit. ``single_value_batches`` counts the
+    batches the rule applied to (the engine reports them as an event).
+    """
+
+    single_value_batches: int = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.dim() >= 2 and x.numel() == x.shape[1] and self.running_mean is not None:
+            self.single_value_batches += 1
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+class GlobalBatchNorm1d(_SingleValueSafeBatchNorm, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` over the global batch; one sample uses the running statistics (see above)."""
+
+
+class GlobalBatchNorm2d(_SingleValueSafeBatchNorm, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` over the global batch; a 1×1 single image uses the running statistics."""
 
 
 def group_count(num_channels: int, max_groups: int = MAX_GROUPS) -> int:
@@ -158,12 +264,15 @@ def group_count(num_channels: int, max_groups: int = MAX_GROUPS) -> int:
     return 1
 
 
-def make_norm(kind: str, num_channels: int, *, spatial_dims: int, per_client: bool) -> nn.Module:
+def make_norm(
+    kind: str, num_channels: int, *, spatial_dims: int, per_client: bool, groups: int | None = None
+) -> nn.Module:
     """Build a normalisation layer of ``kind`` (one of NORM_KINDS) for ``num_channels`` channels.
 
     ``spatial_dims`` is 0 for ``(N, C)`` features, 1 for ``(N, C, L)`` and 2 for ``(N, C, H, W)``.
     ``per_client`` selects, for ``kind="batch"``, a :class:`SegmentBatchNorm` (client part: statistics
-    per client) instead of an ordinary BatchNorm over the whole global batch (server part).
+    per client) instead of an ordinary BatchNorm over the whole global batch (server part). ``groups``
+    fixes the number of GroupNorm groups (None: :func:`group_count`).
     """
     if kind not in NORM_KINDS:
         raise InvalidNormError(f"unknown norm {kind!r}; choose one of {', '.join(NORM_KINDS)}")
@@ -172,10 +281,18 @@ def make_norm(kind: str, num_channels: int, *, spatial_dims: int, per_client: bo
     if kind == "none":
         return nn.Identity()
     if kind == "group":
-        return nn.GroupNorm(group_count(num_channels), num_channels)
+        if groups is None:
+            return nn.GroupNorm(group_count(num_channels), num_channels)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or num_channels % groups:
+            raise InvalidNormError(
+                f"GroupNorm with norm_groups={groups!r} needs every normalised layer's channel count to be "
+                f"divisible by it, but a layer has {num_channels} channels; use a divisor of {num_channels} "
+                "or leave norm_groups empty (automatic)"
+            )
+        return nn.GroupNorm(groups, num_channels)
     if kind == "layer":
         # GroupNorm with one group normalises over (C, *spatial) per sample: LayerNorm for any rank.
         return nn.GroupNorm(1, num_channels)
     if per_client:
         return SegmentBatchNorm(num_channels)
-    return nn.BatchNorm2d(num_channels) if spatial_dims == 2 else nn.BatchNorm1d(num_channels)
+    return GlobalBatchNorm2d(num_channels) if spatial_dims == 2 else GlobalBatchNorm1d(num_channels)

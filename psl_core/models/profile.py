@@ -110,6 +110,7 @@ class CutSummary:
     smashed_bytes_per_sample: int  # activation at the cut, client → server
     return_bytes_per_sample: int  # U-shaped: activation at cut2, server → client; 0 otherwise
     client_activation_bytes_per_sample: int  # sum of client blocks' output bytes (kept for backward)
+    head_flops_per_sample: float = 0.0  # U-shaped: forward FLOPs of the head [cut2, L) (in client_flops)
 
     @property
     def is_u_shaped(self) -> bool:
@@ -239,6 +240,9 @@ def cut_summary(profile: ModelProfile, cut: int | str, cut2: int | str | None = 
         smashed_bytes_per_sample=profile.blocks[cut - 1].out_bytes_per_sample,
         return_bytes_per_sample=profile.blocks[cut2 - 1].out_bytes_per_sample if cut2 is not None else 0,
         client_activation_bytes_per_sample=sum(b.out_bytes_per_sample for b in client),
+        head_flops_per_sample=float(
+            sum(b.flops_per_sample for b in client if cut2 is not None and b.index >= cut2)
+        ),
     )
 
 

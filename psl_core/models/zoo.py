@@ -86,6 +86,18 @@ def block_names_for(arch: str) -> list[str]:
     raise InvalidModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
+def normalised_channels(arch: str) -> tuple[int, ...]:
+    """Channel counts of the layers ``arch`` normalises (what GroupNorm groups must divide)."""
+    if arch == "mlp":
+        return (MLP_HIDDEN,)
+    if arch == "cnn":
+        return CNN_CHANNELS
+    if arch in RESNET_STAGES:
+        _, widths, stem = RESNET_STAGES[arch]
+        return tuple(sorted({stem, *widths}))
+    raise InvalidModelError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
 def resolve_cut_index(block_names: list[str], cut: int | str) -> int:
     """Turn a cut (index 1..L-1, or the name of the last client block) into an index.
 
@@ -177,6 +189,15 @@ class BlockModel(nn.Module):
             if isinstance(module, SegmentBatchNorm):
                 module.set_segments(segment_ids, num_segments)
 
+    def set_eval_client(self, client: int | None) -> None:
+        """Whose per-client BatchNorm statistics evaluation uses (None: the last client that saw data).
+
+        Evaluation is of ONE client's model, as in a deployment; this picks which client's.
+        """
+        for module in self.modules():
+            if isinstance(module, SegmentBatchNorm):
+                module.eval_client = client
+
 
 def _spatial_dims(arch: str, input_shape: tuple[int, ...]) -> int:
     if not input_shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape):
@@ -233,11 +254,13 @@ def build_model(
     cut2: int | str | None = None,
     client_norm: str = "group",
     server_norm: str = "batch",
+    norm_groups: int | None = None,
 ) -> BlockModel:
     """Build ``arch`` for ``input_shape`` (without batch dim) and ``num_classes`` outputs.
 
     Blocks ``[0, cut)`` (and ``[cut2, L)`` when U-shaped) are client blocks normalised with
-    ``client_norm``; the others use ``server_norm``. Norm kinds: ``NORM_KINDS``. The same
+    ``client_norm``; the others use ``server_norm``. Norm kinds: ``NORM_KINDS``; ``norm_groups`` fixes the
+    number of GroupNorm groups (None: the largest divisor of the channels up to 8). The same
     ``torch.manual_seed`` gives the same weights (norm choice and cut do not change the draws).
     """
     names = block_names_for(arch)
@@ -258,7 +281,9 @@ def build_model(
         kind = client_norm if client else server_norm
         # Inside the MLP the norm acts on (N, C) features; elsewhere on the conv layout.
         dims = 0 if arch == "mlp" else spatial_dims
-        return lambda channels: make_norm(kind, channels, spatial_dims=dims, per_client=client)
+        return lambda channels: make_norm(
+            kind, channels, spatial_dims=dims, per_client=client, groups=norm_groups
+        )
 
     if arch == "mlp":
         blocks = _build_mlp(input_shape, num_classes, norm_for_block)
@@ -283,6 +308,7 @@ __all__ = [
     "build_model",
     "block_names_for",
     "count_parameters",
+    "normalised_channels",
     "resolve_cut_index",
     "resolve_cut_pair",
 ]

@@ -29,18 +29,28 @@ _MAX_ROUNDS = 100_000
 
 
 def lds_preferences(client_sizes, *, delta: float = 0.0, latency_per_sample=None) -> np.ndarray:
-    """pi_k proportional to (N_k/N) * exp(-delta * z_k), z_k the standardised per-sample latency."""
+    """pi_k proportional to (N_k / N) * (l_k / median l)^(-delta), l_k the expected per-sample latency.
+
+    The ratio to the median is scale-free (seconds or milliseconds give the same pi) and cannot starve a
+    client: delta = 1 makes a client's share proportional to its data over its latency, delta = 2 to its
+    data over its latency squared. The median runs over the clients that hold data. (An earlier z-score
+    form, exp(-delta * z_k), let one slow client's weight collapse: at delta = 2 a 10x slower client
+    holding half the data received no samples at all.)
+    """
     sizes = np.asarray(client_sizes, dtype=np.int64)
-    z = np.zeros(sizes.size)
+    live = sizes > 0
+    log_w = np.where(live, np.log(np.maximum(sizes, 1)).astype(float), -np.inf)
     if latency_per_sample is not None and delta > 0:
         lat = np.asarray(latency_per_sample, dtype=float)
-        live = sizes > 0
-        std = lat[live].std()
-        if std > 0:
-            z[live] = (lat[live] - lat[live].mean()) / std
-    # Subtracting max(-delta*z) before exp avoids overflow for large delta without changing pi.
-    log_w = np.where(sizes > 0, np.log(np.maximum(sizes, 1)) - delta * z, -np.inf)
-    w = np.exp(log_w - log_w.max())
+        if (lat[live] <= 0).any():
+            raise ScheduleError(
+                "LDS latency aversion (delta > 0) needs a per-sample latency > 0 for every client with "
+                "data; check the device throughputs and links, or set delta = 0"
+            )
+        ratio = lat / np.median(lat[live])
+        log_w = np.where(live, log_w - delta * np.log(np.where(live, ratio, 1.0)), -np.inf)
+    # Subtracting the maximum before exp avoids overflow for large delta without changing pi.
+    w = np.exp(log_w - log_w[live].max())
     return w / w.sum()
 
 
@@ -123,9 +133,19 @@ class LDSSampler:
                 draws[col, pos] = draws[rows[col], source[col, pos]]
         return draws
 
-    def epoch_counts(self, rng: np.random.Generator) -> CountMatrix:
-        """One epoch (T = ceil(N/B) steps of B samples); advances each client's position in its pass."""
-        sizes, num_clients, num_steps = self.client_sizes, self.client_sizes.size, self.num_steps
+    def epoch_counts(self, rng: np.random.Generator, *, num_steps: int | None = None) -> CountMatrix:
+        """One epoch (T = ceil(N/B) steps of B samples); advances each client's position in its pass.
+
+        ``num_steps`` < T draws only the first steps of the epoch (``training.max_steps_per_epoch``), and
+        the pass positions advance by exactly what those steps use, so the clients' sample streams (which
+        only stream the steps that run) stay in step with the schedule.
+        """
+        sizes, num_clients = self.client_sizes, self.client_sizes.size
+        if num_steps is None:
+            num_steps = self.num_steps
+        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ScheduleError(f"num_steps must be a positive integer, got {num_steps!r}")
+        num_steps = int(min(num_steps, self.num_steps))
         if self.num_samples <= self.batch_size:
             # One step takes every client's remaining pass: the shares are fully determined.
             room = np.where(sizes > 0, sizes - self._used, 0)

@@ -54,12 +54,15 @@ SAMPLING_METHODS: dict[str, MethodInfo] = {
     "lds": MethodInfo(
         "lds",
         "LDS - latent Dirichlet sampling",
-        "Dirichlet client shares with knobs c (concentration) and delta (latency penalty)",
+        "Dirichlet client shares with knobs c (concentration) and delta (latency aversion); counts vary "
+        "~2x as much as UGS's",
         "Project definition (the paper's code is unpublished): each step theta ~ Dir(c*Z*pi) with "
-        "pi_k ~ (N_k/N)*exp(-delta*z_k), z_k the standardised per-sample latency and "
+        "pi_k ~ (N_k/N)*(l_k/median l)^(-delta), l_k the client's expected per-sample latency, and "
         "Z = B(N-1)/(N-B) - 1; b[t,:] ~ Multinomial(B, theta) capped by what each client has left in its "
         "current local pass (overflow re-drawn among the others). c = 1, delta = 0 matches UGS's share "
-        "variance; delta > 0 moves samples away from slow clients; large c makes shares deterministic.",
+        "variance, but the realised per-client counts vary about 2x as much as UGS's (Dirichlet-"
+        "multinomial); delta > 0 moves samples away from slow clients (delta = 1: share ~ data / latency); "
+        "large c makes the shares deterministic.",
         True,
     ),
     "centralised": MethodInfo(
@@ -157,12 +160,50 @@ def epoch_counts(
     *,
     per_client_batch: int | None = None,
     lds: LDSSampler | None = None,
+    max_steps: int | None = None,
 ) -> CountMatrix:
-    """One epoch's count matrix for ``method`` in SAMPLING_METHODS.
+    """One epoch's count matrix for ``method`` in SAMPLING_METHODS, cut to ``max_steps`` steps if given.
 
     "lds" needs the caller's stateful ``lds`` sampler (built from the same client sizes) so that local
-    passes continue across epochs; "centralised" needs a single client holding all samples.
+    passes continue across epochs; it then draws only the steps that run, so its pass positions advance
+    by what is used. "centralised" needs a single client holding all samples.
     """
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1
+    ):
+        raise ScheduleError(f"max_steps must be a positive integer or None, got {max_steps!r}")
+    if str(method).lower() == "lds":
+        if per_client_batch is not None:
+            raise ScheduleError("per_client_batch only applies to 'fls' (vanilla PSL), not to 'lds'")
+        return _lds_counts(client_sizes, batch_size, rng, lds, max_steps)
+    return truncate_counts(
+        _full_epoch_counts(method, client_sizes, batch_size, rng, per_client_batch=per_client_batch),
+        max_steps,
+    )
+
+
+def truncate_counts(counts: CountMatrix, max_steps: int | None) -> CountMatrix:
+    """The first ``max_steps`` steps of an epoch (quick demos)."""
+    if max_steps is None or counts.num_steps <= max_steps:
+        return counts
+    keep = counts.step < max_steps
+    return CountMatrix(
+        max_steps, counts.num_clients, counts.step[keep], counts.client[keep], counts.count[keep]
+    )
+
+
+def _lds_counts(client_sizes, batch_size, rng, lds: LDSSampler | None, max_steps: int | None) -> CountMatrix:
+    if lds is None:
+        raise ScheduleError("method 'lds' needs lds=LDSSampler(client_sizes, batch_size, c=..., delta=...)")
+    sizes = check_client_sizes(client_sizes)
+    if not np.array_equal(sizes, lds.client_sizes) or check_batch_size(batch_size) != lds.batch_size:
+        raise ScheduleError("the LDSSampler was built for other client sizes or batch size; rebuild it")
+    return lds.epoch_counts(rng, num_steps=max_steps)
+
+
+def _full_epoch_counts(
+    method: str, client_sizes, batch_size, rng: np.random.Generator, *, per_client_batch: int | None
+) -> CountMatrix:
     name = str(method).lower()
     if name not in SAMPLING_METHODS:
         raise ScheduleError(f"unknown sampling method {method!r}; choose one of {sorted(SAMPLING_METHODS)}")
@@ -182,9 +223,4 @@ def epoch_counts(
                 "merge the clients (client_sizes=[N]) before asking for the centralised reference"
             )
         return ugs_counts(sizes, batch_size, rng)
-    if lds is None:
-        raise ScheduleError("method 'lds' needs lds=LDSSampler(client_sizes, batch_size, c=..., delta=...)")
-    sizes = check_client_sizes(client_sizes)
-    if not np.array_equal(sizes, lds.client_sizes) or check_batch_size(batch_size) != lds.batch_size:
-        raise ScheduleError("the LDSSampler was built for other client sizes or batch size; rebuild it")
-    return lds.epoch_counts(rng)
+    raise AssertionError(f"unhandled sampling method {name!r}")  # every name is handled above

@@ -107,9 +107,12 @@ class ClientSampler:
         local = np.where(
             in_current,
             self._perm[self._offset[client] + np.minimum(stream_pos, n_row - 1)],
+            # np.where evaluates both branches: rows still in the current pass compute a meaningless
+            # (possibly negative) position here, so clip it into range; their value is not used.
             new_perm[
-                np.minimum(
+                np.clip(
                     new_offset[client] + (stream_pos // n_row - 1) * n_row + stream_pos % n_row,
+                    0,
                     max(new_perm.size - 1, 0),
                 )
             ]

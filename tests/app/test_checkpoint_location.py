@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runs import submit
+from app.runs import delete_run, submit
 from app.settings import SettingsError, ensure_home, get_settings
 from app.worker.checkpoints import CheckpointLocation
 from app.worker.loop import ShutdownFlag, execute_run
@@ -195,3 +195,99 @@ def test_an_unreadable_checkpoint_is_reported_and_the_run_restarts_cleanly(tmp_p
     warnings = [e.message for e in store.read_events(run_id) if e.level == "warning"]
     assert any("cannot be read" in m and "PSL_CHECKPOINT_URL" in m for m in warnings), warnings
     assert list(store.read_step_metrics(run_id)["step"]) == list(range(1, 21))
+
+
+# ---------------------------------------------------------------- pruning and deleting through the location
+def _objects(url: str) -> list[str]:
+    """Names of the files under ``url`` (an fsspec URL), relative to it, sorted."""
+    from fsspec.core import url_to_fs
+
+    fs, root = url_to_fs(url)
+    return sorted(p[len(root.rstrip("/")) + 1 :] for p in fs.find(root)) if fs.exists(root) else []
+
+
+def test_removal_through_a_url_location_stays_inside_the_runs_own_prefix(tmp_path):
+    from fsspec.core import url_to_fs
+
+    ckpt = f"memory://psl-{uuid.uuid4().hex}"
+    location = CheckpointLocation(_settings(tmp_path / "home", PSL_CHECKPOINT_URL=ckpt))
+    for name in ("7/step1.pt", "7/step2.pt", "70/step1.pt", "8/step1.pt", "other.pt"):
+        fs, path = url_to_fs(f"{ckpt}/{name}")
+        fs.pipe(path, b"x")
+    # Rows (from a shared or imported database) may name anything: only 7/step1.pt is the run's own.
+    named = [
+        f"{ckpt}/7/step1.pt",
+        f"{ckpt}/8/step1.pt",
+        f"{ckpt}/70/step1.pt",  # shares the prefix "7" as text, not as a folder
+        f"{ckpt}/7/../8/step1.pt",
+        f"{ckpt}/7",  # the run's location itself is removed by remove_run, never by a row
+        f"{ckpt}/other.pt",
+        str(tmp_path / "7" / "step1.pt"),
+    ]
+    assert location.remove(named, 7) == 1
+    assert _objects(ckpt) == sorted(["7/step2.pt", "70/step1.pt", "8/step1.pt", "other.pt"])
+    location.remove_run(7)
+    assert _objects(ckpt) == sorted(["70/step1.pt", "8/step1.pt", "other.pt"])
+
+
+def test_removal_through_a_folder_location_never_follows_a_link_out_of_the_run(tmp_path):
+    location = CheckpointLocation(_settings(tmp_path / "home", PSL_CHECKPOINT_URL=str(tmp_path / "ckpt")))
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    run_folder = tmp_path / "ckpt" / "7"
+    run_folder.mkdir(parents=True)
+    (run_folder / "link.pt").symlink_to(outside)
+    (run_folder / "step1.pt").write_bytes(b"x")
+    assert location.remove([str(run_folder / "link.pt"), str(run_folder / "step1.pt")], 7) == 1
+    assert outside.read_text() == "keep me" and not (run_folder / "step1.pt").exists()
+    location.remove_run(7)
+    assert not run_folder.exists() and outside.read_text() == "keep me"
+
+
+def test_a_url_location_keeps_the_last_n_checkpoints_and_deleting_the_run_empties_it(
+    tmp_path, one_torch_thread
+):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ckpt = f"memory://psl-{uuid.uuid4().hex}"
+    settings = _settings(
+        tmp_path / "home", PSL_DATABASE_URL=url, PSL_CHECKPOINT_URL=ckpt, PSL_KEEP_CHECKPOINTS="2"
+    )
+    store = Store(url)
+    run_id = submit(store, apply_overrides(small_config(), {"training.checkpoint_every_steps": 3}))
+    store.claim_next_run("w")
+    assert execute_run(store, run_id, "w", settings=settings) == "completed"
+    rows = [c.path for c in store.list_checkpoints(run_id)]
+    assert len(rows) == 2 and all(path.startswith(f"{ckpt}/{run_id}/") for path in rows)
+    # exactly the objects the rows name are left; every older one was deleted as the run went on
+    assert _objects(ckpt) == sorted(path[len(ckpt) + 1 :] for path in rows)
+    delete_run(store, settings, run_id)
+    assert _objects(ckpt) == [] and not store.run_exists(run_id)
+    assert not any((settings.cache_dir / "checkpoint-staging").rglob("*"))
+
+
+def test_an_object_store_that_refuses_deletes_never_fails_the_run_or_the_delete(tmp_path, monkeypatch):
+    import app.worker.checkpoints as checkpoints_module
+
+    class HttpError(Exception):  # what gcsfs raises: not an OSError
+        pass
+
+    ckpt = f"memory://psl-{uuid.uuid4().hex}"
+    location = CheckpointLocation(_settings(tmp_path / "home", PSL_CHECKPOINT_URL=ckpt))
+    real = checkpoints_module._filesystem
+
+    def refusing(url):
+        fs, path = real(url)
+
+        def rm(*args, **kwargs):
+            raise HttpError("403 Forbidden")
+
+        monkeypatch.setattr(fs, "rm", rm)
+        return fs, path
+
+    fs, path = real(f"{ckpt}/7/step1.pt")
+    fs.pipe(path, b"x")
+    monkeypatch.setattr(checkpoints_module, "_filesystem", refusing)
+    assert location.remove([f"{ckpt}/7/step1.pt"], 7) == 0
+    location.remove_run(7)  # logged, not raised
+    monkeypatch.undo()
+    assert _objects(ckpt) == ["7/step1.pt"]

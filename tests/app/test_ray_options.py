@@ -73,3 +73,64 @@ def test_a_task_uses_the_drivers_home_where_it_can_else_its_hosts_own(tmp_path, 
     settings = task_settings(elsewhere)
     assert settings.home == tmp_path / "this-host" and settings.logs_dir.is_dir()
     assert (settings.database_url, settings.checkpoint_url) == (driver.database_url, driver.checkpoint_url)
+
+
+# ---------------------------------------------------------------- a run deleted under the driver
+class _TaskCancelled(Exception):
+    pass
+
+
+def _ray_whose_task_raised(err: Exception):
+    def get(_ref):
+        raise err
+
+    return SimpleNamespace(get=get, exceptions=SimpleNamespace(TaskCancelledError=_TaskCancelled))
+
+
+def test_the_driver_goes_on_when_a_run_is_deleted_before_or_after_its_task(tmp_path):
+    from app.runs import submit
+    from app.worker.ray_executor import _Dispatch
+    from psl_core.config import ExperimentConfig
+    from storage import Store
+
+    settings = get_settings({"PSL_HOME": str(tmp_path)})
+    store = Store(settings.database_url)
+    executor = RayExecutor(settings)
+    gone = _Dispatch(run_id=987, lease="abc123", slot=1)  # no such run (deleted)
+    # listed as claimable, deleted before its task was started: nothing is submitted
+    assert executor._submit(object(), store, gone.run_id, 1, 2) == (None, None)
+    # its task raised (e.g. "no run with id 987") and the run is gone: the driver records nothing
+    assert executor._outcome(_ray_whose_task_raised(KeyError("no run")), store, "ref", gone) == "vanished"
+    # a run still there whose task died is failed with Ray's message, as before
+    run_id = submit(store, ExperimentConfig())
+    store.claim_run(run_id, ray_worker_id("abc123", "h", 1))
+    alive = _Dispatch(run_id=run_id, lease="abc123", slot=1)
+    assert (
+        executor._outcome(_ray_whose_task_raised(RuntimeError("worker died")), store, "ref", alive)
+        == "failed"
+    )
+    assert "the Ray task failed after 1 attempt(s): RuntimeError: worker died" in store.get_run(run_id).error
+
+
+def test_the_driver_waits_out_a_database_it_cannot_read(tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from app.worker.executors import WorkerTiming
+    from app.worker.loop import ShutdownFlag
+    from storage import Store
+
+    settings = get_settings({"PSL_HOME": str(tmp_path)})
+    store = Store(settings.database_url)
+    calls = []
+
+    def claimable_run_ids(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("SELECT runs", {}, Exception("server closed the connection"))
+        return []
+
+    monkeypatch.setattr(store, "claimable_run_ids", claimable_run_ids)
+    executor = RayExecutor(settings, timing=WorkerTiming(poll_s=0.01))
+    no_ray_needed = SimpleNamespace()  # nothing is submitted, so the loop never touches Ray
+    assert executor._loop(no_ray_needed, store, 2, None, True, ShutdownFlag()) == 0
+    assert len(calls) == 2

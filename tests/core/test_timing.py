@@ -1,4 +1,7 @@
-"""The SPEC section 4 time model: hand-computed steps, inactive clients, purity, a loop reference."""
+"""The time model of docs/methods.md §4: hand-computed steps, inactive clients, purity, a loop reference.
+
+These systems carry no client-part parameters, so the per-step sync phase is 0 (nothing to
+synchronise); tests/core/test_time_phases.py covers the sync and U-shaped phases."""
 
 from __future__ import annotations
 
@@ -114,21 +117,24 @@ def test_matches_a_loop_reference_on_random_data():
     t = epoch_timing(step, client, dense[step, client], steps, system, slow)
     s_dense = np.ones((steps, k))
     s_dense[step, client] = slow
-    for i in range(steps):  # the reference: a plain loop over the SPEC formula
-        times = {
-            j: dense[i, j]
-            * (
-                3 * system.client_flops_per_sample[j] / system.speed_flops[j] * s_dense[i, j]
-                + 8 * system.bytes_up_per_sample[j] / system.up_bps[j]
-                + 8 * system.bytes_down_per_sample[j] / system.down_bps[j]
+    for i in range(steps):  # the reference: a plain loop over the phase formula (no head, no sync)
+        fwd, bwd, busy = {}, {}, {}
+        for j in range(k):
+            b = dense[i, j]
+            if b == 0:
+                continue
+            compute = b * system.client_flops_per_sample[j] / system.speed_flops[j] * s_dense[i, j]
+            fwd[j] = compute + b * 8 * system.bytes_up_per_sample[j] / system.up_bps[j] + system.latency_s[j]
+            bwd[j] = (
+                2 * compute
+                + b * 8 * system.bytes_down_per_sample[j] / system.down_bps[j]
+                + system.latency_s[j]
             )
-            + 2 * system.latency_s[j]
-            for j in range(k)
-            if dense[i, j] > 0
-        }
+            busy[j] = fwd[j] + bwd[j]
         server = sum(dense[i, j] * 3 * system.server_flops_per_sample[j] for j in range(k)) / 2e11
-        assert t.step_time[i] == pytest.approx(max(times.values(), default=0.0) + server, rel=1e-12)
-        assert t.slowest_client[i] == (max(times, key=times.get) if times else -1)
+        expected = max(fwd.values(), default=0.0) + server + max(bwd.values(), default=0.0)
+        assert t.step_time[i] == pytest.approx(expected, rel=1e-12)
+        assert t.slowest_client[i] == (max(busy, key=busy.get) if busy else -1)
     assert t.idle_time.sum() + t.busy_time.sum() == pytest.approx(k * t.step_time.sum())
 
 

@@ -57,12 +57,20 @@ def test_the_demo_config_has_no_problem():
         ({"data.dataset": "cifar10", "data.data_dir": "/nonexistent"}, "data.data_dir", "not found"),
         ({"sampling.method": "magic"}, "sampling.method", "magic"),
         ({"model.arch": "cnn", "model.cut": 1, "model.cut2": 1}, "model.cut", "cut2"),
+        ({"model.arch": "resnet8", "model.norm_groups": 32}, "model.norm_groups", "does not divide 16"),
     ],
 )
 def test_each_problem_names_its_field(overrides, path, text):
     problems = errors(check(_with(**overrides)))
     assert path in paths(problems), problems
     assert text in " ".join(p.message for p in problems) or text in str([p.value for p in problems])
+
+
+def test_norm_groups_without_group_norm_is_a_warning():
+    problems = check(
+        _with(**{"model.client_norm": "batch", "model.server_norm": "batch", "model.norm_groups": 4})
+    )
+    assert [p.path for p in problems] == ["model.norm_groups"] and not errors(problems)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -126,6 +134,7 @@ def model_sections(draw):
         "cut2": cut2,
         "client_norm": draw(st.sampled_from(NORMS)),
         "server_norm": draw(st.sampled_from(NORMS)),
+        "norm_groups": draw(_maybe(st.sampled_from([1, 3, 8, 32]), none_weight=3)),
     }
 
 

@@ -112,19 +112,21 @@ def test_assign_devices_round_robin_and_empty_mix():
 def test_step_timeline_phases_add_up_to_the_time_model(straggler_runs):
     system, runs, _ = straggler_runs
     run = runs["UGS"]
-    counts = run.walk.counts
+    counts, timing = run.walk.counts, run.timing
     timeline = learn.step_timeline(run, system, 4)
     lo, hi = np.searchsorted(counts.step, [4, 5])
-    busy = timeline[timeline["phase"].isin(["compute", "upload", "download"])].assign(
-        d=lambda f: f.end - f.start
-    )
+    busy = timeline[~timeline["phase"].isin(["waiting", "server"])].assign(d=lambda f: f.end - f.start)
     per_client = busy.groupby("client")["d"].sum()
-    expected = run.timing.client_time[lo:hi]
+    expected = timing.client_time[lo:hi]
     assert per_client.loc[counts.client[lo:hi]].to_numpy() == pytest.approx(expected)
-    ends = timeline[timeline["client"] >= 0].groupby("client")["end"].max()
-    assert ends.to_numpy() == pytest.approx(np.full(system.num_clients, expected.max()))
+    # Every client's row (busy + waiting) spans the whole step; the barriers are the phase ends.
+    span = timeline[timeline["client"] >= 0].assign(d=lambda f: f.end - f.start).groupby("client")["d"].sum()
+    assert span.to_numpy() == pytest.approx(np.full(system.num_clients, timing.step_time[4]))
     server = timeline[timeline["phase"] == "server"].iloc[0]
-    assert server["end"] == pytest.approx(run.timing.step_time[4])
+    assert server["start"] == pytest.approx(timing.fwd_phase[4])
+    assert server["end"] - server["start"] == pytest.approx(timing.server_time[4])
+    sync_end = timeline[timeline["phase"] == "sync"]["end"].max()
+    assert sync_end == pytest.approx(timing.step_time[4])
     with pytest.raises(learn.LearnInputError, match="step must be in"):
         learn.step_timeline(run, system, counts.num_steps)
 

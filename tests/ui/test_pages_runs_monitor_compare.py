@@ -111,6 +111,28 @@ def test_monitor_shows_selected_run_and_reads_incrementally(store):
     at.run()
     assert any("11 steps held · 1 new rows read" in c.value for c in at.caption)
     assert any("epoch 1 done" in t.value for t in at.text)
+    # These rows carry no step phases: the monitor says so instead of drawing an empty chart.
+    assert any("No step phases logged yet" in c.value for c in at.caption)
+
+
+def test_monitor_draws_the_step_phases(store):
+    run = _run(store, "phased")
+    phases = {
+        "sim_fwd_phase": 0.2,
+        "sim_server": 0.05,
+        "sim_head_phase": 0.0,
+        "sim_bwd_phase": 0.3,
+        "sim_sync": 0.01,
+    }
+    store.add_step_metrics(run, [{"step": s, "epoch": 2, "loss": 0.5, **phases} for s in range(11, 15)])
+    store.finish_run(run, "completed")
+    at = _page("monitor.py", **{SELECTED_RUN: run})
+    assert not at.exception
+    assert not any("No step phases logged yet" in c.value for c in at.caption)
+    assert any("Where the simulated step time goes" in m.value for m in at.markdown)
+    charts = at.get("vega_lite_chart")
+    # loss, test accuracy and the stacked phases (these rows log no deviation or step time)
+    assert len(charts) == 3
 
 
 def test_compare_both_runs_diff_only_and_exports(store):

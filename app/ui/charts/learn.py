@@ -6,8 +6,15 @@ import altair as alt
 import pandas as pd
 
 METHOD_ORDER = ["FLS", "FPLS", "UGS", "LDS"]
-PHASE_ORDER = ["compute", "upload", "download", "waiting", "server"]
-PHASE_COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#d9d9d9", "#b279a2"]
+# The phases of a synchronous step (docs/methods.md §4), in time order, then waiting and the server.
+PHASE_ORDER = [
+    "forward", "upload", "head", "download", "backward", "sync",
+    "waiting", "server", "server forward", "server backward",
+]  # fmt: skip
+PHASE_COLOURS = [
+    "#4c78a8", "#f58518", "#e45756", "#54a24b", "#72b7b2", "#eeca3b",
+    "#d9d9d9", "#b279a2", "#b279a2", "#9d755d",
+]  # fmt: skip
 
 
 def composition_chart(frame: pd.DataFrame, by: str, selected_step: int) -> alt.Chart:

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 
 from app.formatting import format_duration
-from app.ui.views.compare import METRICS, X_AXES
+from app.ui.views.compare import METRICS, PHASE_LABELS, X_AXES
 
 CHART_WIDTH_POINTS = 1500  # series are downsampled to about this many points per run before drawing
 
@@ -43,6 +43,28 @@ def metric_chart(
             tooltip=["run:N", alt.Tooltip("x:Q", title=x_title), alt.Tooltip("value:Q", title=y_title)],
         )
         .properties(height=300)
+        .interactive()
+    )
+
+
+def phase_chart(phases: pd.DataFrame, x: str) -> alt.Chart:
+    """Stacked areas of a run's step phases (compare.step_phases): where the simulated step time goes."""
+    domain = list(PHASE_LABELS.values())
+    return (
+        alt.Chart(phases)
+        .mark_area()
+        .encode(
+            x=alt.X("x:Q", title=X_AXES.get(x, x)),
+            y=alt.Y("seconds:Q", stack="zero", title="simulated step time (s)"),
+            color=alt.Color("phase:N", title="phase", scale=alt.Scale(domain=domain), sort=domain),
+            order=alt.Order("order:Q"),
+            tooltip=[
+                "phase:N",
+                alt.Tooltip("x:Q", title=X_AXES.get(x, x)),
+                alt.Tooltip("seconds:Q", format=".4f"),
+            ],
+        )
+        .properties(height=220)
         .interactive()
     )
 

@@ -12,6 +12,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from app.ui.views.series import downsample
+from psl_core.metrics import STEP_PHASE_FIELDS
+
 X_AXES = {
     "step": "step",
     "epoch": "epoch",
@@ -19,11 +22,21 @@ X_AXES = {
     "sim_time": "simulated time (s)",
     "wall_time": "wall time (s)",
 }
+# The phases of a synchronous step (docs/methods.md §4) in time order; they add up to the step time.
+PHASE_LABELS = {
+    "sim_fwd_phase": "client forward + upload",
+    "sim_server": "server forward + backward",
+    "sim_head_phase": "head round trip (U-shaped)",
+    "sim_bwd_phase": "download + client backward",
+    "sim_sync": "client-part sync",
+}
+assert tuple(PHASE_LABELS) == STEP_PHASE_FIELDS, "one label per logged phase, in the engine's order"
 # metric -> (table it lives in, label)
 METRICS = {
     "loss": ("steps", "training loss (per step)"),
     "deviation": ("steps", "batch deviation Σ|p̂−p|"),
     "sim_step_time": ("steps", "simulated step time (s)"),
+    **{name: ("steps", f"step phase: {label} (s)") for name, label in PHASE_LABELS.items()},
     "batch_size": ("steps", "realised global batch size"),
     "active_clients": ("steps", "active clients"),
     "test_acc": ("epochs", "test accuracy"),
@@ -80,6 +93,35 @@ def align_series(
     if not parts:
         return pd.DataFrame({"run_id": pd.Series(dtype=int), "x": [], "value": []})
     return pd.concat(parts, ignore_index=True).sort_values(["run_id", "x"], kind="stable")
+
+
+def step_phases(steps: pd.DataFrame, x: str, max_points: int | None = None) -> pd.DataFrame:
+    """Long frame (x, phase, seconds, order) of every logged step's phases, for a stacked chart.
+
+    ``max_points`` keeps at most that many steps (each kept step keeps all its phases, so the stack
+    still adds up to the step time). Empty when the run logged no phases (runs from before they were
+    logged) or only zeros (runs with helpers, whose step is the helpers' makespan).
+    """
+    if x not in X_AXES:
+        raise CompareError(f"unknown x axis {x!r}; use one of {list(X_AXES)}")
+    empty = pd.DataFrame({"x": [], "phase": [], "seconds": [], "order": []})
+    if steps is None or steps.empty or not set(STEP_PHASE_FIELDS) <= set(steps.columns):
+        return empty
+    wide = steps[list(STEP_PHASE_FIELDS)].apply(pd.to_numeric, errors="coerce")
+    wide.insert(0, "x", with_x(steps, x, "steps").to_numpy())
+    wide = wide.dropna().sort_values("x", kind="stable")
+    # With helpers the step is the helpers' makespan and its phases are logged as 0: nothing to stack.
+    wide = wide[wide[list(STEP_PHASE_FIELDS)].sum(axis=1) > 0]
+    if wide.empty:
+        return empty
+    if max_points is not None:
+        wide = downsample(wide, "x", max_points, list(STEP_PHASE_FIELDS))
+    long = wide.melt(id_vars="x", var_name="field", value_name="seconds")
+    long["order"] = long["field"].map({name: i for i, name in enumerate(STEP_PHASE_FIELDS)})
+    long["phase"] = long["field"].map(PHASE_LABELS)
+    return long[["x", "phase", "seconds", "order"]].sort_values(
+        ["x", "order"], kind="stable", ignore_index=True
+    )
 
 
 def smooth(long: pd.DataFrame, weight: float) -> pd.DataFrame:

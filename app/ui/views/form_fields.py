@@ -77,6 +77,7 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         _spec("data.train_limit", "opt_int", "Training samples (limit)"),
         _spec("data.test_limit", "opt_int", "Test samples (limit)"),
         _spec("data.augment", "bool", "Augment images"),
+        _spec("data.crop_padding", "int", "Random-crop padding (px)"),
     ],
     "Partition (non-IID)": [
         _spec("partition.scheme", "select", "Scheme"),
@@ -95,6 +96,7 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         FieldSpec("model.cut2", "cut2", "U-shaped second cut"),
         _spec("model.client_norm", "select", "Client normalisation"),
         _spec("model.server_norm", "select", "Server normalisation"),
+        _spec("model.norm_groups", "opt_int", "GroupNorm groups"),
     ],
     "Paradigm": [
         _spec("paradigm.name", "select", "Paradigm"),
@@ -361,9 +363,12 @@ def merged_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
 
 ROUND_PARADIGMS = ("sl", *AVERAGING_PARADIGMS)
 
-# Which fields matter for the current choices (the others are shown disabled, never dropped).
-_RELEVANT_WHEN: dict[str, tuple[str, tuple]] = {
+# Which fields matter for the current choices (the others are shown disabled, never dropped): a field
+# is relevant when the other field holds one of the values (a list: when ANY of its conditions holds).
+_RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
     "data.data_dir": ("data.dataset", ("fashion_mnist", "cifar10", "cifar100")),
+    "data.crop_padding": ("data.augment", (True,)),
+    "model.norm_groups": [("model.client_norm", ("group",)), ("model.server_norm", ("group",))],
     "partition.alpha": ("partition.scheme", ("dirichlet", "extended_dirichlet")),
     "partition.classes_per_client": ("partition.scheme", ("extended_dirichlet", "pathological")),
     "partition.shards_per_client": ("partition.scheme", ("shards",)),
@@ -389,5 +394,6 @@ def field_relevant(path: str, state: Mapping[str, Any], prefix: str = FORM_PREFI
     """Whether ``path`` has an effect given the other widget values (irrelevant ones are disabled)."""
     if path not in _RELEVANT_WHEN:
         return True
-    other, values = _RELEVANT_WHEN[path]
-    return state.get(widget_key(other, prefix)) in values
+    rule = _RELEVANT_WHEN[path]
+    conditions = rule if isinstance(rule, list) else [rule]
+    return any(state.get(widget_key(other, prefix)) in values for other, values in conditions)

@@ -22,7 +22,6 @@ from psl_core.devices import (
     epoch_timing,
     load_catalog,
 )
-from psl_core.devices.catalog import TRAIN_TO_FORWARD_FLOPS
 from psl_core.models import cut_summary, profile_arch
 from psl_core.sampling import (
     ClientSampler,
@@ -290,51 +289,62 @@ def straggler_epoch(
 
 
 def step_timeline(run: StragglerEpoch, system: ClientSystem, step: int) -> pd.DataFrame:
-    """Timeline of one synchronous step: per client compute, upload, download, waiting; then the server.
+    """Timeline of one synchronous step as the phases of the time model (docs/methods.md §4).
 
-    Rows (client, device, phase, start, end) in seconds; every client's phases add up to its t_k from
-    ``epoch_timing`` and its waiting lasts until the slowest client is done. Inactive clients wait the
-    whole step.
+    Rows (client, device, phase, start, end) in seconds. Phase by phase, separated by barriers: every
+    active client computes its forward and uploads; the server runs the global batch (U-shaped: its
+    forward, then every client's head round trip, then its backward); every client downloads its
+    gradient and runs its backward; every client synchronises its client part. A client that finishes
+    a phase early waits ("waiting") for the slowest; inactive clients wait the whole step. Each
+    client's busy bars add up to its busy time from ``epoch_timing``; the last row ends at the step time.
     """
-    counts = run.walk.counts
+    counts, timing = run.walk.counts, run.timing
     if not 0 <= step < counts.num_steps:
         raise LearnInputError(f"step must be in 0..{counts.num_steps - 1}, got {step}")
     lo, hi = np.searchsorted(counts.step, [step, step + 1])
     clients = counts.client[lo:hi]
-    b = counts.count[lo:hi].astype(float)
-    slow = run.slowdown[lo:hi]
-    compute = (
-        b * system.client_flops_per_sample[clients] * TRAIN_TO_FORWARD_FLOPS / system.speed_flops[clients]
-    )
-    compute = compute * slow
-    lat = system.latency_s[clients]
-    upload = b * system.bytes_up_per_sample[clients] * 8.0 / system.up_bps[clients] + lat
-    download = b * system.bytes_down_per_sample[clients] * 8.0 / system.down_bps[clients] + lat
-    client_end = compute + upload + download
-    slowest = float(client_end.max()) if client_end.size else 0.0
-    server = float(run.timing.server_time[step])
-    all_clients = np.arange(system.num_clients)
-    busy = np.zeros((4, system.num_clients))
-    busy[0, clients], busy[1, clients], busy[2, clients] = compute, upload, download
-    busy[3] = slowest - busy[:3].sum(axis=0)  # waiting for the slowest client
-    starts = np.vstack([np.zeros(system.num_clients), np.cumsum(busy, axis=0)[:-1]])
-    phases = np.array(["compute", "upload", "download", "waiting"])
-    frame = pd.DataFrame(
-        {
-            "client": np.tile(all_clients, 4),
-            "phase": np.repeat(phases, system.num_clients),
-            "start": starts.ravel(),
-            "end": (starts + busy).ravel(),
-        }
-    )
-    frame = frame[frame["end"] > frame["start"]]
-    server_row = pd.DataFrame(
-        {"client": [-1], "phase": ["server"], "start": [slowest], "end": [slowest + server]}
-    )
-    frame = pd.concat([frame, server_row], ignore_index=True)
+    k = system.num_clients
+
+    def dense(name: str) -> np.ndarray:
+        values = np.zeros(k)
+        values[clients] = timing.entry_phases[name][lo:hi]
+        return values
+
+    server = float(timing.server_time[step])
+    u_shaped = bool(timing.head_phase[step] > 0)
+    # (client phases run in this barrier phase, its length, server label or None)
+    chain = [(("forward", "upload"), float(timing.fwd_phase[step]), None)]
+    if u_shaped:
+        chain += [
+            ((), server / 3, "server forward"),
+            (("head",), float(timing.head_phase[step]), None),
+            ((), 2 * server / 3, "server backward"),
+        ]
+    else:
+        chain.append(((), server, "server"))
+    chain += [
+        (("download", "backward"), float(timing.bwd_phase[step]), None),
+        (("sync",), float(timing.sync_phase[step]), None),
+    ]
+    rows = []
+    t0 = 0.0
+    for phases, length, server_label in chain:
+        if server_label is not None:
+            rows.append((-1, server_label, t0, t0 + length))
+            rows += [(c, "waiting", t0, t0 + length) for c in range(k)]
+        else:
+            done = np.full(k, t0)
+            for name in phases:
+                part = dense(name)
+                rows += [(c, name, done[c], done[c] + part[c]) for c in range(k)]
+                done += part
+            rows += [(c, "waiting", done[c], t0 + length) for c in range(k)]
+        t0 += length
+    frame = pd.DataFrame(rows, columns=["client", "phase", "start", "end"])
+    frame = frame[frame["end"] > frame["start"] + 1e-15].copy()
     devices = np.asarray(system.device_ids)
     frame["device"] = np.where(frame["client"] >= 0, devices[frame["client"].clip(lower=0)], SERVER_DEVICE)
-    samples = np.zeros(system.num_clients, dtype=np.int64)
+    samples = np.zeros(k, dtype=np.int64)
     samples[clients] = counts.count[lo:hi]
     frame["samples"] = np.where(frame["client"] >= 0, samples[frame["client"].clip(lower=0)], 0)
     frame["who"] = np.where(

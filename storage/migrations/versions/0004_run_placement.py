@@ -1,7 +1,7 @@
 """Runs remember where their latest attempt executes: host, backend (local/ray) and slot.
 
 Revision ID: 0004
-Revises: 0002 (0003 belongs to the trust issue; re-point when it lands)
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
