@@ -16,6 +16,7 @@ from storage import Store
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("PSL_HOME", str(tmp_path))
     monkeypatch.delenv("PSL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("PSL_KEEP_CHECKPOINTS", "100")  # keep the mid-round one this test resumes from
     return tmp_path
 
 
