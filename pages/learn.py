@@ -6,11 +6,12 @@ import numpy as np
 import streamlit as st
 
 from app.ui.charts import learn as charts_learn
-from app.ui.views import learn, learn_split
+from app.ui.views import learn, learn_paradigms, learn_split
 from app.ui.widgets import show_chart
 from psl_core.data import PartitionError
 from psl_core.devices import StragglerModel, StragglerSpec, load_catalog
 from psl_core.models import ARCHITECTURES, block_names_for
+from psl_core.paradigms import PARADIGMS
 
 SHOWN_STEPS = 30  # batches drawn in the composition chart
 
@@ -209,11 +210,69 @@ def render_stragglers() -> None:
     )
 
 
+@st.fragment
+def render_paradigms() -> None:
+    """Tab 4: PSL and its family: who holds what, what travels, when copies are averaged, what it costs."""
+    names = learn_paradigms.PARADIGM_ORDER
+    chosen = st.radio(
+        "Paradigm", names, format_func=lambda n: PARADIGMS[n].title, horizontal=True, key="pd_name"
+    )
+    info = PARADIGMS[chosen]
+    st.markdown(
+        f"{info.summary}\n\n"
+        f"- **A client holds:** {info.client_holds}. **The server holds:** {info.server_holds}.\n"
+        f"- **Every step:** {info.per_step_traffic}.\n"
+        f"- **Every round:** {info.per_round_traffic}.\n"
+        f"- **Averaged:** {info.averaging}. **Model copies while training:** {info.copies}."
+    )
+    with st.expander("All six side by side"):
+        st.dataframe(learn_paradigms.roles_table(), hide_index=True)
+    st.markdown(
+        "**What one pass over the data costs** — the engine's own time, traffic and energy models on a "
+        "toy federation (digits labels, partition α = 0.5), no training: one round of one local epoch with "
+        "local batch b, PSL one epoch of uniform global sampling with B = K·b. hsfl puts the fastest half "
+        "of the clients in FL mode."
+    )
+    catalog = load_catalog()
+    c1, c2, c3 = st.columns(3)
+    devices = c1.multiselect(
+        "Client devices (assigned round robin)", list(catalog), ["rpi4b", "jetson_gpu"],
+        format_func=lambda d: catalog[d].name.split(":")[0].split(";")[0], key="pd_dev",
+    )  # fmt: skip
+    k = c1.slider("Clients K", 2, 32, 8, key="pd_k")
+    arch = c2.selectbox("Workload (CIFAR-10-sized input)", ["resnet8", "resnet18"], key="pd_arch",
+                        format_func=lambda a: ARCHITECTURES[a].title)  # fmt: skip
+    names_cut = block_names_for(arch)[:-1]
+    cut = c2.selectbox("Cut after block", names_cut, index=min(1, len(names_cut) - 1), key="pd_cut")
+    batch = c3.slider("Local batch b", 1, 64, 16, key="pd_b")
+    if not devices:
+        st.warning("Choose at least one client device.")
+        return
+    try:
+        costs = learn_paradigms.toy_costs(k, devices, arch, cut, batch)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    show_chart(charts_learn.paradigm_cost_chart(costs), f"paradigm_costs_{arch}")
+    st.dataframe(costs.style.format(precision=3), hide_index=True)
+    st.caption(
+        "Split paradigms move smashed data every step (large at early cuts), FedAvg moves the whole model "
+        "twice per round and computes all of it on the client; SL waits for one client after another. "
+        "Energy counts each device's power while computing and while sending (device catalog; figures "
+        "marked ASSUMED there are assumptions)."
+    )
+
+
 # Each tab is a fragment: moving a slider in one tab recomputes and redraws that tab only.
 st.title("Learn PSL")
-st.caption("Three small explainers that compute instantly in your browser session; no run is stored.")
-tab_sampling, tab_split, tab_stragglers = st.tabs(
-    ["Why global sampling", "What the split point changes", "How stragglers stretch a step"]
+st.caption("Four small explainers that compute instantly in your browser session; no run is stored.")
+tab_sampling, tab_split, tab_stragglers, tab_paradigms = st.tabs(
+    [
+        "Why global sampling",
+        "What the split point changes",
+        "How stragglers stretch a step",
+        "PSL, SL, SplitFed, FedAvg, hybrid",
+    ]
 )
 with tab_sampling:
     render_sampling()
@@ -221,3 +280,5 @@ with tab_split:
     render_split()
 with tab_stragglers:
     render_stragglers()
+with tab_paradigms:
+    render_paradigms()

@@ -175,7 +175,7 @@ if not st.toggle("Show client timeline", key="monitor_timeline"):
     st.caption("Off: turn on to replay this run's epoch plans (takes a few seconds the first time).")
     st.stop()
 # Imported here, not at the top: app.ui.views.timeline pulls in the engine (torch), seconds on a cold process.
-from app.ui.views.timeline import RunTimeline, default_first_step, idle_summary  # noqa: E402
+from app.ui.views.timeline import RunTimeline, default_first_step, idle_summary, timeline_of  # noqa: E402
 
 st.caption(
     "Rebuilt from the run's config by replaying the engine's epoch plans (planning only, no training): "
@@ -187,7 +187,7 @@ st.caption(
 @st.cache_resource(max_entries=8, show_spinner="Replaying the run's epoch plans…")
 def run_timeline(run_key: int, config_hash: str) -> RunTimeline:
     """One replayed timeline per run (cached: plans are deterministic)."""
-    return RunTimeline(store.get_run(run_key).config)
+    return timeline_of(store.get_run(run_key).config)
 
 
 try:

@@ -9,7 +9,7 @@ from app.ui.charts import preview as charts
 from app.ui.form import load_config_into_form, render_config_form
 from app.ui.views import previews
 from app.ui.views.planner import device_advice
-from app.ui.views.presets import DEMO_PRESET, PRESET_HELP, PRESETS, preset_config
+from app.ui.views.presets import DEMO_PRESET, PRESET_HELP, PRESETS, SWEEP_PRESETS, preset_config, sweep_preset
 from app.ui.views.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
 from app.ui.widgets import (
     PREFILL_CONFIG,
@@ -52,6 +52,14 @@ def partition_of(data_key: tuple, num_clients: int, scheme: str, params: tuple, 
 
 def _preset_changed() -> None:
     load_config_into_form(preset_config(st.session_state["ne:preset"]))
+
+
+def _sweep_preset_changed() -> None:
+    name = st.session_state.get("ne:sweep_preset")
+    if name:
+        config, grid, seeds = sweep_preset(name)
+        load_config_into_form(config)
+        st.session_state["ne:sweep_grid"], st.session_state["ne:sweep_seeds"] = grid, seeds
 
 
 def show_previews(config: ExperimentConfig) -> None:
@@ -154,10 +162,15 @@ def show_launch(config: ExperimentConfig | None) -> None:
         else:
             ensure_worker()
             st.session_state[LAUNCHED] = ([run_id], launched_key(config))
-    with st.expander("Sweep builder (grid × seeds)"):
+    with st.expander("Sweep builder (grid × seeds)", expanded=bool(st.session_state.get("ne:sweep_preset"))):
+        st.selectbox("Start from a sweep preset", list(SWEEP_PRESETS), index=None, key="ne:sweep_preset",
+                     on_change=_sweep_preset_changed, placeholder="Fills the form, the grid and the seeds…")  # fmt: skip
+        if st.session_state.get("ne:sweep_preset"):
+            st.caption(SWEEP_PRESETS[st.session_state["ne:sweep_preset"]].help)
         grid_text = st.text_area("Grid: one 'field.path: value1, value2' per line", key="ne:sweep_grid",
                                  placeholder="sampling.method: ugs, fls, fpls\nsampling.batch_size: 64, 128")  # fmt: skip
-        seeds_text = st.text_input("Seeds", value="0", key="ne:sweep_seeds", help="e.g. '0, 1, 2' or '0-4'")
+        st.session_state.setdefault("ne:sweep_seeds", "0")
+        seeds_text = st.text_input("Seeds", key="ne:sweep_seeds", help="e.g. '0, 1, 2' or '0-4'")
         try:
             grid, seeds = parse_grid(grid_text), parse_seeds(seeds_text)
         except SweepSpecError as err:

@@ -16,6 +16,9 @@ DatasetName = Literal["digits", "fashion_mnist", "mnist1d", "cifar10", "cifar100
 SchemeName = Literal["iid", "dirichlet", "extended_dirichlet", "shards", "pathological", "quantity_skew"]
 ArchName = Literal["mlp", "cnn", "resnet8", "resnet20", "resnet18"]
 MethodName = Literal["fls", "fpls", "ugs", "lds", "centralised"]
+ParadigmName = Literal["psl", "sl", "sflv1", "sflv2", "fedavg", "hsfl"]
+# Paradigms that train one copy per client and average the copies at the end of every round.
+AVERAGING_PARADIGMS = ("sflv1", "sflv2", "fedavg", "hsfl")
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -157,8 +160,58 @@ class SamplingConfig(_Section):
     )
 
 
+class ParadigmConfig(_Section):
+    name: ParadigmName = Field(
+        "psl",
+        description=(
+            "How clients and server train: psl (parallel split learning, one global batch per step), "
+            "sl (sequential split learning), sflv1 / sflv2 (SplitFed v1 / v2), fedavg (federated "
+            "averaging), hsfl (hybrid: some clients federated, the others split)."
+        ),
+    )
+    local_epochs: int = Field(
+        1, ge=1, le=1000, description="Local epochs E per round (sl, sflv1, sflv2, fedavg, hsfl)."
+    )
+    local_batch: int | None = Field(
+        None,
+        ge=1,
+        description="Local batch b of every client (default: max(1, round(B / K)), PSL's per-client share).",
+    )
+    client_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the clients that take part in each round, drawn with the seed (averaging paradigms).",
+    )
+    fl_clients: float | list[str] = Field(
+        0.5,
+        description=(
+            "hsfl: which clients train the full model (FL mode): a fraction of the fastest clients, "
+            "or a list of device ids; the others train through the cut (SL mode)."
+        ),
+    )
+
+    @field_validator("fl_clients")
+    @classmethod
+    def _fl_clients_valid(cls, value: float | list[str]) -> float | list[str]:
+        if isinstance(value, list):
+            if not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError("fl_clients as a list must hold device ids (non-empty strings)")
+            return value
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"fl_clients as a fraction must lie in [0, 1], got {value}")
+        return value
+
+    @property
+    def uses_rounds(self) -> bool:
+        """Whether training is organised in rounds (every paradigm but psl)."""
+        return self.name != "psl"
+
+
 class TrainingConfig(_Section):
-    epochs: int = Field(5, ge=1, le=10_000, description="Training epochs.")
+    epochs: int = Field(
+        5, ge=1, le=10_000, description="Training epochs (rounds for sl, sflv1, sflv2, fedavg and hsfl)."
+    )
     optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimiser.")
     lr: float = Field(0.05, gt=0, le=1e6, description="Learning rate.")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum.")
@@ -227,6 +280,12 @@ class CustomDevice(_Section):
     down_mbps: float = Field(50.0, **LINK_MBPS)
     latency_ms: float = Field(5.0, **LATENCY_MS)
     memory_mb: float = Field(4096.0, **MEMORY_MB)
+    busy_watts: float | None = Field(
+        None, gt=0, le=1e6, description="Power while training, W (default: assumed 5 W)."
+    )
+    radio_watts: float | None = Field(
+        None, gt=0, le=1e6, description="Power while sending/receiving, W (default: assumed 2 W)."
+    )
 
 
 class StragglerConfig(_Section):
@@ -338,9 +397,11 @@ class ExperimentConfig(_Section):
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     system: SystemConfig = Field(default_factory=SystemConfig)
+    paradigm: ParadigmConfig = Field(default_factory=ParadigmConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
+        self._check_paradigm()  # first: its advice (e.g. "no cut2 here") outranks PSL-only advice
         if self.sampling.method == "centralised" and self.partition.num_clients != 1:
             # Centralised reference = one client holding everything (methods §2); say so instead of guessing.
             raise ValueError(
@@ -361,31 +422,59 @@ class ExperimentConfig(_Section):
             raise ValueError("sampling.per_client_batch (vanilla PSL) only applies to method 'fls'")
         return self
 
+    def _check_paradigm(self) -> None:
+        p = self.paradigm
+        if p.name == "psl":
+            return
+        if self.model.cut2 is not None:
+            raise ValueError(
+                f"paradigm.name {p.name!r} has no U-shaped variant here: remove model.cut2 or use paradigm 'psl'"
+            )
+        if self.system.helpers.num_helpers:
+            raise ValueError(
+                f"helpers serve PSL only: set system.helpers.num_helpers to 0 for paradigm {p.name!r}"
+            )
+        if p.client_fraction < 1 and p.name not in AVERAGING_PARADIGMS:
+            raise ValueError(
+                f"paradigm.client_fraction {p.client_fraction:g} < 1 needs an averaging paradigm "
+                f"({', '.join(AVERAGING_PARADIGMS)}); {p.name!r} trains every client in every round"
+            )
+
     def config_hash(self) -> str:
         """sha256 of the canonical JSON (what the store keys identical configs by).
 
-        Fields added after the first release are left out while they hold their default (None), so a
-        config written before they existed keeps its hash and the store still finds its runs.
+        Fields and sections added after the first release are left out while they hold their defaults,
+        so a config written before they existed keeps its hash (and the store still finds its runs).
         """
         data = self.model_dump(mode="json")
         _drop_unset_late_fields(data)
         return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
-# Fields added after the first release: (section path, field) dropped from the hash while None.
+# Added after the first release, dropped from the hash while they hold their defaults:
+# whole sections (→ a function giving their default dump) and single fields (dropped while None).
+_LATE_SECTION_DEFAULTS = {"paradigm": lambda: ParadigmConfig().model_dump(mode="json")}
 _LATE_SYSTEM_FIELDS = ("shared_uplink_mbps",)
 _LATE_CLIENT_GROUP_FIELDS = ("uplink_share",)
+_LATE_CUSTOM_DEVICE_FIELDS = ("busy_watts", "radio_watts")
+
+
+def _drop_if_none(record: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if record.get(name) is None:
+            record.pop(name, None)
 
 
 def _drop_unset_late_fields(data: dict[str, Any]) -> None:
+    for name, default in _LATE_SECTION_DEFAULTS.items():
+        if data.get(name) == default():
+            del data[name]
     system = data.get("system", {})
-    for name in _LATE_SYSTEM_FIELDS:
-        if system.get(name) is None:
-            system.pop(name, None)
+    _drop_if_none(system, _LATE_SYSTEM_FIELDS)
     for group in system.get("clients", []):
-        for name in _LATE_CLIENT_GROUP_FIELDS:
-            if group.get(name) is None:
-                group.pop(name, None)
+        _drop_if_none(group, _LATE_CLIENT_GROUP_FIELDS)
+    for device in system.get("custom_devices", []):
+        _drop_if_none(device, _LATE_CUSTOM_DEVICE_FIELDS)
 
 
 def canonical_json(data: dict) -> str:

@@ -31,6 +31,9 @@ EPOCH_FIELDS = (
     "sim_time",
     "wall_time",
     "per_class_acc",
+    # run totals so far, mean over clients (every engine reports them, PSL and the paradigms alike)
+    "bytes_per_client",
+    "energy_per_client_j",
 )
 # Kept on the steps where a live evaluation ran (training.eval_every_unit = 'steps'); the store keeps
 # them with the step's extra metrics.

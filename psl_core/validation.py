@@ -107,7 +107,9 @@ def unknown_field_message(loc: tuple) -> str:
     return f"unknown field; the fields here are {', '.join(names)}"
 
 
-_FIELD_MENTION = re.compile(r"\b(?:data|partition|model|sampling|training|system)\.[a-z_][\w.]*[a-z_0-9]")
+_FIELD_MENTION = re.compile(
+    r"\b(?:data|partition|model|sampling|training|system|paradigm)\.[a-z_][\w.]*[a-z_0-9]"
+)
 
 
 def _first_field_named(message: str) -> str:
@@ -224,6 +226,7 @@ def _static_problems(config: ExperimentConfig) -> list[Problem]:
             )
         )
     problems += _uplink_problems(config)
+    problems += _paradigm_problems(config, catalog)
     problems += _norm_group_problems(config)
     names = block_names_for(config.model.arch)
     try:
@@ -435,6 +438,7 @@ def _build_problems(config: ExperimentConfig) -> list[Problem]:
                 "model.arch", f"cannot be built for {d.dataset} inputs {dataset.input_shape}: {err}", m.arch
             ),
         ]
+    problems += _paradigm_size_problems(config, partition.sizes, profile)
     cut, cut2 = resolve_cut_pair(block_names_for(m.arch), m.cut, m.cut2)
     try:
         parts = experiment_system(config, profile, cut, cut2, partition.sizes)
@@ -480,6 +484,93 @@ def _helper_memory_warnings(config: ExperimentConfig, plan, sizes) -> list[Probl
             "warning",
         )
     ]
+
+
+# ---------------------------------------------------------------- paradigms (SPEC §6)
+_PARADIGM_DEFAULTS = {"local_epochs": 1, "local_batch": None, "client_fraction": 1.0, "fl_clients": 0.5}
+# Stacked model copies beyond this many bytes get a warning (weights + gradients + optimiser state).
+STACKED_MEMORY_WARNING_BYTES = 8 * 2**30
+
+
+def _paradigm_problems(config: ExperimentConfig, catalog) -> list[Problem]:
+    """fl_clients device ids that exist and are used; fields the chosen paradigm ignores (warnings)."""
+    p, problems = config.paradigm, []
+    used = sorted({g.device for g in config.system.clients})
+    if isinstance(p.fl_clients, list):
+        for device in p.fl_clients:
+            if device not in catalog:
+                message = f"unknown device {device!r}; use one of {', '.join(sorted(catalog))}"
+                problems.append(Problem("paradigm.fl_clients", message, device))
+            elif device not in used and p.name == "hsfl":
+                message = f"no client group uses device {device!r}; the client groups use {', '.join(used)}"
+                problems.append(Problem("paradigm.fl_clients", message, device))
+    ignored = [
+        name
+        for name, default in _PARADIGM_DEFAULTS.items()
+        if getattr(p, name) != default and (p.name == "psl" or (name == "fl_clients" and p.name != "hsfl"))
+    ]
+    for name in ignored:
+        problems.append(
+            Problem(
+                f"paradigm.{name}", f"has no effect with paradigm {p.name!r}", getattr(p, name), "warning"
+            )
+        )
+    if p.name != "psl" and (config.sampling.method != "ugs" or config.sampling.per_client_batch):
+        problems.append(
+            Problem(
+                "sampling.method",
+                f"only PSL samples global batches: paradigm {p.name!r} ignores it (sampling.batch_size still "
+                "sets the default local batch B / K)",
+                config.sampling.method,
+                "warning",
+            )
+        )
+    if (
+        p.name in ("sflv1", "sflv2", "fedavg", "hsfl")
+        and round(p.client_fraction * config.partition.num_clients) < 1
+    ):
+        problems.append(
+            Problem(
+                "paradigm.client_fraction",
+                f"{p.client_fraction:g} of {config.partition.num_clients} clients rounds to none: one client per round is used",
+                p.client_fraction,
+                "warning",
+            )
+        )
+    return problems
+
+
+def _paradigm_size_problems(config: ExperimentConfig, sizes, profile) -> list[Problem]:
+    """Local batch against the client sizes; memory of the stacked model copies."""
+    from psl_core.paradigms.plan import default_local_batch, num_participants
+
+    p, problems = config.paradigm, []
+    if p.name == "psl":
+        return problems
+    b = p.local_batch or default_local_batch(config.sampling.batch_size, len(sizes))
+    if b >= int(sizes.max()):
+        problems.append(
+            Problem(
+                "paradigm.local_batch",
+                f"b = {b} ≥ every client's data (at most {int(sizes.max())} samples): one local step per local epoch",
+                p.local_batch,
+                "warning",
+            )
+        )
+    if p.name in ("sflv1", "sflv2", "fedavg", "hsfl"):
+        copies = num_participants(len(sizes), p.client_fraction)
+        need = 3 * copies * profile.total_param_bytes  # weights, gradients, optimiser state per copy
+        if need > STACKED_MEMORY_WARNING_BYTES:
+            problems.append(
+                Problem(
+                    "partition.num_clients",
+                    f"{copies} model copies are trained together: about {need / 2**30:.1f} GiB for weights, "
+                    "gradients and optimiser state alone; lower paradigm.client_fraction or the clients",
+                    config.partition.num_clients,
+                    "warning",
+                )
+            )
+    return problems
 
 
 def _partition_field(config: ExperimentConfig) -> str:

@@ -153,6 +153,12 @@ def _where(record) -> str:  # noqa: ANN001
     return format_placement(record.host, record.backend, record.slot)
 
 
+def _method_of(config: dict) -> str | None:
+    """The sampling method of a PSL run, the paradigm of any other."""
+    paradigm = (config.get("paradigm") or {}).get("name", "psl")
+    return (config.get("sampling") or {}).get("method") if paradigm == "psl" else paradigm
+
+
 def _run_summary(record) -> dict:
     config = record.config if isinstance(record.config, dict) else {}
     return {
@@ -160,7 +166,7 @@ def _run_summary(record) -> dict:
         "name": record.name,
         "status": record.status,
         "progress": record.progress or 0.0,
-        "method": (config.get("sampling") or {}).get("method"),
+        "method": _method_of(config),
         "clients": (config.get("partition") or {}).get("num_clients"),
         "tags": record.tags,
         "sweep_id": record.sweep_id,

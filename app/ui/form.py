@@ -35,6 +35,7 @@ from psl_core.config import ExperimentConfig
 from psl_core.data import DATASETS, PARTITION_SCHEMES
 from psl_core.devices import load_catalog
 from psl_core.models import ARCHITECTURES
+from psl_core.paradigms import PARADIGMS
 from psl_core.sampling import SAMPLING_METHODS
 
 _TITLES = {
@@ -43,8 +44,9 @@ _TITLES = {
     "model.arch": {k: v.title for k, v in ARCHITECTURES.items()},
     "sampling.method": {k: v.title + (" (project definition)" if v.project_definition else "")
                         for k, v in SAMPLING_METHODS.items()},
+    "paradigm.name": {k: v.title for k, v in PARADIGMS.items()},
 }  # fmt: skip
-_OPEN_SECTIONS = ("Run", "Data", "Partition (non-IID)", "Model & split", "Sampling")
+_OPEN_SECTIONS = ("Run", "Data", "Partition (non-IID)", "Model & split", "Paradigm", "Sampling")
 
 
 def _meta(prefix: str, name: str) -> str:
@@ -92,7 +94,7 @@ def _render_field(spec: FieldSpec, prefix: str) -> None:
         st.number_input(spec.label, step=1, **kwargs)
     elif spec.kind in ("float", "opt_float"):
         st.number_input(spec.label, format="%g", **kwargs)
-    elif spec.kind in ("text", "opt_text"):
+    elif spec.kind in ("text", "opt_text", "fl_clients"):
         st.text_input(spec.label, **kwargs)
     elif spec.kind == "bool":
         st.checkbox(spec.label, **kwargs)

@@ -1,6 +1,7 @@
 """The PSL training engine (methods §1, §4): plan an epoch, train it, report through a sink."""
 
 from psl_core.engine.checkpoint import CHECKPOINT_VERSION, CheckpointError, read_checkpoint
+from psl_core.engine.dispatch import run_experiment  # noqa: E402  (after trainer: it builds on it)
 from psl_core.engine.plan import EpochPlan, EpochPlanner, steps_per_epoch
 from psl_core.engine.setup import (
     ExperimentSetup,
@@ -29,7 +30,6 @@ from psl_core.engine.trainer import (
     RunResult,
     TrainingDivergedError,
     learning_rate,
-    run_experiment,
 )
 
 __all__ = [

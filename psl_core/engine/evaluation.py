@@ -64,15 +64,17 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, *, full: bool = True, autocast=None) -> dict[str, Any]:
-        """test_loss, test_acc, per_class_acc and test_samples; the model is left in training mode.
+        """test_loss, test_acc, per_class_acc and test_samples; the model is left in the mode it was in.
 
         Loss and per-class hits are summed on the device and read back once, at the end."""
         if full or self.subset is None:
             x, y, totals = self.x_test, self.y_test, self.class_totals
         else:
             x, y, totals = self.x_subset, self.y_subset, self.subset_class_totals
+        was_training = model.training
         model.eval()
-        model.set_client_segments(None)
+        if hasattr(model, "set_client_segments"):  # the paradigms' plain models have no segments
+            model.set_client_segments(None)
         loss_sum = torch.zeros((), dtype=torch.float64, device=y.device)
         correct = torch.zeros(self.num_classes, dtype=torch.float64, device=y.device)
         with autocast if autocast is not None else contextlib.nullcontext():
@@ -81,7 +83,7 @@ class Evaluator:
                 logits = model(xb).float()
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum")
                 correct.index_add_(0, yb, (logits.argmax(1) == yb).to(correct.dtype))
-        model.train()
+        model.train(was_training)
         loss_total, *hit_list = torch.cat([loss_sum[None], correct]).tolist()  # the one read-back
         hits = np.asarray(hit_list)
         n = len(y)
@@ -92,3 +94,14 @@ class Evaluator:
             "per_class_acc": [round(float(a), 6) for a in per_class],
             "test_samples": n,
         }
+
+
+def evaluate_classifier(
+    model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, num_classes: int
+) -> dict[str, Any]:
+    """One whole-test-set evaluation of ``model`` (the paradigms' engines evaluate a single model per
+    round, so they need no live-curve subset)."""
+    evaluator = Evaluator(
+        x_test, y_test, num_classes, batch_size=default_eval_batch(x_test.device), subset_size=None
+    )
+    return evaluator.evaluate(model, full=True)

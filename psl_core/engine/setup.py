@@ -70,6 +70,8 @@ def device_catalog(config: ExperimentConfig) -> dict[str, DeviceProfile]:
             down_mbps=c.down_mbps,
             latency_ms=c.latency_ms,
             memory_mb=c.memory_mb,
+            busy_watts=c.busy_watts,
+            radio_watts=c.radio_watts,
         )
     return catalog
 

@@ -33,8 +33,9 @@ from psl_core.engine.evaluation import Evaluator, default_eval_batch
 from psl_core.engine.plan import EpochPlan, EpochPlanner
 from psl_core.engine.precision import Precision, compile_blocks
 from psl_core.engine.prefetch import PlanPrefetcher, PreparedEpoch
-from psl_core.engine.setup import ExperimentSetup, build_experiment
+from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
+from psl_core.paradigms.costs import ClientCosts, psl_energy
 
 
 class TrainingDivergedError(RuntimeError):
@@ -114,6 +115,8 @@ class PSLTrainer:
         self.segmented_norm = self.cfg.model.client_norm == "batch"
         self.steps_per_epoch = self.planner.steps_per_epoch
         self.total_steps = self.steps_per_epoch * t.epochs
+        self.client_costs = ClientCosts.from_setup(setup)
+        self._energy_epoch: int | None = None
 
     # ------------------------------------------------------------------ one step
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,6 +263,7 @@ class PSLTrainer:
         totals = plan.counts.step_totals()
         active = plan.counts.active_clients()
         tm = plan.timing
+        step_energy = self._energy(plan)[0]
         wall = time.perf_counter() - wall_start
         first_step = st.global_step - (st.step_in_epoch - start)
         rows = [
@@ -282,6 +286,7 @@ class PSLTrainer:
                 "slowest_client": int(tm.slowest_client[t]),
                 "wall_time": wall,
                 "lr": float(st.lrs[t]),
+                "energy_j": float(step_energy[t]),
             }
             for i, t in enumerate(range(start, end))
         ]
@@ -299,8 +304,21 @@ class PSLTrainer:
                 "lower training.lr, or use a sampling method with less skewed batches"
             )
 
+    def _energy(self, plan: EpochPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(energy per step, energy per client, bytes per client) of the epoch (SPEC §4, §6), cached."""
+        if self._energy_epoch != plan.epoch:
+            c = plan.counts
+            self._energy_cache = psl_energy(
+                self.client_costs, c.step, c.client, c.count, c.num_steps, plan.slowdown
+            )
+            self._energy_epoch = plan.epoch
+        return self._energy_cache
+
     def _end_epoch(self, sink: Sink, plan: EpochPlan, st: _LoopState) -> None:
         epoch_no = plan.epoch + 1
+        _, client_energy, client_bytes = self._energy(plan)
+        st.client_energy = (np.asarray(st.client_energy or 0.0) + client_energy).tolist()
+        st.client_bytes = (np.asarray(st.client_bytes or 0.0) + client_bytes).tolist()
         row: dict[str, Any] = {
             "epoch": epoch_no,
             "step": st.global_step,
@@ -311,6 +329,9 @@ class PSLTrainer:
             "test_loss": None,
             "test_acc": None,
             "per_class_acc": None,
+            "energy_j": float(np.sum(st.client_energy)),
+            "energy_per_client_j": float(np.mean(st.client_energy)),
+            "bytes_per_client": float(np.mean(st.client_bytes)),
         }
         t = self.cfg.training
         last = epoch_no == t.epochs
@@ -399,6 +420,9 @@ class _LoopState:
         self.seen = 0
         self.lrs: dict[int, float] = {}
         self.last_epoch_row: dict | None = None
+        # Cumulative per-client energy (J) and traffic (bytes) since the start of the run.
+        self.client_energy: list[float] = []
+        self.client_bytes: list[float] = []
         self.planner_state_at_epoch_start: dict | None = None
         self.planner_state_at_epoch_end: dict | None = None
         self.step_evals: dict[int, dict] = {}  # step index in the epoch → live-curve evaluation
@@ -415,6 +439,8 @@ class _LoopState:
             "correct": int(self.correct),
             "seen": self.seen,
             "last_epoch_row": self.last_epoch_row,
+            "client_energy": list(self.client_energy),
+            "client_bytes": list(self.client_bytes),
         }
 
     @classmethod
@@ -423,20 +449,3 @@ class _LoopState:
         for key, value in d.items():
             setattr(st, key, value)
         return st
-
-
-def run_experiment(
-    config: ExperimentConfig,
-    sink: Sink | None = None,
-    *,
-    checkpoint_dir: str | Path | None = None,
-    resume_from: str | Path | None = None,
-    flush_every: int = 25,
-    flush_interval_s: float | None = None,
-) -> RunResult:
-    """Build and train ``config`` in one call (the notebook entry point)."""
-    setup = build_experiment(config)
-    trainer = PSLTrainer(
-        setup, checkpoint_dir=checkpoint_dir, flush_every=flush_every, flush_interval_s=flush_interval_s
-    )
-    return trainer.run(sink, resume_from=resume_from)

@@ -150,3 +150,25 @@ def timeline_chart(timeline: pd.DataFrame, title: str, max_ms: float | None = No
         # Streamlit fits the whole chart (title, axes) into this height: leave room beyond the rows.
         .properties(title=title, height=110 + 22 * len(order))
     )
+
+
+def paradigm_cost_chart(costs: pd.DataFrame) -> alt.HConcatChart:
+    """Three bar charts side by side: simulated time, traffic per client, energy per client."""
+    base = alt.Chart(costs).encode(
+        y=alt.Y("paradigm:N", sort=list(costs["paradigm"]), title=None),
+        color=alt.Color("paradigm:N", legend=None, sort=list(costs["paradigm"])),
+    )
+    panels = [
+        base.mark_bar()
+        .encode(
+            x=alt.X(f"{column}:Q", title=column),
+            tooltip=["paradigm", alt.Tooltip(f"{column}:Q", format=".3g")],
+        )
+        .properties(width=210, height=200)
+        for column in ("simulated time (s)", "MB per client", "J per client")
+    ]
+    return alt.hconcat(
+        panels[0],
+        panels[1].encode(y=alt.Y("paradigm:N", sort=list(costs["paradigm"]), axis=None)),
+        panels[2].encode(y=alt.Y("paradigm:N", sort=list(costs["paradigm"]), axis=None)),
+    )

@@ -14,7 +14,13 @@ from app.ui.views.labels import flatten_config, group_labels, value_text
 from app.ui.views.series import downsample
 from psl_core.metrics import STEP_PHASE_FIELDS
 
-X_AXES = {"step": "step", "epoch": "epoch", "sim_time": "simulated time (s)", "wall_time": "wall time (s)"}
+X_AXES = {
+    "step": "step",
+    "epoch": "epoch",
+    "round": "round (round-based paradigms; an epoch for PSL)",
+    "sim_time": "simulated time (s)",
+    "wall_time": "wall time (s)",
+}
 # The phases of a synchronous step (docs/methods.md §4) in time order; they add up to the step time.
 PHASE_LABELS = {
     "sim_fwd_phase": "client forward + upload",
@@ -36,6 +42,8 @@ METRICS = {
     "train_acc": ("epochs", "train accuracy (%)"),
     "test_loss": ("epochs", "test loss (cross-entropy)"),
     "train_loss": ("epochs", "train loss (cross-entropy, epoch mean)"),
+    "energy_per_client_j": ("epochs", "client energy per client, cumulative (J)"),
+    "bytes_per_client": ("epochs", "traffic per client, cumulative (bytes)"),
 }
 PERCENT_METRICS = ("test_acc", "train_acc")  # stored as fractions, drawn as percentages
 # Axis titles: short enough for a 220-px-high chart (a long title squeezed the plot to nothing).
@@ -49,6 +57,8 @@ AXIS_TITLES = {
     "train_acc": "train accuracy (%)",
     "test_loss": "test loss (cross-entropy)",
     "train_loss": "train loss (cross-entropy)",
+    "energy_per_client_j": "energy per client (J)",
+    "bytes_per_client": "traffic per client (bytes)",
     **{name: f"{label} (s)" for name, label in PHASE_LABELS.items()},
 }
 assert set(AXIS_TITLES) == set(METRICS), "every metric a picker offers has a short title"
@@ -89,8 +99,9 @@ def with_x(frame: pd.DataFrame, x: str, table: str, steps_per_epoch: float | Non
     """The x value of every row. On the epoch axis (epochs are 1-based, as the engine logs them) an
     epoch row sits at its epoch number (the end of that epoch) and step s at s / T, so the accuracy of
     epoch 1 and the last step of epoch 1 share x = 1. Without T (the first epoch still running) a step
-    row sits at its position within its epoch."""
-    if x != "epoch":
+    row sits at its position within its epoch. In the round-based paradigms an epoch row is a round
+    (same column), so "round" is that axis under its own name."""
+    if x not in ("epoch", "round"):
         return (
             pd.to_numeric(frame[x], errors="coerce") if x in frame else pd.Series(np.nan, index=frame.index)
         )
@@ -262,13 +273,21 @@ def time_to_target(steps: pd.DataFrame, epochs: pd.DataFrame, target: float) -> 
     }
 
 
+def _last(epochs: pd.DataFrame, column: str, scale: float = 1.0) -> float | None:
+    """The last logged value of a cumulative epoch metric (None for runs from before it existed)."""
+    if column not in epochs or not epochs[column].notna().any():
+        return None
+    return float(epochs[column].dropna().iloc[-1]) * scale
+
+
 def summary_table(
     labels: dict[int, str],
     step_frames: dict[int, pd.DataFrame],
     epoch_frames: dict[int, pd.DataFrame],
     target_acc: float,
 ) -> pd.DataFrame:
-    """Per run: steps, final/best test accuracy, final loss, total simulated/wall time, time to target."""
+    """Per run: steps, final/best test accuracy, final loss, total simulated/wall time, traffic and
+    client energy per client, time to target."""
     rows = []
     for run_id, label in labels.items():
         steps = step_frames.get(run_id, pd.DataFrame())
@@ -285,6 +304,8 @@ def summary_table(
             else None,
             "sim time (s)": float(steps["sim_time"].max()) if "sim_time" in steps and len(steps) else None,
             "wall time (s)": float(steps["wall_time"].max()) if "wall_time" in steps and len(steps) else None,
+            "MB per client": _last(epochs, "bytes_per_client", 1e-6),
+            "J per client": _last(epochs, "energy_per_client_j"),
         }
         row.update(time_to_target(steps, epochs, target_acc))
         rows.append(row)

@@ -18,12 +18,22 @@ import pandas as pd
 from pydantic import BaseModel
 
 from app.ui.views.text import md_text
-from psl_core.config import ExperimentConfig, set_path
+from psl_core.config import AVERAGING_PARADIGMS, ExperimentConfig, set_path
 from psl_core.models import block_names_for, resolve_cut_index
 
 FORM_PREFIX = "ne"
 GROUP_COLUMNS = ["device", "fraction", "up_mbps", "down_mbps", "latency_ms", "cut", "uplink_share"]
-CUSTOM_COLUMNS = ["id", "name", "gflops", "up_mbps", "down_mbps", "latency_ms", "memory_mb"]
+CUSTOM_COLUMNS = [
+    "id",
+    "name",
+    "gflops",
+    "up_mbps",
+    "down_mbps",
+    "latency_ms",
+    "memory_mb",
+    "busy_watts",
+    "radio_watts",
+]
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,9 @@ class FieldSpec:
     """One scalar widget: its config path, kind and (for choices) its options."""
 
     path: str
-    kind: str  # "select" | "int" | "float" | "opt_int" | "opt_float" | "text" | "opt_text" | "bool" | "cut" | "cut2"
+    # "select" | "int" | "float" | "opt_int" | "opt_float" | "text" | "opt_text" | "bool" | "cut" | "cut2"
+    # | "server" | "fl_clients" (a fraction or a comma-separated list of device ids, typed as text)
+    kind: str
     label: str
     options: tuple = ()
 
@@ -89,6 +101,13 @@ SECTIONS: dict[str, list[FieldSpec]] = {
         _spec("model.server_norm", "select", "Server normalisation"),
         _spec("model.norm_groups", "opt_int", "GroupNorm groups"),
     ],
+    "Paradigm": [
+        _spec("paradigm.name", "select", "Paradigm"),
+        _spec("paradigm.local_epochs", "int", "Local epochs E per round"),
+        _spec("paradigm.local_batch", "opt_int", "Local batch b (blank: B / K)"),
+        _spec("paradigm.client_fraction", "float", "Clients per round (fraction)"),
+        FieldSpec("paradigm.fl_clients", "fl_clients", "hsfl: FL-mode clients (fraction or device ids)"),
+    ],
     "Sampling": [
         _spec("sampling.method", "select", "Method"),
         _spec("sampling.batch_size", "int", "Global batch B"),
@@ -140,6 +159,7 @@ SECTION_OF_ROOT = {
     "sampling": "Sampling",
     "training": "Training",
     "system": "Devices & stragglers",
+    "paradigm": "Paradigm",
 }
 
 
@@ -217,8 +237,30 @@ def form_state_from_config(config: Mapping[str, Any], prefix: str = FORM_PREFIX)
             value = _as_cut_index(config["model"]["arch"], value)
         elif spec.kind == "opt_text":
             value = value or ""
+        elif spec.kind == "fl_clients":
+            value = fl_clients_text(value)
         state[widget_key(spec.path, prefix)] = value
     return state
+
+
+def fl_clients_text(value: Any) -> str:
+    """``paradigm.fl_clients`` as the form shows it: '0.5', or 'rpi4b, jetson_gpu'."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def parse_fl_clients(text: Any) -> float | list[str] | str:
+    """The form's text back to a config value: a number is a fraction, anything else a list of device
+    ids; an unreadable entry is passed on as typed so that validation names it."""
+    if not isinstance(text, str):
+        return text
+    stripped = text.strip()
+    try:
+        return float(stripped)
+    except ValueError:
+        ids = [part.strip() for part in stripped.split(",")]
+        return ids if all(ids) else stripped
 
 
 def groups_frame(config: Mapping[str, Any]) -> pd.DataFrame:
@@ -293,6 +335,8 @@ def config_from_state(
             value = value.strip() if isinstance(value, str) and value.strip() else None
         elif spec.kind == "cut2" and value == NO_CUT2:
             value = None
+        elif spec.kind == "fl_clients":
+            value = parse_fl_clients(value)
         set_path(config, spec.path, value)
     config["system"]["clients"] = groups_from_frame(groups)
     config["system"]["custom_devices"] = custom_devices_from_frame(custom)
@@ -408,6 +452,8 @@ def merged_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
     return merge(ExperimentConfig().model_dump(mode="json"), config)
 
 
+ROUND_PARADIGMS = ("sl", *AVERAGING_PARADIGMS)
+
 # Which fields matter for the current choices (the others are shown disabled, never dropped): a field
 # is relevant when the other field holds one of the values (a list: when ANY of its conditions holds).
 _RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
@@ -425,6 +471,11 @@ _RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
     "sampling.lds_c": ("sampling.method", ("lds",)),
     "sampling.lds_delta": ("sampling.method", ("lds",)),
     "training.momentum": ("training.optimizer", ("sgd",)),
+    "sampling.method": ("paradigm.name", ("psl",)),
+    "paradigm.local_epochs": ("paradigm.name", ROUND_PARADIGMS),
+    "paradigm.local_batch": ("paradigm.name", ROUND_PARADIGMS),
+    "paradigm.client_fraction": ("paradigm.name", AVERAGING_PARADIGMS),
+    "paradigm.fl_clients": ("paradigm.name", ("hsfl",)),
     "training.lr_step_epochs": ("training.lr_schedule", ("step",)),
     "training.lr_gamma": ("training.lr_schedule", ("step",)),
 }

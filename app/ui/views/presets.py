@@ -10,6 +10,7 @@ bench/reproduce_cifar.py runs that exact setting.)
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from psl_core.config import ExperimentConfig, set_path
@@ -95,6 +96,27 @@ PRESETS: dict[str, dict[str, Any]] = {
             "sampling.method": "centralised",
         },
     ),
+    # Same data, model and devices as the GPSL presets; one round = one local epoch with b = B / K = 8,
+    # so every paradigm processes the same samples per epoch as PSL.
+    "SplitFed v1 (same setting, 1 local epoch per round)": _variant(
+        _GPSL, {"name": "sflv1", "paradigm.name": "sflv1"}
+    ),
+    "SplitFed v2 (same setting)": _variant(_GPSL, {"name": "sflv2", "paradigm.name": "sflv2"}),
+    "FedAvg (same setting, all clients every round)": _variant(
+        _GPSL, {"name": "fedavg", "paradigm.name": "fedavg"}
+    ),
+    "Sequential split learning (same setting)": _variant(_GPSL, {"name": "sl", "paradigm.name": "sl"}),
+    "Hybrid SL/FL (fastest half in FL mode, RPi 4B + Jetson)": _variant(
+        _GPSL,
+        {
+            "name": "hsfl",
+            "paradigm": {"name": "hsfl", "fl_clients": 0.5},
+            "system.clients": [
+                {"device": "rpi4b", "fraction": 0.5},
+                {"device": "jetson_gpu", "fraction": 0.5},
+            ],
+        },
+    ),
 }
 
 PRESET_HELP: dict[str, str] = {
@@ -108,7 +130,53 @@ PRESET_HELP: dict[str, str] = {
     MIXED_PRESET: "Four device kinds (Raspberry Pi 4B and 3B+, Jetson CPU and GPU) share one uplink: "
     "a starting point for the Split planner, which picks each kind's cut and uplink share.",
     "Centralised reference (K=1)": "One client holding everything, same B: the accuracy ceiling.",
+    "SplitFed v1 (same setting, 1 local epoch per round)": "Every client trains its own client-part and "
+    "server-part copy in parallel; both are averaged every round (epochs count rounds).",
+    "SplitFed v2 (same setting)": "Client-part copies in parallel, one server part updated client after "
+    "client; client parts averaged every round.",
+    "FedAvg (same setting, all clients every round)": "Every client trains the whole model locally for one "
+    "epoch; the server averages the models.",
+    "Sequential split learning (same setting)": "One client at a time with the server, client part handed "
+    "on: no parallelism, so the longest simulated time.",
+    "Hybrid SL/FL (fastest half in FL mode, RPi 4B + Jetson)": "The Jetsons train the full model (FL mode), "
+    "the Raspberry Pis train through the cut (SL mode); full models averaged every round.",
 }
+
+
+@dataclass(frozen=True)
+class SweepPreset:
+    """A base config, a grid over config fields and seeds: the three inputs of the sweep builder."""
+
+    config: dict[str, Any]
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...]
+    help: str
+
+
+SWEEP_PRESETS: dict[str, SweepPreset] = {
+    "PSL (UGS) vs SFL vs FL vs SL on severe non-IID": SweepPreset(
+        _variant(_GPSL, {"name": "paradigms severe", "training.epochs": 10}),
+        {"paradigm.name": ["psl", "sflv1", "sflv2", "fedavg", "sl"]},
+        (0, 1, 2),
+        "Fashion-MNIST, K = 16, C = 2, α = 3: PSL with uniform global sampling against SplitFed v1/v2, "
+        "FedAvg and sequential split learning, 10 epochs (rounds), 3 seeds: 15 runs. Compare them on "
+        "simulated time, traffic and energy per client (the Compare page's metrics).",
+    ),
+}
+
+
+def grid_text(grid: dict[str, list[Any]]) -> str:
+    """A grid as the sweep builder's text: one 'field.path: v1, v2' line per field."""
+    return "\n".join(f"{path}: {', '.join(str(v) for v in values)}" for path, values in grid.items())
+
+
+def sweep_preset(name: str) -> tuple[dict[str, Any], str, str]:
+    """(full base config, grid text, seeds text) of sweep preset ``name``."""
+    if name not in SWEEP_PRESETS:
+        raise KeyError(f"unknown sweep preset {name!r}; choose one of: {', '.join(SWEEP_PRESETS)}")
+    preset = SWEEP_PRESETS[name]
+    config = ExperimentConfig.model_validate(preset.config).model_dump(mode="json")
+    return config, grid_text(preset.grid), ", ".join(str(s) for s in preset.seeds)
 
 
 def preset_config(name: str) -> dict[str, Any]:

@@ -47,8 +47,14 @@ def describe_partition(partition: dict) -> str:
     return str(scheme)
 
 
-def describe_method(sampling: dict) -> str:
-    """Sampling method with B; LDS also shows its c and δ (a project definition, see methods §2)."""
+def describe_method(sampling: dict, paradigm: dict | None = None) -> str:
+    """Sampling method with B; LDS also shows its c and δ (a project definition, see methods §2).
+    A round-based paradigm shows instead its name, local epochs E, local batch b and client fraction."""
+    if paradigm and paradigm.get("name", "psl") != "psl":
+        text = f"{str(paradigm['name']).upper()} E={paradigm.get('local_epochs', 1)} b={paradigm.get('local_batch') or 'B/K'}"
+        if paradigm.get("client_fraction", 1.0) != 1.0:
+            text += f" C={paradigm['client_fraction']:g}"
+        return text
     method = str(sampling.get("method", "?"))
     text = f"{method.upper()} B={sampling.get('batch_size')}"
     if method == "lds":
@@ -96,7 +102,7 @@ def runs_frame(
                 "dataset": config.get("data", {}).get("dataset", "?"),
                 "K": config.get("partition", {}).get("num_clients"),
                 "partition": describe_partition(config.get("partition", {})),
-                "method": describe_method(config.get("sampling", {})),
+                "method": describe_method(config.get("sampling", {}), config.get("paradigm")),
                 "arch/cut": describe_model(config.get("model", {})),
                 "final test acc": final,
                 "best test acc": best,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from psl_core.config import parse_config
 from psl_core.engine import EpochPlanner, build_experiment
+from psl_core.paradigms.schedule import RoundScheduler
 
 TIMELINE_COLUMNS = [
     "step",
@@ -124,6 +125,76 @@ def default_first_step(total_steps: int, last_logged: int | None, span: int) -> 
     them shown, not the last one alone), or step 1 before anything was logged."""
     end = min(total_steps, max(1, int(last_logged or 1)))
     return max(1, end - int(span) + 1)
+
+
+class RoundTimeline(RunTimeline):
+    """The same timeline for the round-based paradigms: rounds replace epochs (their step counts vary),
+    planned by the engine's RoundScheduler. A client that has finished its local steps is idle."""
+
+    def __init__(self, config: dict):
+        planning = copy.deepcopy(config)
+        planning.setdefault("training", {})["device"] = "cpu"
+        self.config = parse_config(planning)
+        self.scheduler = RoundScheduler(build_experiment(self.config))
+        self.num_clients = self.config.partition.num_clients
+        self.epochs = self.config.training.epochs
+        self.offsets = np.r_[0, np.cumsum(self.scheduler.round_steps)]
+        self._frames: dict[int, pd.DataFrame] = {}
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.offsets[-1])
+
+    def epoch_of(self, step: int) -> int:
+        return int(np.searchsorted(self.offsets, int(step), side="left")) - 1
+
+    def epoch_frame(self, epoch: int) -> pd.DataFrame:
+        if not 0 <= epoch < self.epochs:
+            raise TimelineError(f"round must be in [0, {self.epochs}) for this run, got {epoch}")
+        if epoch not in self._frames:
+            self._frames[epoch] = self._round_frame(epoch)
+        return self._frames[epoch]
+
+    def _round_frame(self, round_no: int) -> pd.DataFrame:
+        sched = self.scheduler.schedule(round_no)
+        plan, c = sched.plan, sched.costs
+        t, k = sched.num_steps, self.num_clients
+        count, busy, slowdown = np.zeros((t, k), dtype=np.int64), np.zeros((t, k)), np.ones((t, k))
+        if sched.rows is None:
+            count[:, plan.clients] = plan.count[:t]
+            busy[:, plan.clients] = c.step_busy
+            slowdown[:, plan.clients] = plan.slowdown[:t]
+        else:  # sl: one client per step
+            steps, clients = np.arange(t), plan.clients[sched.rows]
+            count[steps, clients] = plan.count[sched.local, sched.rows]
+            busy[steps, clients] = c.step_busy
+            slowdown[steps, clients] = plan.slowdown[sched.local, sched.rows]
+        step_time = np.repeat(c.step_time[:, None], k, axis=1)
+        slowest = c.slowest_client[:, None] == np.arange(k)[None, :]
+        return pd.DataFrame(
+            {
+                "step": np.repeat(self.offsets[round_no] + np.arange(1, t + 1), k),
+                "epoch": round_no,
+                "client": np.tile(np.arange(k), t),
+                "count": count.ravel(),
+                "busy": busy.ravel(),
+                "idle": np.clip(step_time - busy, 0.0, None).ravel(),
+                "step_time": step_time.ravel(),
+                "slowdown": slowdown.ravel(),
+                "slowest": slowest.ravel(),
+                "straggler": (
+                    (count > 0) & (slowdown > 1.0)
+                ).ravel(),  # as in RunTimeline: slowed, not slowest
+            },
+            columns=TIMELINE_COLUMNS,
+        )
+
+
+def timeline_of(config: dict) -> RunTimeline:
+    """The replayed timeline of a stored run, PSL's or a round-based paradigm's."""
+    if (config.get("paradigm") or {}).get("name", "psl") == "psl":
+        return RunTimeline(config)
+    return RoundTimeline(config)
 
 
 def idle_summary(window: pd.DataFrame) -> pd.DataFrame:
