@@ -65,12 +65,42 @@ def schema_problems(err: ValidationError) -> list[Problem]:
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             message = unknown_field_message(e["loc"])
-        path = ".".join(str(p) for p in e["loc"]) or _first_field_named(message)
+        path = ".".join(str(p) for p in _field_loc(e["loc"])) or _first_field_named(message)
         value = e.get("input")
         if isinstance(value, (dict, list)):
             value = None  # a whole section is no useful "got ..."
+        same = next((p for p in problems if p.path == path and p.value == value), None)
+        if same is not None:  # each member of a union (e.g. a fraction or a list) failed: one problem
+            problems[problems.index(same)] = Problem(path, f"{same.message}, or: {message}", value)
+            continue
         problems.append(Problem(path, message, value))
     return problems
+
+
+def _field_loc(loc: tuple) -> tuple:
+    """pydantic's error location without its union-member tags: for ``fl_clients: float | list[str]``
+    it reports ``paradigm.fl_clients.float``; the user's field is ``paradigm.fl_clients``."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: Any = ExperimentConfig
+    kept: list = []
+    for part in loc:
+        if isinstance(part, int):
+            kept.append(part)
+            continue
+        if model is None:
+            continue  # below a plain field: a union member's tag, not a field
+        kept.append(part)
+        field = model.model_fields.get(str(part))
+        if field is None:
+            model = None
+            continue
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return tuple(kept)
 
 
 def _section_model(loc: tuple) -> type | None:

@@ -93,7 +93,7 @@ def test_compare_puts_rounds_on_the_epoch_axis_and_sums_traffic_and_energy():
          "wall_time": [1.0, 2.0], "bytes_per_client": [2e6, 4e6], "energy_per_client_j": [1.5, 3.0]}
     )  # fmt: skip
     assert (
-        with_x(epochs, "round", "epochs").tolist() == with_x(epochs, "epoch", "epochs").tolist() == [2.0, 3.0]
+        with_x(epochs, "round", "epochs").tolist() == with_x(epochs, "epoch", "epochs").tolist() == [1.0, 2.0]
     )
     steps = pd.DataFrame({"step": [10, 20], "epoch": [1, 2], "loss": [1.0, 0.5], "sim_time": [3.0, 6.0],
                           "wall_time": [1.0, 2.0]})  # fmt: skip
