@@ -186,7 +186,8 @@ def test_cancel_is_honoured_and_a_stopped_driver_hands_its_runs_back(settings):
     store = Store(settings.database_url)
     long = {"training.epochs": 20, "training.max_steps_per_epoch": None, "training.checkpoint_every_steps": 5}
     cancelled = submit(store, tiny_config(name="to cancel", **long))
-    handed_back = submit(store, tiny_config(name="to hand back", **long))
+    # Long enough that it cannot end on its own between its first checkpoint and the stop below.
+    handed_back = submit(store, tiny_config(name="to hand back", **{**long, "training.epochs": 400}))
     stop = ShutdownFlag()
     executor = RayExecutor(settings, options=RayOptions(num_cpus=1), concurrency=1, timing=FAST)
     thread, _ = drain_in_thread(executor, shutdown=stop)  # one slot: the oldest run first, then the next
