@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -397,3 +398,29 @@ class RayExecutor:
             except BackendUnavailable:
                 status = "not started"
             self.on_result(inflight[ref].run_id, status)
+        self._wait_for_hand_backs(store, list(inflight.values()), deadline=time.monotonic() + STOP_GRACE_S)
+
+    @staticmethod
+    def _wait_for_hand_backs(store: Store, dispatches: list[_Dispatch], deadline: float) -> None:
+        """Ray reports a cancelled task as done at once, while the task may still be finishing its
+        step and handing its run back: wait until no run is held under our leases any more, so that a
+        stopped driver really has handed its runs back (a run still held at the deadline is left to
+        go stale and be resumed by another worker)."""
+
+        def still_held(d: _Dispatch) -> bool:
+            try:
+                record = store.get_run(d.run_id)
+            except KeyError:
+                return False  # deleted meanwhile
+            except StoreUnavailable:
+                return True  # cannot tell yet: keep waiting until the deadline
+            return record.status == "running" and (record.worker_id or "").startswith(d.worker_prefix)
+
+        held = [d for d in dispatches if still_held(d)]
+        while held and time.monotonic() < deadline:
+            time.sleep(0.2)
+            held = [d for d in held if still_held(d)]
+        for d in held:
+            log.warning(
+                "run %s: still held by its cancelled Ray task; it will be resumed once stale", d.run_id
+            )

@@ -177,9 +177,15 @@ def _modules_at_slot_start(found) -> None:  # noqa: ANN001 - a multiprocessing q
     found.put({name: name in sys.modules for name in ("torch", "torch._dynamo", "app.worker.loop")})
 
 
-def test_pool_slots_start_with_torch_and_the_store_already_imported():
+def test_pool_slots_start_with_torch_and_the_store_already_imported(monkeypatch):
+    import types
+
     from app.worker.executors import slot_context
 
+    # A fork-server child re-runs the parent's __main__ from its file; in the whole suite an earlier
+    # AppTest leaves a page script there (which opens a long-gone database). `psl worker`'s own
+    # __main__ is the CLI, which is safe to re-import; here the slot needs none.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = slot_context()
     if context.get_start_method() != "forkserver":
         pytest.skip("no fork server on this platform: each slot imports for itself")
