@@ -15,6 +15,7 @@ from app.ui.views.compare import (
     align_series,
     config_diff,
     mean_band,
+    parse_run_ids,
     smooth,
     summary_display,
     summary_table,
@@ -39,9 +40,7 @@ sweep = st.selectbox(
     "Whole sweep", [None, *sweep_names], format_func=lambda s: "(none)" if s is None else sweep_names[s]
 )
 if "compare_runs" not in st.session_state:
-    wanted = st.session_state.get(COMPARE_RUNS) or [
-        int(r) for r in st.query_params.get_all("runs") if r.isdigit()
-    ]
+    wanted = st.session_state.get(COMPARE_RUNS) or parse_run_ids(st.query_params.get_all("runs"))
     st.session_state["compare_runs"] = [r for r in wanted if r in records]
 if sweep is not None and st.session_state.get("compare_last_sweep") != sweep:
     st.session_state["compare_runs"] = [r.id for r in store.list_runs(sweep_id=sweep)]

@@ -174,3 +174,18 @@ def test_compare_export_contents(store):
     assert summary.loc[0, "steps to target"] == 10
     diff = pd.read_csv(io.BytesIO(to_csv_bytes(config_diff({"#1": store.get_run(a).config}), index=True)))
     assert "sampling.method" in set(diff["setting"])
+
+
+def test_compare_opens_the_runs_named_in_its_url(store):
+    """README documents ``compare?runs=3,4``; the page itself writes ``?runs=3&runs=4``: both work."""
+    from app.ui.views.compare import parse_run_ids
+
+    assert parse_run_ids(["3,4"]) == parse_run_ids(["3", "4"]) == [3, 4]
+    assert parse_run_ids(["4, x,4", "", "-1"]) == [4]
+    a = _run(store, "ugs", sampling={"method": "ugs"})
+    b = _run(store, "lds", sampling={"method": "lds", "lds_delta": 0.5})
+    at = AppTest.from_file(str(PAGES / "compare.py"), default_timeout=60)
+    at.query_params["runs"] = f"{a},{b}"
+    at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["run_id"]) == [a, b]

@@ -70,6 +70,13 @@ class CompareError(ValueError):
     """Bad input to the compare helpers; the message says what to change."""
 
 
+def parse_run_ids(values: list[str]) -> list[int]:
+    """Run ids from a URL's ``runs`` values: ``?runs=3,4`` (as documented) and ``?runs=3&runs=4``
+    (as the page writes it) both give [3, 4]; anything that is not a number is skipped."""
+    ids = [part.strip() for value in values for part in str(value).split(",")]
+    return list(dict.fromkeys(int(part) for part in ids if part.isdigit()))
+
+
 def _check(x: str, metric: str) -> None:
     if x not in X_AXES:
         raise CompareError(f"unknown x axis {x!r}; use one of {list(X_AXES)}")
