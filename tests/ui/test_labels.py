@@ -75,3 +75,13 @@ def test_one_colour_per_group_in_every_chart():
     # Seeds of one group are drawn in their group's colour (one line each).
     data = every.data
     assert data.loc[data["run_id"] == 1, "group"].iloc[0] == data.loc[data["run_id"] == 2, "group"].iloc[0]
+
+
+def test_runs_of_different_paradigms_are_named_by_their_paradigm():
+    """A PSL run beside a FedAvg run read 'name=psl' / 'name=fedavg' (the field's leaf name)."""
+    psl = ExperimentConfig(name="a").model_dump(mode="json")
+    fedavg = ExperimentConfig(name="b", paradigm={"name": "fedavg", "local_epochs": 2}).model_dump(
+        mode="json"
+    )
+    labels = run_labels({1: psl, 2: fedavg})
+    assert labels == {1: "PSL · E=1", 2: "FedAvg · E=2"}

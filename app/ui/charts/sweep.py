@@ -40,5 +40,6 @@ def sweep_bars(frame: pd.DataFrame, x_title: str, value_title: str, order: list[
         tooltip=[alt.Tooltip("x:N", title=x_title), alt.Tooltip("mean:Q", format=fmt),
                  alt.Tooltip("std:Q", format=".3g"), "runs:Q"],
     )  # fmt: skip
-    errors = base.mark_errorbar(color="black").encode(y="low:Q", y2="high:Q")
+    # The same y title on both layers: Vega-Lite joins differing titles ("final test accuracy, low").
+    errors = base.mark_errorbar(color="black").encode(y=alt.Y("low:Q", title=value_title), y2="high:Q")
     return (bars + errors).properties(height=260)

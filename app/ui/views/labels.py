@@ -46,7 +46,18 @@ def _named(symbol: str) -> Callable[[Any], str]:
 
 
 # How a differing setting reads in a label, in the order labels list them; other keys read 'leaf=value'.
+PARADIGM_SHORT = {
+    "psl": "PSL",
+    "sl": "SL",
+    "sflv1": "SFLv1",
+    "sflv2": "SFLv2",
+    "fedavg": "FedAvg",
+    "hsfl": "HSFL",
+}
 LABEL_PARTS: dict[str, Callable[[Any], str]] = {
+    "paradigm.name": lambda v: PARADIGM_SHORT.get(str(v), value_text(v)),
+    "paradigm.local_epochs": _named("E"),
+    "paradigm.client_fraction": _named("fraction"),
     "data.dataset": value_text,
     "sampling.method": lambda v: value_text(v).upper(),
     "partition.scheme": value_text,
