@@ -40,9 +40,11 @@ with st.form("scenario"):
     k = c2.number_input("Clients K", 1, 200, 20)
     h = c2.number_input("Helpers H", 1, 50, 10)
     seed = c2.number_input("Seed", 0, 100_000, 0, help="The authors' scripts always use seed 42.")
-    bandwidth = c3.slider("Link bandwidth range (Mbit/s)", 1.0, 1000.0, (10.0, 100.0), help="Ours only.")
+    bandwidth = c3.slider(
+        "Link bandwidth range (Mbit/s) — ours only", 1.0, 1000.0, (10.0, 100.0), help="Ours only."
+    )
     slack = c3.slider(
-        "Helper memory slack",
+        "Helper memory slack — ours only",
         1.0,
         3.0,
         1.5,
@@ -50,10 +52,12 @@ with st.form("scenario"):
         help="Ours only: total helper memory / total client part-2 memory.",
     )
     authors_factor = c3.checkbox(
-        "Authors' KB → Mbit factor (0.0008)", True,
+        "Authors' generator only: their KB → Mbit factor (0.0008)", True,
         help="Authors' generator only. Their factor makes every transfer about 10× too short; untick for 0.008192.",
     )  # fmt: skip
-    slotted = c3.checkbox("Authors' whole time slots (100)", True, help="Authors' generator only.")
+    slotted = c3.checkbox(
+        "Authors' generator only: whole time slots (100)", True, help="Authors' generator only."
+    )
     generated = st.form_submit_button("Generate scenario", type="primary")
 if generated or INSTANCE not in st.session_state:
     try:
