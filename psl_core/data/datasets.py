@@ -112,6 +112,19 @@ def _check_limit(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be a positive integer or None (use all samples), got {value!r}")
 
 
+def _subsets(name: str, data_dir: str | None, train_limit: int | None, test_limit: int | None, seed: int):
+    """The raw splits of ``name`` and the indices of the training / test subsets to keep (the same
+    for ``load_labels`` and ``load_dataset``, so previews and training see the same samples)."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    _check_limit("train_limit", train_limit)
+    _check_limit("test_limit", test_limit)
+    raw = _raw_splits(name, data_dir)
+    train_idx = stratified_subset(raw.y_train, train_limit, seed) if train_limit else slice(None)
+    test_idx = stratified_subset(raw.y_test, test_limit, TEST_SUBSET_SEED) if test_limit else slice(None)
+    return raw, train_idx, test_idx
+
+
 def load_labels(
     name: str,
     *,
@@ -122,13 +135,7 @@ def load_labels(
 ) -> DatasetLabels:
     """The labels and shape of what ``load_dataset`` with the same arguments returns (same subsets,
     same errors), without normalising any image."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    _check_limit("train_limit", train_limit)
-    _check_limit("test_limit", test_limit)
-    raw = _raw_splits(name, data_dir)
-    train_idx = stratified_subset(raw.y_train, train_limit, seed) if train_limit else slice(None)
-    test_idx = stratified_subset(raw.y_test, test_limit, TEST_SUBSET_SEED) if test_limit else slice(None)
+    raw, train_idx, test_idx = _subsets(name, data_dir, train_limit, test_limit, seed)
     return DatasetLabels(
         name=name,
         y_train=raw.y_train[train_idx].astype(np.int64, copy=True),
@@ -153,13 +160,7 @@ def load_dataset(
     evaluated on the same test samples. Raises DatasetNotFoundError when files are missing and
     ValueError for an unknown name or a bad limit.
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    _check_limit("train_limit", train_limit)
-    _check_limit("test_limit", test_limit)
-    raw = _raw_splits(name, data_dir)
-    train_idx = stratified_subset(raw.y_train, train_limit, seed) if train_limit else slice(None)
-    test_idx = stratified_subset(raw.y_test, test_limit, TEST_SUBSET_SEED) if test_limit else slice(None)
+    raw, train_idx, test_idx = _subsets(name, data_dir, train_limit, test_limit, seed)
     return Dataset(
         name=name,
         x_train=normalise(raw.x_train[train_idx], raw.mean, raw.std),
