@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-# 2: plain tensors + JSON-like state (version 1 pickled numpy arrays and needed weights_only=False).
+# 2: plain tensors + JSON-like state, read with weights_only=True (version 1 pickled numpy arrays, which
+# only an unrestricted unpickler could read: such files are refused).
 CHECKPOINT_VERSION = 2
 
 
