@@ -33,12 +33,12 @@ def test_fp16_on_a_cpu_is_a_warning_that_says_to_use_bf16():
 
 
 def test_compile_without_a_cpp_compiler_is_refused_with_what_to_do(monkeypatch):
-    import psl_core.validation as validation
+    import psl_core.section_checks as section_checks
 
-    monkeypatch.setattr(validation.shutil, "which", lambda name: None)
+    monkeypatch.setattr(section_checks.shutil, "which", lambda name: None)
     (problem,) = errors(check(with_(**{"training.compile": True}), deep=False))
     assert problem.path == "training.compile" and "C++ compiler" in problem.message
-    monkeypatch.setattr(validation.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(section_checks.shutil, "which", lambda name: "/usr/bin/" + name)
     assert errors(check(with_(**{"training.compile": True}), deep=False)) == []
 
 
