@@ -18,6 +18,7 @@ Failures, in order of what can go wrong:
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -179,19 +180,35 @@ def run_ray_task(
         finally:
             finished.set()
 
+    def on_cancel(*_: Any) -> None:
+        log.info("run %s: the Ray task was cancelled; handing the run back after this step", run_id)
+        shutdown.event.set()
+
+    # ray.cancel() interrupts the main thread (_thread.interrupt_main). As a KeyboardInterrupt it could
+    # land between two statements outside any try (the task then returned while its training thread
+    # went on with the run); a SIGINT handler turns it into the stop flag wherever it lands.
+    installed = _in_main_thread()
+    previous = signal.signal(signal.SIGINT, on_cancel) if installed else None
     trainer = threading.Thread(target=train, name=f"psl-run-{run_id}")
-    trainer.start()
-    # Wait on an Event, not on join(): an interrupted Thread.join can leave is_alive() wrong (CPython < 3.13).
-    while not finished.is_set():
-        try:
-            finished.wait(0.5)
-        except KeyboardInterrupt:
-            log.info("run %s: the Ray task was cancelled; handing the run back after this step", run_id)
-            shutdown.event.set()
-    trainer.join()
+    try:
+        trainer.start()
+        # Wait on an Event, not on join(): an interrupted Thread.join can leave is_alive() wrong (CPython < 3.13).
+        while not finished.is_set():
+            try:
+                finished.wait(0.5)
+            except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+                on_cancel()
+        trainer.join()
+    finally:
+        if installed:  # this Ray worker process runs later tasks: give back what it had
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["status"]
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 _remote_task = None
