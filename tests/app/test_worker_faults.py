@@ -132,14 +132,15 @@ def _tmpfs(path: Path, size: str):
 
 
 def _fill(folder: Path) -> Path:
+    """Fill the file system of ``folder``; the returned file frees the space again when removed."""
     filler = folder / "filler"
-    with open(filler, "wb") as f:
-        try:
+    try:
+        with open(filler, "wb") as f:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
-        except OSError as err:
-            assert err.errno == errno.ENOSPC
+    except OSError as err:  # at open too: the run's own writes may have filled it first
+        assert err.errno == errno.ENOSPC
     return filler
 
 
@@ -179,7 +180,7 @@ def _worker_thread(**kwargs):
 
 
 def test_a_really_full_disk_never_leaves_the_run_running(tmp_path, monkeypatch):
-    with _tmpfs(tmp_path / "small", "6m") as small:
+    with _tmpfs(tmp_path / "small", "16m") as small:  # room for the run's own files before the filler
         url = f"sqlite:///{small / 'psl.db'}"
         monkeypatch.setenv("PSL_HOME", str(small))
         monkeypatch.setenv("PSL_DATABASE_URL", url)
@@ -196,7 +197,7 @@ def test_a_really_full_disk_never_leaves_the_run_running(tmp_path, monkeypatch):
                 60,
                 "the failure or a retry",
             )
-            filler.unlink()  # space again: the failure is recorded now if it was not yet
+            filler.unlink(missing_ok=True)  # space again: the failure is recorded now if it was not yet
             thread.join(120)
         assert outcome == {"done": 1}, outcome
         record = store.get_run(run_id)
