@@ -10,7 +10,28 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+# Re-exported: psl_core.config stays the one import path of every config class and bound.
+from psl_core.config_base import (  # noqa: F401
+    GFLOPS,
+    INT64_MAX,
+    INT64_MIN,
+    LATENCY_MS,
+    LINK_MBPS,
+    MAX_TEXT,
+    MEMORY_MB,
+    SKEW,
+    ConfigSection,
+    check_plain_value,
+)
+from psl_core.config_system import (  # noqa: F401
+    ClientGroup,
+    CustomDevice,
+    HelperConfig,
+    StragglerConfig,
+    SystemConfig,
+)
 
 DatasetName = Literal["digits", "fashion_mnist", "mnist1d", "cifar10", "cifar100", "synthetic"]
 SchemeName = Literal["iid", "dirichlet", "extended_dirichlet", "shards", "pathological", "quantity_skew"]
@@ -21,45 +42,7 @@ ParadigmName = Literal["psl", "sl", "sflv1", "sflv2", "fedavg", "hsfl"]
 AVERAGING_PARADIGMS = ("sflv1", "sflv2", "fedavg", "hsfl")
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_TEXT = 4096  # longest string field (a path); names are shorter, see ExperimentConfig.name
-
-
-def check_plain_value(value: Any) -> Any:
-    """Every number in a config fits 64 bits and every text is printable UTF-8: what the database,
-    numpy and torch can hold (floats are kept finite by ``allow_inf_nan=False``)."""
-    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-        raise ValueError("must fit in 64 bits (at most 2**63-1 = 9223372036854775807)")
-    if isinstance(value, str):
-        if len(value) > MAX_TEXT:
-            raise ValueError(f"is {len(value):,} characters long; at most {MAX_TEXT} are allowed")
-        bad = next((ch for ch in value if ch < " " or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF), None)
-        if bad is not None:
-            raise ValueError(f"contains the control character {bad!r}; use printable text")
-    return value
-
-
-class _Section(BaseModel):
-    # Unknown keys are refused: a typo in a config must not silently fall back to a default.
-    # Floats must be finite: an infinite learning rate or NaN fraction is never what was meant.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _bounded(cls, value: Any) -> Any:
-        return check_plain_value(value)
-
-
-# Physical ranges of the device and link fields: far beyond any real device either way, yet finite
-# after the unit conversions (x 1e9 FLOP, x 2**20 bytes), so the time model never sees 0 or inf.
-LINK_MBPS = {"ge": 1e-6, "le": 1e9}  # 1 bit/s .. 1 Pbit/s
-LATENCY_MS = {"ge": 0, "le": 1e7}  # up to ~3 hours per message
-GFLOPS = {"ge": 1e-6, "le": 1e9}  # 1 kFLOP/s .. 1 EFLOP/s
-MEMORY_MB = {"ge": 1e-3, "le": 1e12}
-SKEW = {"gt": 0, "le": 1e4}  # Dirichlet concentrations: beyond 1e4, nothing changes any more
-
-
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     dataset: DatasetName = Field("digits", description="Training data set.")
     data_dir: str | None = Field(None, description="Folder with the dataset files (Fashion-MNIST, CIFAR).")
     train_limit: int | None = Field(None, ge=10, description="Use only this many training samples (faster).")
@@ -75,7 +58,7 @@ class DataConfig(_Section):
     )
 
 
-class PartitionConfig(_Section):
+class PartitionConfig(ConfigSection):
     scheme: SchemeName = Field(
         "iid", description="How the training set is split over clients (non-IID skew)."
     )
@@ -113,7 +96,7 @@ class PartitionConfig(_Section):
         return by_scheme[self.scheme]
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     arch: ArchName = Field("cnn", description="Network; an ordered list of named blocks.")
     cut: int | str = Field(1, description="Cut: the client runs blocks [0, cut) (an index or a block name).")
     cut2: int | str | None = Field(
@@ -133,7 +116,7 @@ class ModelConfig(_Section):
     )
 
 
-class SamplingConfig(_Section):
+class SamplingConfig(ConfigSection):
     method: MethodName = Field(
         "ugs", description="Batch sampling method (FLS, FPLS, UGS/GPSL, LDS, centralised)."
     )
@@ -160,7 +143,7 @@ class SamplingConfig(_Section):
     )
 
 
-class ParadigmConfig(_Section):
+class ParadigmConfig(ConfigSection):
     name: ParadigmName = Field(
         "psl",
         description=(
@@ -208,7 +191,7 @@ class ParadigmConfig(_Section):
         return self.name != "psl"
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(ConfigSection):
     epochs: int = Field(
         5, ge=1, le=10_000, description="Training epochs (rounds for sl, sflv1, sflv2, fedavg and hsfl)."
     )
@@ -252,141 +235,7 @@ class TrainingConfig(_Section):
     )
 
 
-class ClientGroup(_Section):
-    device: str = Field("rpi4b", description="Device id from the catalog (or a custom device).")
-    fraction: float = Field(1.0, gt=0, le=1, description="Share of the clients with this device.")
-    up_mbps: float | None = Field(None, **LINK_MBPS, description="Uplink Mbit/s (default: the device's).")
-    down_mbps: float | None = Field(None, **LINK_MBPS, description="Downlink Mbit/s (default: the device's).")
-    latency_ms: float | None = Field(
-        None, **LATENCY_MS, description="Per-message latency ms (default: the device's)."
-    )
-    cut: int | str | None = Field(None, description="Per-device cut (cost only); default: the model's cut.")
-    uplink_share: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        description=(
-            "Share of the shared uplink W given to EACH client of this group (needs "
-            "system.shared_uplink_mbps); groups without one split what is left equally."
-        ),
-    )
-
-
-class CustomDevice(_Section):
-    id: str = Field(..., min_length=1)
-    name: str = ""
-    gflops: float = Field(..., **GFLOPS, description="Effective training throughput, GFLOP/s.")
-    up_mbps: float = Field(50.0, **LINK_MBPS)
-    down_mbps: float = Field(50.0, **LINK_MBPS)
-    latency_ms: float = Field(5.0, **LATENCY_MS)
-    memory_mb: float = Field(4096.0, **MEMORY_MB)
-    busy_watts: float | None = Field(
-        None, gt=0, le=1e6, description="Power while training, W (default: assumed 5 W)."
-    )
-    radio_watts: float | None = Field(
-        None, gt=0, le=1e6, description="Power while sending/receiving, W (default: assumed 2 W)."
-    )
-
-
-class StragglerConfig(_Section):
-    persistent_fraction: float = Field(
-        0.0, ge=0, le=1, description="Fraction of clients that are always slow."
-    )
-    persistent_factor: float = Field(10.0, ge=1, le=1e4, description="Slowdown of the persistent stragglers.")
-    transient_prob: float = Field(0.0, ge=0, le=1, description="Per step, chance that a client is slowed.")
-    transient_dist: Literal["lognormal", "pareto"] = Field(
-        "lognormal", description="Law of transient slowdowns."
-    )
-    transient_scale: float = Field(
-        1.0, ge=1e-2, le=100, description="Lognormal σ or Pareto shape of transient slowdowns."
-    )
-
-
-class HelperConfig(_Section):
-    num_helpers: int = Field(
-        0,
-        ge=0,
-        le=1000,
-        description="Helper servers H (0 = one server). Needs a U-shaped model (model.cut2).",
-    )
-    helper_device: str = Field("vm", description="Device id of every helper (unless helper_devices is set).")
-    helper_devices: list[str] = Field(
-        default_factory=list,
-        description="Device id of each helper, one per helper (mixed helpers); empty = helper_device for all.",
-    )
-    solver: Literal["baseline", "greedy", "decomposition", "local_search", "lns", "exact", "brute_force"] = (
-        Field(
-            "greedy",
-            description="How clients are assigned to helpers and tasks ordered (see the Helpers & scheduling page); "
-            "'exact' is offered for at most 10 clients, 'brute_force' for 4.",
-        )
-    )
-    variant: Literal["non_preemptive", "preemptive"] = Field(
-        "non_preemptive",
-        description="Whether a helper may interrupt a task and resume it later (the paper's model preempts).",
-    )
-    link_mbps: list[list[float]] | None = Field(
-        None,
-        description="Bandwidth (Mbit/s, both directions) of every client-helper link: one row per client, one "
-        "value per helper. None = each client's own link.",
-    )
-    link_mbps_range: tuple[float, float] | None = Field(
-        None,
-        description="Draw every client-helper link bandwidth uniformly in [low, high] Mbit/s (seeded); ignored "
-        "when link_mbps is set.",
-    )
-
-    @model_validator(mode="after")
-    def _consistent_helpers(self) -> HelperConfig:
-        if self.helper_devices and len(self.helper_devices) != self.num_helpers:
-            raise ValueError(
-                f"system.helpers.helper_devices lists {len(self.helper_devices)} devices for num_helpers = "
-                f"{self.num_helpers}: give one device per helper or leave it empty"
-            )
-        if self.link_mbps is not None:
-            bad = [i for i, row in enumerate(self.link_mbps) if len(row) != self.num_helpers]
-            if bad:
-                raise ValueError(
-                    f"system.helpers.link_mbps row {bad[0]} has {len(self.link_mbps[bad[0]])} values: give one "
-                    f"bandwidth per helper ({self.num_helpers})"
-                )
-            if any(not (v > 0) for row in self.link_mbps for v in row):
-                raise ValueError("system.helpers.link_mbps must hold bandwidths > 0 Mbit/s")
-        if self.link_mbps_range is not None:
-            lo, hi = self.link_mbps_range
-            if not 0 < lo <= hi:
-                raise ValueError(
-                    f"system.helpers.link_mbps_range must be [low, high] with 0 < low <= high, got {[lo, hi]}"
-                )
-        return self
-
-
-class SystemConfig(_Section):
-    clients: list[ClientGroup] = Field(
-        default_factory=lambda: [ClientGroup()], description="Device mix of the clients."
-    )
-    server_device: str = Field("vm", description="Device id of the server.")
-    custom_devices: list[CustomDevice] = Field(default_factory=list)
-    stragglers: StragglerConfig = Field(default_factory=StragglerConfig)
-    helpers: HelperConfig = Field(default_factory=HelperConfig)
-    shared_uplink_mbps: float | None = Field(
-        None,
-        gt=0,
-        description=(
-            "Shared uplink W in Mbit/s (a wireless cell): each client uploads at its group's "
-            "uplink_share x W instead of its device's own uplink. Empty = every device its own uplink."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> SystemConfig:
-        total = sum(g.fraction for g in self.clients)
-        if not self.clients or abs(total - 1.0) > 1e-6:
-            raise ValueError(f"system.clients fractions must sum to 1 (they sum to {total:g}); adjust them")
-        return self
-
-
-class ExperimentConfig(_Section):
+class ExperimentConfig(ConfigSection):
     name: str = Field("experiment", min_length=1, max_length=200)
     seed: int = Field(
         0, ge=0, le=INT64_MAX, description="Seed of everything random (same config + seed = same metrics)."
