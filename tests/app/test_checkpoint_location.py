@@ -135,6 +135,11 @@ def test_a_worker_killed_on_one_home_is_resumed_on_another_from_the_shared_folde
         if first.poll() is None:
             first.kill()
     assert store.count_step_metrics(run_id) < total
+    # An --exit-when-idle worker leaves a run that still looks alive to its owner: wait until the
+    # killed host's run is stale by the database clock.
+    deadline = time.time() + 30
+    while run_id not in store.claimable_run_ids(stale_after_s=2) and time.time() < deadline:
+        time.sleep(0.1)
 
     second = _worker(tmp_path / "home-b", env, "--exit-when-idle")  # host B: its own home, same database
     out, _ = second.communicate(timeout=240)

@@ -178,6 +178,11 @@ def test_kill_9_mid_run_resumes_from_checkpoint_with_identical_metrics(home):
             first.kill()
     killed_at = store.count_step_metrics(run_id)
     assert 30 < killed_at < total  # rows past the last checkpoint exist: resume must drop and redo them
+    # An --exit-when-idle worker leaves a run that still looks alive (heartbeat younger than
+    # --stale-after) to its owner; wait, by the database clock, until the killed worker's run is stale.
+    deadline = time.time() + 30
+    while run_id not in store.claimable_run_ids(stale_after_s=2) and time.time() < deadline:
+        time.sleep(0.1)
 
     second = _worker_process(home, "--exit-when-idle")
     out, _ = second.communicate(timeout=240)
