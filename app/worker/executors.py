@@ -88,6 +88,10 @@ def _local_slot(
     gc.freeze()  # the process ends: skip the exit-time walk over torch's objects (see app.cli.main)
 
 
+class WorkerSlotFailed(RuntimeError):
+    """A process of the local pool ended with an error (not a clean stop or an idle exit)."""
+
+
 SLOT_PRELOAD = ["app.worker.slot_preload"]  # torch, the engine, the store; see that module
 
 
@@ -185,4 +189,8 @@ class LocalExecutor:
         done = 0
         while not counts.empty():
             done += counts.get()
+        failed = [(i, proc.exitcode) for i, proc in enumerate(procs, 1) if (proc.exitcode or 0) > 0]
+        if failed:  # a slot that died of an exception must not pass for an idle one
+            slots = ", ".join(f"slot {i}/{self.concurrency} exited with code {code}" for i, code in failed)
+            raise WorkerSlotFailed(f"{slots}; its error is in worker.log and on this terminal's stderr")
         return done
