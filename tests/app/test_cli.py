@@ -24,14 +24,6 @@ TINY = {
 }
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def write(path, data, fmt="yaml"):
     path.write_text(yaml.safe_dump(data) if fmt == "yaml" else json.dumps(data))
     return path

@@ -25,13 +25,10 @@ TINY = {
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", f"sqlite:///{tmp_path}/psl.db")
-    monkeypatch.delenv("PSL_CHECKPOINT_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    return tmp_path
+def home(home):
+    """The shared fresh home (tests/app/conftest.py) holding the tiny config."""
+    (home / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    return home
 
 
 def invoke(*args):

@@ -37,13 +37,6 @@ MIX = {
 }
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def write(path, data):
     path.write_text(yaml.safe_dump(data))
     return path

@@ -40,13 +40,6 @@ MIX = {
 }
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def plan_json(home, *extra) -> dict:
     path = home / "mix.yaml"
     path.write_text(yaml.safe_dump(MIX))
