@@ -58,6 +58,8 @@ def solve_cpsat(
     seed: int = 0,
     num_workers: int = 1,
     time_limit_s: float | None = None,
+    interleave: bool = False,
+    fixed: dict[int, int] | None = None,
 ) -> SubResult:
     """Solve the model on ``clients`` x ``helpers`` (module docstring).
 
@@ -83,6 +85,8 @@ def solve_cpsat(
             h = int(h)
             chain = r[j, h] + pf[j, h] + g[j, h] + pb[j, h] + q[j, h]
             if not fits_alone[j, h] or demand_units[j] > capacity_units[i] or chain > ub:
+                continue
+            if fixed is not None and fixed.get(j, h) != h:
                 continue
             lit = m.new_bool_var(f"x{j}_{h}")
             f = m.new_int_var(int(r[j, h]), ub - int(pf[j, h] + g[j, h] + pb[j, h] + q[j, h]), f"f{j}_{h}")
@@ -121,6 +125,8 @@ def solve_cpsat(
     solver.parameters.num_workers = int(num_workers)
     solver.parameters.random_seed = int(seed)
     solver.parameters.max_deterministic_time = float(dtime)
+    if interleave:  # CP-SAT's portfolio (LNS workers included), interleaved deterministically
+        solver.parameters.interleave_search = True
     if time_limit_s is not None:
         solver.parameters.max_time_in_seconds = float(time_limit_s)
     code = solver.solve(m)

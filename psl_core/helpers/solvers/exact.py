@@ -40,6 +40,7 @@ def solve_exact(
     hint: Schedule | None = None,
     time_limit_s: float | None = None,
     cuts: list[tuple[int, float, float]] = (),
+    interleave: bool = False,
     **opts: object,
 ) -> SolveResult:
     """CP-SAT model of ``variant`` (module docstring); ``dtime`` = CP-SAT deterministic time budget.
@@ -78,7 +79,7 @@ def solve_exact(
     k, h_count = instance.num_clients, instance.num_helpers
     res = solve_cpsat(
         instance, np.arange(k), np.arange(h_count), cap, dem, unit,
-        int(np.ceil(hint_val / unit)) + 1, hint_map, list(cuts), dtime, seed, num_workers, time_limit_s,
+        int(np.ceil(hint_val / unit)) + 1, hint_map, list(cuts), dtime, seed, num_workers, time_limit_s, interleave,
     )  # fmt: skip
     if res.status == "INFEASIBLE":
         raise HelperInputError(

@@ -18,6 +18,14 @@ On small instances (K·H <= ``full_pairs``) a last re-solve takes the whole inst
 ``triple_dtime`` CP-SAT deterministic seconds, one worker, fixed seeds — the same input gives the
 same schedule to the last digit on any machine. It stops early after ``patience`` fruitless
 three-helper re-solves, or when a lower bound is reached (to ``OPTIMAL_GAP``).
+
+Wide neighbourhoods (``wide_iterations``, default none): the critical helper and its partners can
+be a local optimum that only a move elsewhere breaks, so each wide re-solve takes EVERY helper at
+once — all task orders free, the critical helper's clients and a seeded share ``wide_free`` of the
+others free to change helper, the remaining clients kept on their helpers — for ``wide_dtime``
+deterministic seconds, accepted by the same lexicographic rule over all helpers. It stops after
+``wide_patience`` fruitless re-solves, or as soon as the makespan is within ``target_gap`` of the
+lower bound: extra effort goes only where the bound says it may be missing.
 """
 
 from __future__ import annotations
@@ -27,7 +35,13 @@ import time
 import numpy as np
 
 from psl_core.helpers.bounds import chain_bound, memory_units, time_unit
-from psl_core.helpers.instance import HelperInstance, Schedule, check_variant, schedule_makespan
+from psl_core.helpers.instance import (
+    HelperInputError,
+    HelperInstance,
+    Schedule,
+    check_variant,
+    schedule_makespan,
+)
 from psl_core.helpers.schedule_model import HelperModel, assemble, fragment_value, split_fragments
 from psl_core.helpers.solvers.common import OPTIMAL_GAP, SolveResult
 from psl_core.helpers.solvers.cpsat_model import hint_times, solve_cpsat
@@ -59,6 +73,12 @@ def solve_lns(
     full_dtime: float = 2.0,
     lower_bound: float | None = None,
     start: Schedule | None = None,
+    partners: int = 2,
+    wide_iterations: int = 0,
+    wide_dtime: float = 1.0,
+    wide_free: float = 0.3,
+    wide_patience: int = 3,
+    target_gap: float = OPTIMAL_GAP,
     **_: object,
 ) -> SolveResult:
     """LNS from the local-search schedule (module docstring).
@@ -68,26 +88,34 @@ def solve_lns(
     search starts from the better of the preemptive local search (skipped when ``start`` is given and
     ``ls_steps`` is 0) and ``start`` — by default the non-preemptive LNS schedule, which is also a
     preemptive schedule. When K·H <= ``full_pairs`` the last neighbourhood is the whole instance.
+    A non-preemptive ``start`` with ``ls_steps`` = 0 is used as it is (no local search): the result
+    is then never worse than ``start``.
     """
     check_variant(variant)
+    if (
+        variant == "non_preemptive"
+        and start is not None
+        and any(len(p) > 1 for pieces in (start.fwd_pieces, start.bwd_pieces) for p in pieces)
+    ):
+        raise HelperInputError("start splits a task: a non-preemptive LNS needs a non-preemptive start")
     t0 = time.perf_counter()
     opts = {"iterations": iterations, "pair_dtime": pair_dtime, "triple_dtime": triple_dtime,
             "max_sub_clients": max_sub_clients, "patience": patience, "ls_steps": ls_steps,
             "max_swap_candidates": max_swap_candidates,
-            "full_pairs": full_pairs, "full_dtime": full_dtime, "lower_bound": lower_bound}  # fmt: skip
+            "full_pairs": full_pairs, "full_dtime": full_dtime, "lower_bound": lower_bound,
+            "partners": partners, "wide_iterations": wide_iterations, "wide_dtime": wide_dtime,
+            "wide_free": wide_free, "wide_patience": wide_patience, "target_gap": target_gap}  # fmt: skip
     model = HelperModel(instance, variant)
     h_count, k = instance.num_helpers, instance.num_clients
     initial, ls_done = start, 0
-    if variant == "non_preemptive" or start is None or ls_steps > 0:
+    if start is None or ls_steps > 0:
         ls = solve_local_search(
             instance, variant, seed=seed, max_steps=ls_steps, max_swap_candidates=max_swap_candidates
         )
         ls_done = ls.stats.get("steps", 0)
         if variant == "preemptive" and start is None:
             start = solve_lns(instance, "non_preemptive", seed=seed, **opts).schedule
-        use_ls = (
-            start is None or variant == "non_preemptive" or ls.makespan <= schedule_makespan(instance, start)
-        )
+        use_ls = start is None or ls.makespan <= schedule_makespan(instance, start)
         initial = ls.schedule if use_ls else start
     frags = split_fragments(initial, h_count)
     values = np.array([fragment_value(instance, h, f) for h, f in enumerate(frags)])
@@ -104,18 +132,22 @@ def solve_lns(
     def key(h: int) -> tuple:
         return (h, tuple(sorted(frags[h])))
 
-    def at_bound() -> bool:
-        return values.max() - floor <= OPTIMAL_GAP * values.max()
+    def at_bound(gap: float = OPTIMAL_GAP) -> bool:
+        return values.max() - floor <= gap * values.max()
 
-    def resolve(chosen: list[int], dtime: float, sub_seed: int) -> bool:
-        """Re-solve the clients of ``chosen`` on ``chosen``; keep the result if it is better."""
+    def resolve(chosen: list[int], dtime: float, sub_seed: int, free: set[int] | None = None) -> bool:
+        """Re-solve the clients of ``chosen`` on ``chosen``; keep the result if it is better.
+
+        With ``free``, only those clients may change helper; the others keep theirs (orders stay free).
+        """
         clients = np.array(sorted(j for h in chosen for j in frags[h]), dtype=int)
+        fixed = None if free is None else {j: h for h in chosen for j in frags[h] if j not in free}
         hint = {j: (h, f, b) for h in chosen for j, (f, b) in hint_times(model, h, frags[h]).items()}
         old = np.sort(values[chosen])[::-1]
         unit = time_unit(instance, old[0])
         res = solve_cpsat(
             instance, clients, np.array(chosen), cap[chosen], dem, unit, int(np.ceil(old[0] / unit)) + 1, hint,
-            dtime=dtime, seed=sub_seed,
+            dtime=dtime, seed=sub_seed, fixed=fixed,
         )  # fmt: skip
         counts["tried"] += 1
         if res.sequences is None:
@@ -151,7 +183,9 @@ def solve_lns(
         if alone:
             chosen = [crit]
         else:
-            chosen = sorted([crit, fresh[0]] if fresh else [crit, *_slack_partners(values, crit, 2, rng)])
+            chosen = sorted(
+                [crit, fresh[0]] if fresh else [crit, *_slack_partners(values, crit, partners, rng)]
+            )
         small = alone or bool(fresh)
         if resolve(chosen, pair_dtime if small else triple_dtime, seed * 7919 + it):
             stale = 0
@@ -163,6 +197,22 @@ def solve_lns(
         k * h_count <= full_pairs and not at_bound()
     ):  # small instances: the whole instance is the neighbourhood
         resolve(list(range(h_count)), full_dtime, seed * 7919 + iterations)
+    # Wide neighbourhoods: every helper re-sequenced at once, the critical helper's clients and a seeded
+    # share of the others free to change helper; stops once within ``target_gap`` of the bound.
+    stale, everyone = 0, list(range(h_count))
+    for it in range(wide_iterations if h_count > 1 else 0):
+        if stale >= wide_patience or at_bound(max(target_gap, OPTIMAL_GAP)):
+            break
+        crit = int(np.argmax(values))
+        others = np.array([j for h in everyone if h != crit for j in sorted(frags[h])], dtype=int)
+        picked = (
+            rng.choice(others, size=int(round(wide_free * len(others))), replace=False) if len(others) else []
+        )
+        free = set(frags[crit]) | {int(j) for j in picked}
+        if resolve(everyone, wide_dtime, seed * 7919 + iterations + 1 + it, free=free):
+            stale = 0
+        else:
+            stale += 1
     sched = assemble(instance, frags)
     return SolveResult(
         "lns", variant, sched, schedule_makespan(instance, sched), time.perf_counter() - t0,
