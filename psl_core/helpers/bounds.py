@@ -123,11 +123,15 @@ def relaxation_bound(
     rounds: int = 8,
     dtime_per_round: float = 1.0,
     seed: int = 0,
+    cuts: list[tuple[int, float, float]] = (),
 ) -> tuple[float, list[tuple[int, float, float]]]:
     """Assignment relaxation (module docstring) solved by CP-SAT; returns (bound ms, cuts used).
 
     Deterministic: one worker, deterministic time per round, fixed seed. ``upper_bound`` (a known
-    makespan) only prunes assignments that could not be optimal, so the bound stays valid.
+    makespan) only prunes assignments that could not be optimal, so the bound stays valid; when no
+    assignment is left the bound is ``upper_bound`` itself (that makespan is then proven optimal).
+    ``cuts`` (from an earlier call) continue that separation: every subset cut is valid for any
+    schedule, so more rounds can only raise the bound.
     """
     from ortools.sat.python import cp_model
 
@@ -137,10 +141,11 @@ def relaxation_bound(
     chain_u = floor_units(instance.chain, unit)
     ub_u = None if upper_bound is None else int(np.ceil(upper_bound / unit)) + 1
     dem, cap = memory_units(instance)
-    cuts: list[tuple[int, float, float]] = []
+    cuts = list(cuts)
     for hh in range(h):  # start with the plain load cut: everything after the earliest release
         rel, _, follow = task_jobs(instance, np.arange(k), hh)
-        cuts.append((hh, float(rel.min()), float(follow.min())))
+        if (load := (hh, float(rel.min()), float(follow.min()))) not in cuts:
+            cuts.append(load)
     best = chain_bound(instance)
     for round_no in range(rounds):
         m = cp_model.CpModel()
