@@ -318,7 +318,7 @@ def add_reference(df: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
     keys = INSTANCE_KEYS + ["variant"]
     ref = ref.merge(df[keys + ["bound"]].drop_duplicates(keys), on=keys, how="inner")
     ref_bound = ref.set_index(keys)["reference_bound"].dropna()
-    out = pd.concat([df, ref[df.columns.intersection(ref.columns)]], ignore_index=True)
+    out = pd.concat([df, ref], ignore_index=True)
     idx = out.set_index(keys).index
     better = ref_bound.reindex(idx).to_numpy()
     out["bound"] = np.fmax(out["bound"].to_numpy(), better)
