@@ -71,7 +71,7 @@ def _store() -> None:
 
 
 def _demo_checks() -> None:
-    from app.ui.views.form_fields import validate_form
+    from app.ui.views.form_problems import validate_form
     from app.ui.views.presets import DEMO_PRESET, preset_config
 
     validate_form(preset_config(DEMO_PRESET))  # torch, digits, model profile, the checks' cache

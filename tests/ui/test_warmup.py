@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from app.ui import warmup
-from app.ui.views.form_fields import validate_form
+from app.ui.views.form_problems import validate_form
 from app.ui.views.presets import DEMO_PRESET, preset_config
 from psl_core import validation
 
