@@ -14,6 +14,7 @@ from psl_core.models import ARCHITECTURES, block_names_for
 from psl_core.paradigms import PARADIGMS
 
 SHOWN_STEPS = 30  # batches drawn in the composition chart
+LEARN_TAB = "learn_tab"  # the open explainer (its tab label)
 
 
 @st.cache_data(show_spinner=False)
@@ -263,22 +264,18 @@ def render_paradigms() -> None:
     )
 
 
-# Each tab is a fragment: moving a slider in one tab recomputes and redraws that tab only.
+# Each tab is a fragment: moving a slider in one tab recomputes and redraws that tab only. The tabs
+# are lazy (key + on_change): only the open one is computed and sent to the browser (the four together
+# cost ~1 s of browser time per visit).
 st.title("Learn PSL")
 st.caption("Four small explainers that compute instantly in your browser session; no run is stored.")
-tab_sampling, tab_split, tab_stragglers, tab_paradigms = st.tabs(
-    [
-        "Why global sampling",
-        "What the split point changes",
-        "How stragglers stretch a step",
-        "PSL, SL, SplitFed, FedAvg, hybrid",
-    ]
-)
-with tab_sampling:
-    render_sampling()
-with tab_split:
-    render_split()
-with tab_stragglers:
-    render_stragglers()
-with tab_paradigms:
-    render_paradigms()
+EXPLAINERS = {
+    "Why global sampling": render_sampling,
+    "What the split point changes": render_split,
+    "How stragglers stretch a step": render_stragglers,
+    "PSL, SL, SplitFed, FedAvg, hybrid": render_paradigms,
+}
+for tab, render in zip(st.tabs(list(EXPLAINERS), key=LEARN_TAB, on_change="rerun"), EXPLAINERS.values()):
+    if tab.open:
+        with tab:
+            render()

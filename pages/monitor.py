@@ -20,7 +20,7 @@ from app.ui.charts.metrics import (
     timeline_chart,
 )
 from app.ui.views.compare import AXIS_TITLES, METRICS, X_AXES, align_series, smooth, step_phases
-from app.ui.views.monitor import default_run, failure_summary
+from app.ui.views.monitor import default_run, failure_summary, no_phases_reason
 from app.ui.views.placement import placement_frame
 from app.ui.views.run_table import run_label, steps_per_epoch_hint
 from app.ui.views.series import FIRST_LOAD_POINTS, SeriesCache, downsample
@@ -137,10 +137,7 @@ def live_part() -> None:
     phases = step_phases(steps, x_axis, CHART_WIDTH_POINTS)
     st.markdown("**Where the simulated step time goes** — the phases of each synchronous step")
     if phases.empty:
-        st.caption(
-            "No step phases logged yet (runs from before the phases were logged have none; with helpers a "
-            "step is the makespan of the helpers' schedule, not a chain of phases)."
-        )
+        st.caption(no_phases_reason(current.config))
     else:
         show_chart(phase_chart(phases, x_axis), f"run{run_id}_phases_{x_axis}", key="monitor_export_phases")
     sampled = (

@@ -28,6 +28,7 @@ from psl_core.models import profile_arch
 
 LAUNCHED = "ne:launched"  # (queued run ids, the launched config's key)
 EDITING = "ne:editing"  # the run whose copy the form holds (re-run with edits), or None
+PREVIEW_TAB = "ne:preview_tab"  # the open preview tab (its label); only that one is computed
 
 
 def launched_key(config: ExperimentConfig | None) -> str | None:
@@ -80,74 +81,104 @@ def show_previews(config: ExperimentConfig) -> None:
             return
         st.caption(DATASETS[d.dataset].how_to_get)
         return
-    tab_part, tab_model, tab_sched, tab_dev = st.tabs(["Partition", "Model split", "Sampling", "Devices"])
-    with tab_part:
-        frame, note = previews.partition_heatmap_frame(counts, class_names)
-        show_chart(charts.partition_heatmap(frame), "partition_heatmap")
-        sizes = counts.sum(axis=1)
-        st.caption(
-            (note + ". " if note else "")
-            + f"{p.num_clients} clients, {int(sizes.sum())} samples; client sizes {int(sizes.min())}–{int(sizes.max())}; "
-            "white cells: no sample of that class."
-            + (" Partition α is the label-skew concentration of the partition, not the LDS c or δ."
-               if p.scheme in previews.ALPHA_SCHEMES else "")
-        )  # fmt: skip
-    with tab_model:
-        overview = previews.cut_overview(profile, config)
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Client FLOPs / sample", f"{overview['client_flops_per_sample'] / 1e6:.2f} M",
-                  f"{overview['client_share_of_flops']:.0%} of the model", delta_color="off")  # fmt: skip
-        c2.metric(f"Client memory (b = {overview['per_client_batch']})",
-                  f"{overview['client_memory_bytes'] / 2**20:.2f} MiB")  # fmt: skip
-        c3.metric("Smashed bytes / sample", f"{overview['smashed_bytes_per_sample'] / 1024:.1f} KiB")
-        split = previews.model_split_frame(profile, m.cut, m.cut2)
-        show_chart(charts.model_split_chart(split), "model_split")
-        st.dataframe(split, hide_index=True, width="stretch")
-        st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
-        st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
-        st.markdown(
-            "**Per-device cuts**: for each group, the cut with the shortest step for one of its clients "
-            "alone that fits its memory. The **Split planner** page plans all groups together, with a "
-            "shared uplink."
-        )
-        try:
-            best, advice = device_advice(config)
-        except ValueError as err:  # e.g. no cut fits a device's memory: the message says which
-            st.warning(md_text(err, limit=600))
-        else:
-            st.write(md_text(", ".join(f"{group}: cut {cut}" for group, cut in best.items())))
-            with st.expander("Per-cut table behind the advice"):
-                st.dataframe(advice, hide_index=True, width="stretch")
+    # Lazy tabs: only the open preview is computed and drawn (all four cost ~1 s per form change).
+    tab_part, tab_model, tab_sched, tab_dev = st.tabs(
+        ["Partition", "Model split", "Sampling", "Devices"], key=PREVIEW_TAB, on_change="rerun"
+    )
+    if tab_part.open:
+        with tab_part:
+            partition_preview(counts, class_names, p)
+    if tab_model.open:
+        with tab_model:
+            model_preview(profile, config)
+    if not (tab_sched.open or tab_dev.open):
+        return
     sched = previews.schedule_preview(
         labels, client_indices, class_names, config, system=system, slowdown=slowdown
     )
-    with tab_sched:
-        if config.sampling.method == "lds":
-            st.info("LDS is a project definition (the paper's code is unpublished); with c = 1, δ = 0 it "
-                    "matches UGS's share variance, but its per-step counts are about 2× more variable.")  # fmt: skip
-        st.markdown(
-            f"**Batch composition of the first {previews.PREVIEW_STEPS} steps** (epoch 1, a preview draw)"
-        )
-        c1, c2 = st.columns(2)
-        with c1:
-            show_chart(charts.batch_composition_chart(sched.by_client, "client"), "batches_by_client")
-        with c2:
-            show_chart(charts.batch_composition_chart(sched.by_class, "class"), "batches_by_class")
-        st.markdown("**Batch deviation over one epoch**, chosen method beside UGS")
-        show_chart(charts.deviation_chart(sched.curves), "batch_deviation_epoch1")
-        st.dataframe(sched.summary, hide_index=True, width="stretch")
-    with tab_dev:
-        times = sched.summary.set_index("method")
-        cols = st.columns(len(times))
-        for col, (method, row) in zip(cols, times.iterrows()):
-            col.metric(f"Expected step time, {method.upper()}", f"{row['mean_step_time_s'] * 1e3:.0f} ms",
-                       f"epoch ≈ {row['epoch_time_s']:.1f} s simulated", delta_color="off")  # fmt: skip
-        mix = previews.device_mix_frame(config, system, group_of)
-        show_chart(charts.device_mix_chart(mix), "device_mix")
-        st.dataframe(mix, hide_index=True, width="stretch")
-        show_chart(charts.step_time_chart(sched.curves), "step_time_epoch1")
-        st.caption("Expected times use the analytic time model (methods §4): persistent stragglers included, "
-                   "transient slowdowns not (they are random per step).")  # fmt: skip
+    if tab_sched.open:
+        with tab_sched:
+            sampling_preview(sched, config)
+    if tab_dev.open:
+        with tab_dev:
+            devices_preview(sched, config, system, group_of)
+
+
+def partition_preview(counts, class_names, p) -> None:  # noqa: ANN001 - arrays and the partition section
+    """Label counts per client and class."""
+    frame, note = previews.partition_heatmap_frame(counts, class_names)
+    show_chart(charts.partition_heatmap(frame), "partition_heatmap")
+    sizes = counts.sum(axis=1)
+    st.caption(
+        (note + ". " if note else "")
+        + f"{p.num_clients} clients, {int(sizes.sum())} samples; client sizes {int(sizes.min())}–{int(sizes.max())}; "
+        "white cells: no sample of that class."
+        + (" Partition α is the label-skew concentration of the partition, not the LDS c or δ."
+           if p.scheme in previews.ALPHA_SCHEMES else "")
+    )  # fmt: skip
+
+
+def model_preview(profile, config: ExperimentConfig) -> None:  # noqa: ANN001 - a model profile
+    """Where the cut falls: per-layer costs, per-group and per-device cuts."""
+    m = config.model
+    overview = previews.cut_overview(profile, config)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Client FLOPs / sample", f"{overview['client_flops_per_sample'] / 1e6:.2f} M",
+              f"{overview['client_share_of_flops']:.0%} of the model", delta_color="off")  # fmt: skip
+    c2.metric(f"Client memory (b = {overview['per_client_batch']})",
+              f"{overview['client_memory_bytes'] / 2**20:.2f} MiB")  # fmt: skip
+    c3.metric("Smashed bytes / sample", f"{overview['smashed_bytes_per_sample'] / 1024:.1f} KiB")
+    split = previews.model_split_frame(profile, m.cut, m.cut2)
+    show_chart(charts.model_split_chart(split), "model_split")
+    st.dataframe(split, hide_index=True, width="stretch")
+    st.markdown("**Per-group cuts** (cost only; training arithmetic is the same)")
+    st.dataframe(previews.group_cuts_frame(profile, config), hide_index=True, width="stretch")
+    st.markdown(
+        "**Per-device cuts**: for each group, the cut with the shortest step for one of its clients "
+        "alone that fits its memory. The **Split planner** page plans all groups together, with a "
+        "shared uplink."
+    )
+    try:
+        best, advice = device_advice(config)
+    except ValueError as err:  # e.g. no cut fits a device's memory: the message says which
+        st.warning(md_text(err, limit=600))
+    else:
+        st.write(md_text(", ".join(f"{group}: cut {cut}" for group, cut in best.items())))
+        with st.expander("Per-cut table behind the advice"):
+            st.dataframe(advice, hide_index=True, width="stretch")
+
+
+def sampling_preview(sched, config: ExperimentConfig) -> None:  # noqa: ANN001 - a schedule preview
+    """Batch composition and deviation of the first steps, chosen method beside UGS."""
+    if config.sampling.method == "lds":
+        st.info("LDS is a project definition (the paper's code is unpublished); with c = 1, δ = 0 it "
+                "matches UGS's share variance, but its per-step counts are about 2× more variable.")  # fmt: skip
+    st.markdown(
+        f"**Batch composition of the first {previews.PREVIEW_STEPS} steps** (epoch 1, a preview draw)"
+    )
+    c1, c2 = st.columns(2)
+    with c1:
+        show_chart(charts.batch_composition_chart(sched.by_client, "client"), "batches_by_client")
+    with c2:
+        show_chart(charts.batch_composition_chart(sched.by_class, "class"), "batches_by_class")
+    st.markdown("**Batch deviation over one epoch**, chosen method beside UGS")
+    show_chart(charts.deviation_chart(sched.curves), "batch_deviation_epoch1")
+    st.dataframe(sched.summary, hide_index=True, width="stretch")
+
+
+def devices_preview(sched, config: ExperimentConfig, system, group_of) -> None:  # noqa: ANN001
+    """Expected step times and the device mix."""
+    times = sched.summary.set_index("method")
+    cols = st.columns(len(times))
+    for col, (method, row) in zip(cols, times.iterrows()):
+        col.metric(f"Expected step time, {method.upper()}", f"{row['mean_step_time_s'] * 1e3:.0f} ms",
+                   f"epoch ≈ {row['epoch_time_s']:.1f} s simulated", delta_color="off")  # fmt: skip
+    mix = previews.device_mix_frame(config, system, group_of)
+    show_chart(charts.device_mix_chart(mix), "device_mix")
+    st.dataframe(mix, hide_index=True, width="stretch")
+    show_chart(charts.step_time_chart(sched.curves), "step_time_epoch1")
+    st.caption("Expected times use the analytic time model (methods §4): persistent stragglers included, "
+               "transient slowdowns not (they are random per step).")  # fmt: skip
 
 
 def show_launch(config: ExperimentConfig | None) -> None:

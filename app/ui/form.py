@@ -27,9 +27,9 @@ from app.ui.views.form_fields import (
     form_state_from_config,
     groups_frame,
     merged_with_defaults,
-    validate_form,
     widget_key,
 )
+from app.ui.views.form_problems import validate_form
 from app.ui.views.presets import DEMO_PRESET, preset_config
 from psl_core.config import ExperimentConfig
 from psl_core.data import DATASETS, PARTITION_SCHEMES

@@ -17,6 +17,11 @@ log = get_logger("ui.warmup")
 _started = threading.Event()
 
 
+def mark_started() -> None:
+    """Say the warm-up is done or under way in this process (``app.ui.serve`` warms before serving)."""
+    _started.set()
+
+
 def start_warmup() -> bool:
     """Start the warm-up thread unless it already ran in this process (True if started now)."""
     if _started.is_set():
@@ -28,7 +33,7 @@ def start_warmup() -> bool:
 
 def warm() -> None:
     """Fill the caches the pages use first (in order of how soon a newcomer needs them)."""
-    steps = [_demo_checks, _engine, _learn, _figures]
+    steps = [_views, _store, _demo_checks, _engine, _learn, _figures]
     for step in steps:
         try:
             step()
@@ -36,8 +41,37 @@ def warm() -> None:
             log.warning("dashboard warm-up step %s failed", step.__name__, exc_info=True)
 
 
+def _views() -> None:
+    """Every module the pages import (read from their import statements), and every view and chart
+    module: pandas, Altair, the storage layer, the forms, the engine's public parts."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    from app.ui.widgets import PAGES_DIR
+
+    modules: set[str] = set()
+    for page in sorted(PAGES_DIR.glob("*.py")):
+        for node in ast.walk(ast.parse(page.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module)
+            elif isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+    for room in ("views", "charts"):
+        modules.update(f"app.ui.{room}.{m.stem}" for m in (Path(__file__).parent / room).glob("*.py"))
+    for name in sorted(modules - {"__future__"}):
+        importlib.import_module(name)
+
+
+def _store() -> None:
+    """The process's one Store (a cached resource the pages share): connected, migrated, queried."""
+    from app.ui.widgets import get_store
+
+    get_store().list_runs(limit=1)
+
+
 def _demo_checks() -> None:
-    from app.ui.views.form_fields import validate_form
+    from app.ui.views.form_problems import validate_form
     from app.ui.views.presets import DEMO_PRESET, preset_config
 
     validate_form(preset_config(DEMO_PRESET))  # torch, digits, model profile, the checks' cache

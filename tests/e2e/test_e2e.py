@@ -275,7 +275,7 @@ def server_cpu_seconds(port: int) -> float:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"streamlit" in b" ".join(cmdline) and str(port).encode() in cmdline:
+        if b"app.ui.serve" in cmdline and str(port).encode() in cmdline:  # what `psl ui` starts
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     raise AssertionError(f"no Streamlit process serves port {port}")

@@ -22,9 +22,9 @@ from app.ui.views.form_fields import (
     groups_from_frame,
     merged_with_defaults,
     parse_cut_text,
-    validate_form,
     widget_key,
 )
+from app.ui.views.form_problems import validate_form
 from app.ui.views.presets import DEMO_PRESET, PRESETS, preset_config
 from app.ui.views.sweep_builder import SweepSpecError, count_runs, parse_grid, parse_seeds
 from psl_core.config import ExperimentConfig, parse_config

@@ -15,6 +15,12 @@ def page(fresh_psl_home):
     return AppTest.from_file(PAGE, default_timeout=60).run()
 
 
+def open_tab(at, label: str):
+    """The tabs are lazy: only the open explainer is computed, so a test opens the one it checks."""
+    at.session_state["learn_tab"] = label
+    return at.run()
+
+
 def _frame(at, first_column: str):
     return next(df.value for df in at.dataframe if df.value.columns[0] == first_column)
 
@@ -32,6 +38,7 @@ def test_sampling_tab_compares_the_four_methods(page):
 
 
 def test_split_tab_explains_flat_activations_and_costs(page):
+    open_tab(page, "What the split point changes")
     costs = _frame(page, "cut")
     assert list(costs["after block"]) == ["stem", "layer1.0", "layer2.0", "layer3.0", "pool"]
     images = page.get("image")
@@ -44,6 +51,7 @@ def test_split_tab_explains_flat_activations_and_costs(page):
 
 
 def test_stragglers_tab_reacts_to_delta_and_devices(page):
+    open_tab(page, "How stragglers stretch a step")
     summary = _frame(page, "schedule").set_index("schedule")
     assert list(summary.index) == ["UGS", "LDS (δ = 1)"]
     ugs_share = summary.loc["UGS", "share of samples from persistent stragglers"]
@@ -58,6 +66,7 @@ def test_stragglers_tab_reacts_to_delta_and_devices(page):
 def test_every_device_has_its_own_label_and_stays_chosen(page):
     """Defect 4: two devices shared one label, the multiselect swapped them and Jetson GPU could not be
     picked, so identical visible settings gave different numbers."""
+    open_tab(page, "How stragglers stretch a step")
     picker = page.multiselect(key="t_dev")
     assert len(set(picker.options)) == len(picker.options) == 6
     picker.set_value(["jetson_gpu"]).run()
@@ -67,3 +76,13 @@ def test_every_device_has_its_own_label_and_stays_chosen(page):
     assert _frame(page, "schedule").equals(first)
     picker = page.multiselect(key="t_dev").set_value(["jetson_cpu"]).run()
     assert not _frame(page, "schedule").equals(first)  # CPU and GPU Jetsons are different devices
+
+
+def test_only_the_open_explainer_is_computed(page):
+    """Speed (issue 11): the four explainers drawn together cost ~1 s of browser time per visit; the
+    tabs are lazy, so a visit computes and sends the open one only."""
+    shown = {df.value.columns[0] for df in page.dataframe}
+    assert "method" in shown and "cut" not in shown and "schedule" not in shown
+    open_tab(page, "What the split point changes")
+    shown = {df.value.columns[0] for df in page.dataframe}
+    assert "cut" in shown and "method" not in shown

@@ -134,3 +134,22 @@ def test_alpha_caption_only_for_schemes_with_alpha_and_big_batch_warns(store):
     warnings = [re.sub(r"\\(.)", r"\1", w.value) for w in at.warning]
     assert any("Global batch B" in w and "larger than the 1438 training samples" in w for w in warnings)
     assert not at.button(key="ne:launch").disabled  # a warning does not refuse the launch
+
+
+def test_only_the_open_preview_is_computed(store):
+    """Speed (issue 11): the four previews together cost ~1 s per form change; the tabs are lazy, so a
+    rerun computes and draws the open one only — and each tab still shows its own preview."""
+    at = _app().run()
+    assert any("white cells: no sample of that class" in c.value for c in at.caption)  # Partition
+    assert not any(m.label.startswith("Expected step time") for m in at.metric)
+    at.session_state["ne:preview_tab"] = "Devices"
+    at.run()
+    assert not at.exception
+    assert any(m.label.startswith("Expected step time") for m in at.metric)
+    assert not any("white cells" in c.value for c in at.caption)
+    at.session_state["ne:preview_tab"] = "Model split"
+    at.run()
+    assert any(m.label == "Smashed bytes / sample" for m in at.metric)
+    at.session_state["ne:preview_tab"] = "Sampling"
+    at.run()
+    assert any("method" in df.value.columns for df in at.dataframe)  # the methods' summary table

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.runs import submit_sweep
 from app.settings import get_settings
-from app.ui.views.monitor import default_run, failure_summary
+from app.ui.views.monitor import default_run, failure_summary, no_phases_reason
 from app.ui.widgets import SELECTED_RUN
 from psl_core.config import ExperimentConfig
 from storage import Store
@@ -163,3 +163,16 @@ def test_bundle_export_then_import_through_the_pages(store):
     at.run()
     assert new in list(at.dataframe[0].value["id"])
     assert store.read_step_metrics(new)["loss"].tolist() == store.read_step_metrics(run)["loss"].tolist()
+
+
+def test_an_empty_phase_chart_says_why_in_the_runs_terms():
+    """A FedAvg run's monitor said "runs from before the phases were logged have none" — untrue for a
+    run of today: round-based paradigms and runs with helpers have no PSL phases by design."""
+    assert "FEDAVG runs in rounds" in no_phases_reason({"paradigm": {"name": "fedavg"}})
+    assert "makespan" in no_phases_reason(
+        {"paradigm": {"name": "psl"}, "system": {"helpers": {"num_helpers": 2}}}
+    )
+    assert "stored before the phases were logged" in no_phases_reason(
+        {"system": {"helpers": {"num_helpers": 0}}}
+    )
+    assert "stored before" in no_phases_reason(None)

@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from app.ui.views.text import md_text
 from psl_core.config import AVERAGING_PARADIGMS, ExperimentConfig, set_path
 from psl_core.models import block_names_for, resolve_cut_index
 
@@ -341,87 +340,6 @@ def config_from_state(
     config["system"]["clients"] = groups_from_frame(groups)
     config["system"]["custom_devices"] = custom_devices_from_frame(custom)
     return config
-
-
-# ---------------------------------------------------------------- validation
-def section_of(path: str) -> str:
-    """The form section that shows a problem of the dotted field ``path`` (whole-config problems: Run)."""
-    return SECTION_OF_ROOT.get(path.split(".", 1)[0], "Run")
-
-
-@dataclass(frozen=True)
-class FormProblems:
-    """The checks of psl_core.validation for the form: the config if it may launch, problems by section."""
-
-    config: ExperimentConfig | None
-    errors: dict[str, list[str]]
-    warnings: dict[str, list[str]]
-
-
-# Labels of the paths the form shows as tables (the scalar fields take their widget's label).
-TABLE_LABELS = {
-    "system.clients": ("Client groups", {"device": "device", "fraction": "fraction", "up_mbps": "up Mbit/s",
-                       "down_mbps": "down Mbit/s", "latency_ms": "latency ms", "cut": "cut"}),
-    "system.custom_devices": ("Custom devices", {"gflops": "GFLOP/s"}),
-}  # fmt: skip
-_PATH_MENTION = re.compile(r"\b(?:data|partition|model|sampling|training|system)\.[a-z_][\w.]*[a-z_0-9]")
-
-
-def field_label(path: str) -> str | None:
-    """The label the form shows for a dotted config path ('Global batch B'; 'Client groups, row 2,
-    fraction'), or None for a path the form has no widget for."""
-    labels = {spec.path: spec.label for spec in all_fields()}
-    if path in labels:
-        return labels[path]
-    for table, (title, columns) in TABLE_LABELS.items():
-        if path == table:
-            return title
-        if path.startswith(table + "."):
-            row, _, column = path[len(table) + 1 :].partition(".")
-            where = f"{title}, row {int(row) + 1}" if row.isdigit() else title
-            return f"{where}, {columns.get(column, column)}" if column else where
-    return None
-
-
-def in_form_words(message: str) -> str:
-    """A check's message with the config paths it mentions replaced by the form's labels."""
-
-    def label(match: re.Match) -> str:
-        found = field_label(match.group(0))
-        return f"“{found}”" if found else match.group(0)
-
-    return _PATH_MENTION.sub(label, message)
-
-
-def problem_line(problem) -> str:  # noqa: ANN001 - a psl_core.validation.Problem
-    """One Markdown bullet for a problem, in the form's words: '**Global batch B**: must be …'.
-    Everything from the config (paths, values, messages quoting them) is escaped as plain text."""
-    label = field_label(problem.path)
-    where = (
-        f"**{md_text(label)}** ({md_text(problem.path)})"
-        if label
-        else f"**{md_text(problem.path or 'config')}**"
-    )
-    got = (
-        ""
-        if problem.value is None or isinstance(problem.value, (dict, list))
-        else f" (got {problem.value!r})"
-    )
-    return f"- {where}: {md_text(in_form_words(problem.message) + got, limit=600)}"
-
-
-def validate_form(config: Mapping[str, Any]) -> FormProblems:
-    """Run the one validation path (the same checks as the CLI and the worker) on the form's config."""
-    from psl_core.validation import check_cached
-
-    errors: dict[str, list[str]] = {}
-    warnings: dict[str, list[str]] = {}
-    problems = check_cached(dict(config))
-    for problem in problems:
-        target = errors if problem.is_error else warnings
-        target.setdefault(section_of(problem.path), []).append(problem_line(problem))
-    parsed = None if errors else ExperimentConfig.model_validate(dict(config))
-    return FormProblems(parsed, errors, warnings)
 
 
 _RERUN_SUFFIX = re.compile(r"\s*\(re-run of #\d+\)$")

@@ -29,3 +29,21 @@ def failure_summary(record) -> str | None:  # noqa: ANN001 - a storage.RunRecord
         return str(record.error).strip()
     lines = [line for line in str(record.traceback or "").splitlines() if line.strip()]
     return lines[-1].strip() if lines else "no reason was recorded; see the event log"
+
+
+def no_phases_reason(config: dict | None) -> str:
+    """Why a run's step-phase chart is empty, in the run's own terms (its stored config dict)."""
+    config = config or {}
+    paradigm = str((config.get("paradigm") or {}).get("name", "psl"))
+    if paradigm != "psl":
+        return (
+            f"No step phases: {paradigm.upper()} runs in rounds, and each step logs one simulated time (its "
+            "share of the round: local computation and the model or smashed-data exchange), shown in the "
+            "step-time chart above; the phase breakdown applies to PSL runs."
+        )
+    if ((config.get("system") or {}).get("helpers") or {}).get("num_helpers"):
+        return (
+            "No step phases: with helpers a step lasts the makespan of the helpers' schedule (see the "
+            "Helpers & scheduling page), not a chain of phases."
+        )
+    return "No step phases logged yet (runs stored before the phases were logged have none)."
