@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from psl_core.helpers import VARIANTS, HelperInputError, generate_instance, solve
-from psl_core.helpers.bounds import memory_units, time_unit
+from psl_core.helpers.bounds import memory_units, relaxation_bound, time_unit
 from psl_core.helpers.instance import Schedule
 from psl_core.helpers.solvers.cpsat_model import solve_cpsat
 from tests.core.test_helpers_independent_eval import evaluate
@@ -116,3 +116,17 @@ def test_reference_rows_join_the_best_known_and_raise_only_the_non_preemptive_bo
     assert set(out.loc[out["variant"] == "non_preemptive", "bound"]) == {95.0}
     assert set(out.loc[out["variant"] == "preemptive", "bound"]) == {90.0}  # its bound is non-preemptive only
     assert bench.add_reference(grid, ref.iloc[0:0]).equals(grid)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_more_cut_rounds_only_raise_the_bound_and_never_past_the_preemptive_optimum(seed):
+    tiny = generate_instance("corrected", "high", 4, 2, model="vgg19", seed=300 + seed)
+    optimum = solve(tiny, "brute_force", variant="preemptive").makespan  # below the non-preemptive one
+    first, cuts = relaxation_bound(tiny, rounds=1)
+    more, more_cuts = relaxation_bound(tiny, rounds=10, cuts=cuts)
+    assert more >= first * (1 - 1e-12)
+    assert more_cuts[: len(cuts)] == cuts  # an earlier call's cuts are kept, in order
+    assert more <= optimum * (1 + 1e-12)
+    # pruned by the optimum itself, the relaxation may prove it (bound = optimum) but never exceed it
+    pruned, _ = relaxation_bound(tiny, upper_bound=optimum, rounds=10, cuts=cuts)
+    assert first * (1 - 1e-12) <= pruned <= optimum * (1 + 1e-12)
