@@ -22,7 +22,6 @@ fixed seeds): a rerun prints the same numbers and the same digest. Then the K = 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -37,7 +36,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from psl_core.helpers import VARIANTS, check_schedule, generate_instance, solve  # noqa: E402
 from psl_core.helpers.bounds import chain_bound, relaxation_bound  # noqa: E402
 
-METHODS = ("baseline", "greedy", "decomposition", "local_search", "lns", "ours")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers_report import (  # noqa: E402
+    INSTANCE_KEYS,
+    REFERENCE_DTIME,
+    TARGET_GAP,
+    cell_table,
+    digest,
+    markdown_table,
+    previous_lines,
+    write_report,
+)
+
 SEEDS = {"corrected": (0, 1, 2), "tirana2024": (42, 43, 44)}  # 42 = the authors' own instance
 LNS_BUDGET = {"iterations": 20, "pair_dtime": 0.2, "triple_dtime": 0.1, "patience": 2, "full_pairs": 0}
 # Small instances (K·H <= EXACT_MAX_PAIRS) get the full CP-SAT model after LNS (with the relaxation's
@@ -53,7 +63,7 @@ LNS_PREEMPTIVE_BUDGET = {
 }
 # Where ours' proven gap is still above POLISH_TARGET: wide neighbourhoods (every helper re-sequenced,
 # the critical helper's clients and 60 % (K <= 30) or 30 % of the others free to move), stopping at the target.
-POLISH_TARGET = 0.005
+POLISH_TARGET = TARGET_GAP
 POLISH_BUDGET = {
     variant: {"iterations": 0, "ls_steps": 0, "full_pairs": 0, "wide_iterations": n, "wide_dtime": 1.0,
               "wide_patience": p, "target_gap": POLISH_TARGET}
@@ -71,7 +81,6 @@ SCALING_BUDGET = {
     "pair_dtime": 0.1,
     "patience": 1,
 }
-PAPER = {"cell": ("tirana2024", "vgg19", "high", 20, 10), "improvement": 0.523}
 
 
 def polish(inst, variant: str, seed: int, result, bound: dict, cuts: list):
@@ -179,40 +188,6 @@ def solve_instance(scenario: str, model: str, het: str, k: int, h: int, seed: in
     return df.to_dict("records")
 
 
-def cell_table(df: pd.DataFrame, scenario: str, variant: str) -> pd.DataFrame:
-    """One row per cell: methods relative to the best known (mean over seeds), LNS gaps per instance."""
-    sub = df[(df["scenario"] == scenario) & (df["variant"] == variant)]
-    rows = []
-    for (model, het, k, h), cell in sub.groupby(["model", "het", "K", "H"], sort=False):
-        row = {"model": model, "het": het, "K": k, "H": h}
-        for method in METHODS:
-            m = cell[cell["method"] == method].sort_values("seed")
-            row[f"{method} / best"] = float(np.mean(m["makespan"] / m["best_known"]))
-        ref = cell[cell["method"] == "reference"]
-        row["reference / best (runs)"] = (
-            f"{float(np.mean(ref['makespan'] / ref['best_known'])):.4f} ({len(ref)})" if len(ref) else "–"
-        )
-        ours = cell[cell["method"] == "ours"].sort_values("seed")
-        base = cell[cell["method"] == "baseline"].sort_values("seed")
-        mk = ours["makespan"].to_numpy()
-        gaps = (mk - ours["bound"].to_numpy()) / mk
-        row["ours / best"] = float(np.mean(mk / ours["best_known"].to_numpy()))
-        row["ours: gap per seed (%)"] = " / ".join(f"{100 * max(g, 0):.2f}" for g in gaps)
-        row["proved optimal"] = f"{int(np.sum(gaps <= 1e-5))}/{len(gaps)}"
-        row["ours vs best (max %)"] = 100 * float(np.max(mk / ours["best_known"].to_numpy() - 1))
-        row["ours vs baseline (mean %)"] = 100 * float(np.mean(1 - mk / base["makespan"].to_numpy()))
-        row["ours s (mean)"] = float(ours["time_s"].mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def digest(df: pd.DataFrame) -> str:
-    """sha256 of every makespan and bound, in full precision and a fixed order."""
-    keys = ["scenario", "model", "het", "K", "H", "seed", "variant", "method"]
-    text = df.sort_values(keys)[keys + ["makespan", "bound"]].to_csv(index=False, float_format="%.17g")
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def scaling_lines() -> list[str]:
     """K = 1000, H = 50 with a fixed budget; the preemptive schedule continues from the non-preemptive one.
 
@@ -289,8 +264,6 @@ def probe_lines(csv: Path, count: int, dtime: float) -> list[str]:
 
 
 REFERENCE_CSV = Path(__file__).resolve().parent / "results" / "helpers_reference.csv"
-REFERENCE_DTIME = 30.0
-INSTANCE_KEYS = ["scenario", "model", "het", "K", "H", "seed"]
 
 
 def reference_rows(
@@ -359,19 +332,6 @@ def rerun_check(df: pd.DataFrame, sample: list[tuple]) -> str:
     first = df.set_index(keys).loc[again.set_index(keys).index, ["makespan", "bound"]]
     same = np.array_equal(first.to_numpy(), again.set_index(keys)[["makespan", "bound"]].to_numpy())
     return f"rerun of {len(sample)} instances ({len(again)} results): identical to the last digit = {same}"
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, float) and np.isnan(v):
-            return "–"
-        if isinstance(v, float):
-            return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -482,159 +442,6 @@ def main(argv: list[str] | None = None) -> None:
         cmd = "python bench/bench_helpers.py " + " ".join(argv if argv is not None else sys.argv[1:])
         before = previous_lines(df, pd.read_csv(args.previous)) if args.previous else []
         write_report(args.out, cmd, tables, df, summary, scaling, before)
-
-
-def paper_lines(df: pd.DataFrame) -> list[str]:
-    scenario, model, het, k, h = PAPER["cell"]
-    cell = df[
-        (df["scenario"] == scenario)
-        & (df["model"] == model)
-        & (df["het"] == het)
-        & (df["K"] == k)
-        & (df["H"] == h)
-    ]
-    out = []
-    for variant in VARIANTS:
-        c = cell[cell["variant"] == variant]
-        for seed in sorted(c["seed"].unique()):
-            s = c[c["seed"] == seed].set_index("method")["makespan"]
-            out.append(
-                f"| {variant} | {seed} | {100 * (1 - s['decomposition'] / s['baseline']):.1f} | "
-                f"{100 * (1 - s['ours'] / s['baseline']):.1f} | {100 * PAPER['improvement']:.1f} (best case) |"
-            )
-    return out
-
-
-def previous_lines(df: pd.DataFrame, previous: pd.DataFrame) -> list[str]:
-    """Ours before (``previous`` grid, without the extra phases) and now, on the pairs whose proven gap
-    was above 0.5 % before; both judged against today's best known (which includes the reference)."""
-    keys = INSTANCE_KEYS + ["variant"]
-    old = previous[previous["method"] == "ours"].set_index(keys)
-    new = df[df["method"] == "ours"].set_index(keys)
-    old_gap = (old["makespan"] - old["bound"]) / old["makespan"]
-    failing = old_gap[old_gap > POLISH_TARGET].index
-    o, n = old.loc[failing], new.loc[failing]
-    new_gap = (n["makespan"] - n["bound"]) / n["makespan"]
-    best = n["best_known"]
-    lines = [
-        "| | pairs | proven gap > 0.5 % | proven gap: worst / mean (%) | ours vs best known > 0.5 % | ours vs best "
-        "known: worst (%) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, mk, gap in (("before", o["makespan"], old_gap.loc[failing]), ("after", n["makespan"], new_gap)):
-        vs = mk / best - 1
-        lines.append(
-            f"| {name} | {len(failing)} | {int((gap > POLISH_TARGET).sum())} | {100 * gap.max():.2f} / "
-            f"{100 * gap.mean():.2f} | {int((vs > POLISH_TARGET).sum())} | {100 * vs.max():.2f} |"
-        )
-    return lines
-
-
-def write_report(
-    path: Path,
-    cmd: str,
-    tables: dict,
-    df: pd.DataFrame,
-    summary: list[str],
-    scaling: list[str],
-    before: list[str] = (),
-) -> None:
-    text = [
-        "# Helper scheduling: results (methods §5, issue 14)",
-        "",
-        f"Produced by `nice -n 19 {cmd}` on a shared 2-core machine. Methods, variants, bounds and "
-        'scenarios are described in docs/methods.md (section "Helpers").',
-        "",
-        "## How to read the tables",
-        "",
-        "- One table per scenario and variant. The two variants are different problems (a preemptive schedule "
-        "may interrupt a helper task): numbers are never compared across tables.",
-        "- `X / best` = mean over the 3 seeds of makespan(X) / best known makespan of that instance in that "
-        "variant (best known = shortest schedule found by any method, the full CP-SAT model included; a "
-        "non-preemptive schedule also counts for the preemptive variant).",
-        "- `ours` = our strongest pipeline: LNS, then (non-preemptive, K·H <= 200) the full CP-SAT model from its "
-        "schedule; in the preemptive variant, LNS continued from the best non-preemptive schedule or the "
-        "preemptive local search. `ours: gap per seed` = (makespan - lower bound) / makespan for each seed: the bound is the best "
-        "of the chain bound, the CP-SAT assignment relaxation (valid for both variants) and, in the "
-        "non-preemptive variant when K·H <= 200 or when the extra phases below ran, the full CP-SAT model's bound (times rounded down, so "
-        "valid). `proved optimal` counts gaps <= 0.001 %.",
-        "- `ours vs best` = the worst seed's distance from the best known (the `lns / best` column shows LNS "
-        "alone); `ours vs baseline` = mean "
-        "% shorter makespan than random + FCFS. Budgets: local search up to 2000 steps; LNS 20 CP-SAT "
-        "re-solves (0.2 / 0.1 deterministic s each); in the non-preemptive variant of instances with "
-        "K·H <= 200 the full CP-SAT model then runs for 2 deterministic s from the LNS schedule (the `exact` "
-        "row of the CSV, part of the best known); the preemptive LNS continues from the best non-preemptive "
-        "schedule for 3 more re-solves (its time includes what it started from).",
-        "- Extra phases of `ours`, only where its proven gap is still above 0.5 % (adaptive, deterministic): "
-        "first up to 40 more cut rounds of the assignment relaxation, pruned by ours' makespan (1 deterministic "
-        "s each; when no assignment is left below it, that makespan is proven optimal), then wide "
-        "neighbourhoods — every helper re-sequenced at once, the clients of every helper at the makespan and a seeded 60 % "
-        "(K <= 30) or 30 % (K >= 50) of the others free to change helper, 1 deterministic s each, at most 12 (non-preemptive, stop after "
-        "3 fruitless) / 5 (preemptive, after 2) — and, non-preemptive, the full CP-SAT model from the best "
-        "schedule for 5 more deterministic s (with the relaxation's cuts); each step only while the gap is above 0.5 %.",
-        "- `reference` (column `reference / best (runs)`, rows `reference` in the CSV): an INDEPENDENT long run "
-        "on every instance where ours' proven gap exceeded 0.5 % in the grid before these phases existed "
-        f"({df[df['method'] == 'reference'].groupby(INSTANCE_KEYS).ngroups} instances): the full non-preemptive CP-SAT model warm-started from local search only — never "
-        f"from ours — one worker, {REFERENCE_DTIME:g} deterministic s, fixed seed "
-        "(`git show ce082b8:bench/results/helpers_grid.csv > previous.csv; nice -n 19 python bench/bench_helpers.py "
-        "--csv previous.csv --reference`, stored in "
-        "bench/results/helpers_reference.csv and read by the grid run). It is part of the best known in both "
-        "variants (a non-preemptive schedule is a preemptive one); its bound (valid for the non-preemptive "
-        "variant only) joins that variant's bound. So `ours vs best` measures ours against a search that "
-        "did not start from ours, not only against ours' own components.",
-        "- Times are wall-clock on a loaded machine and only indicative; every budget is deterministic.",
-        "",
-        "## Summary",
-        "",
-        *[f"- {line}" for line in summary],
-        "",
-    ]
-    for (scenario, variant), table in tables.items():
-        text += [f"## {scenario} · {variant}", "", markdown_table(table), ""]
-    if before:
-        text += [
-            "## Before and after the extra phases (cut rounds, wide neighbourhoods)",
-            "",
-            "The (instance, variant) pairs where ours' proven gap was above 0.5 % in the previous grid (`--previous previous.csv`, "
-            "the same command without the extra phases), ours then and now, both against today's best known "
-            "(reference included) and each with its own bound:",
-            "",
-            *before,
-            "",
-        ]
-    text += [
-        "## Before and after (issue 14)",
-        "",
-        "Before, this page reported the local search's best single seed (50.5 % shorter than the baseline, "
-        "VGG-19 low) beside the paper's 52.3 % for another cell; in the paper's own cell our old generator "
-        "averaged 27.4 %. The local search stopped on wall-clock time (numbers moved with machine load), "
-        "valued moves with non-preemptive list rules but could return the decomposition's preemptive "
-        "schedule (two variants mixed in one column), and the exact model's 'lower bound' was CP-SAT's bound "
-        "on times rounded to the nearest 0.01 ms — above the true optimum in most checked cases, so not a "
-        "bound. Now every number above is deterministic, belongs to one variant, and comes with a gap to a "
-        "valid bound; the authors' generator is run as written beside ours.",
-        "",
-        "## Beside the paper",
-        "",
-        "Tirana et al. report up to 52.3 % shorter makespan than their baseline (VGG-19, high heterogeneity, "
-        "K = 20, H = 10); their per-cell results are plotted, not tabulated, so this is the one published "
-        "number we compare with. Seed 42 of `tirana2024` is the authors' own instance (their scripts always "
-        "seed 42). Our baseline draws its random assignment with the run seed.",
-        "",
-        "| variant | seed | decomposition vs baseline (%) | ours vs baseline (%) | paper (%) |",
-        "|---|---|---|---|---|",
-        *paper_lines(df),
-        "",
-        "## Scaling",
-        "",
-        "The budget is fixed (steps, re-solves, deterministic seconds), so the schedule does not depend on the "
-        "machine; the time does. CPU time counts this process only; wall time was measured under `nice -n 19` "
-        "while other work (the dashboard's browser benchmarks) shared the 2 cores, so it may be inflated.",
-        "",
-        *[f"- {line}" for line in scaling],
-        "",
-    ]
-    path.write_text("\n".join(text))
 
 
 if __name__ == "__main__":
