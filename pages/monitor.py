@@ -153,12 +153,19 @@ def live_part() -> None:
         st.toast(f"cancel requested for #{run_id}")
     events = st.session_state.setdefault(f"monitor_events_{run_id}", [])
     events.extend(store.read_events(run_id, after_id=events[-1].id if events else None))
-    with st.expander(f"Event log ({len(events)})", expanded=current.status == "failed"):
+    # Lazy: the table is drawn only while the log is open (a closed table still cost browser time).
+    log_box = st.expander(
+        f"Event log ({len(events)})",
+        expanded=current.status == "failed",
+        key=f"monitor_events_open_{run_id}",
+        on_change="rerun",
+    )
+    if log_box.open:
         frame = pd.DataFrame(
             [(e.created_at.strftime("%H:%M:%S"), e.level, e.message) for e in events[-200:]],
             columns=["time", "level", "message"],
         )
-        st.dataframe(frame, hide_index=True, width="stretch")
+        log_box.dataframe(frame, hide_index=True, width="stretch")
     if current.is_finished and active:
         st.rerun(scope="app")  # it just finished: redraw once without the 2-second refresh
 

@@ -28,6 +28,8 @@ from psl_core.models import profile_arch
 
 LAUNCHED = "ne:launched"  # (queued run ids, the launched config's key)
 EDITING = "ne:editing"  # the run whose copy the form holds (re-run with edits), or None
+SWEEP_OPEN = "ne:sweep_open"  # the sweep builder's expander (True while open)
+SWEEP_KEYS = ("ne:sweep_preset", "ne:sweep_grid", "ne:sweep_seeds")
 PREVIEW_TAB = "ne:preview_tab"  # the open preview tab (its label); only that one is computed
 
 
@@ -181,19 +183,15 @@ def devices_preview(sched, config: ExperimentConfig, system, group_of) -> None: 
                "transient slowdowns not (they are random per step).")  # fmt: skip
 
 
-def show_launch(config: ExperimentConfig | None) -> None:
-    tags = st.text_input("Tags (comma-separated)", key="ne:tags")
-    tag_list = [t.strip() for t in tags.split(",") if t.strip()]
-    if st.button("Launch", type="primary", disabled=config is None, key="ne:launch") and config is not None:
-        try:
-            run_id = submit(get_store(), config, tags=tag_list)
-        except ConfigError as err:
-            st.error("Nothing was queued:")
-            show_user_text(err)
-        else:
-            ensure_worker()
-            st.session_state[LAUNCHED] = ([run_id], launched_key(config))
-    with st.expander("Sweep builder (grid × seeds)", expanded=bool(st.session_state.get("ne:sweep_preset"))):
+def sweep_builder(config: ExperimentConfig | None, tag_list: list[str]) -> None:
+    """Grid × seeds launched as one sweep. Lazy: drawn only while open (its values are kept)."""
+    box = st.expander("Sweep builder (grid × seeds)", key=SWEEP_OPEN, on_change="rerun")
+    if not box.open:
+        for key in SWEEP_KEYS:  # Streamlit drops the state of widgets not drawn: keep the values
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+        return
+    with box:
         st.selectbox("Start from a sweep preset", list(SWEEP_PRESETS), index=None, key="ne:sweep_preset",
                      on_change=_sweep_preset_changed, placeholder="Fills the form, the grid and the seeds…")  # fmt: skip
         if st.session_state.get("ne:sweep_preset"):
@@ -221,6 +219,21 @@ def show_launch(config: ExperimentConfig | None) -> None:
             else:
                 ensure_worker()
                 st.session_state[LAUNCHED] = (ids, launched_key(config))
+
+
+def show_launch(config: ExperimentConfig | None) -> None:
+    tags = st.text_input("Tags (comma-separated)", key="ne:tags")
+    tag_list = [t.strip() for t in tags.split(",") if t.strip()]
+    if st.button("Launch", type="primary", disabled=config is None, key="ne:launch") and config is not None:
+        try:
+            run_id = submit(get_store(), config, tags=tag_list)
+        except ConfigError as err:
+            st.error("Nothing was queued:")
+            show_user_text(err)
+        else:
+            ensure_worker()
+            st.session_state[LAUNCHED] = ([run_id], launched_key(config))
+    sweep_builder(config, tag_list)
     launched = st.session_state.get(LAUNCHED)
     # The message belongs to the config that was launched: an edit afterwards removes it.
     if launched and launched[1] != launched_key(config):

@@ -266,6 +266,7 @@ class RunStore(StoreBase):
         *,
         stale_after_s: float = 30.0,
         take_over_prefix: str | None = None,
+        take_over_silent_s: float = 0.0,
         host: str | None = None,
         backend: str | None = None,
         slot: str | None = None,
@@ -275,7 +276,9 @@ class RunStore(StoreBase):
         Claimable as in :meth:`claim_next_run`, and also when it is 'running' for a worker whose id
         starts with ``take_over_prefix``: an executor that retries a dead attempt of its own (a Ray task
         whose process was killed) takes the run over at once instead of waiting for the heartbeat to go
-        stale. A claimable run whose cancel was requested is cancelled instead (None is returned).
+        stale; with ``take_over_silent_s`` only once that owner has not beaten for that long (by the
+        database clock). A claimable run whose cancel was requested is cancelled instead (None is
+        returned).
         """
         if not worker_id:
             raise StoreValueError("claim_run needs a non-empty worker_id")
@@ -286,9 +289,10 @@ class RunStore(StoreBase):
             claimable = _claimable(now, stale_after_s)
             if take_over_prefix:
                 needle = f"{_escape_like(take_over_prefix)}%"
-                claimable = or_(
-                    claimable, and_(Run.status == "running", Run.worker_id.like(needle, escape="\\"))
-                )
+                owned = and_(Run.status == "running", Run.worker_id.like(needle, escape="\\"))
+                if take_over_silent_s > 0:
+                    owned = and_(owned, Run.heartbeat_at < now - timedelta(seconds=take_over_silent_s))
+                claimable = or_(claimable, owned)
             query = select(Run).where(Run.id == run_id, claimable).with_for_update(skip_locked=True)
             run = session.exec(query).first()
             if run is None:

@@ -101,7 +101,10 @@ def ui(
             f"binding {address}: anyone who can reach this port can run and delete experiments. "
             "PSL Studio has no login; put it behind a reverse proxy with authentication"
         )
-    typer.echo(f"PSL Studio on http://{address}:{port}  (data in {settings.home}; Ctrl-C stops)")
+    typer.echo(
+        f"PSL Studio on http://{address}:{port}  (data in {settings.home}; Ctrl-C stops)\n"
+        "Warming up (PyTorch, datasets, caches) before serving: the page answers in a few seconds."
+    )
     code = DashboardProcesses(settings, address, port, start_worker=not no_worker).run()
     raise typer.Exit(code)
 

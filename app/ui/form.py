@@ -47,6 +47,12 @@ _TITLES = {
     "paradigm.name": {k: v.title for k, v in PARADIGMS.items()},
 }  # fmt: skip
 _OPEN_SECTIONS = ("Run", "Data", "Partition (non-IID)", "Model & split", "Paradigm", "Sampling")
+DEVICES_SECTION = "Devices & stragglers"
+
+
+def section_key(section: str, prefix: str = FORM_PREFIX) -> str:
+    """The session-state key of a lazy section's expander (True while it is open)."""
+    return f"{prefix}:open:{section}"
 
 
 def _meta(prefix: str, name: str) -> str:
@@ -64,6 +70,8 @@ def load_config_into_form(config: dict[str, Any], prefix: str = FORM_PREFIX) -> 
     st.session_state.update(form_state_from_config(full, prefix))
     st.session_state[_meta(prefix, "groups")] = groups_frame(full)
     st.session_state[_meta(prefix, "custom")] = custom_frame(full)
+    for name in ("groups_edited", "custom_edited"):  # edits of the tables the form showed before
+        st.session_state.pop(_meta(prefix, name), None)
     # A new editor key makes the tables start from the new rows instead of replaying old edits.
     st.session_state[_meta(prefix, "version")] = st.session_state.get(_meta(prefix, "version"), 0) + 1
 
@@ -151,6 +159,7 @@ def _render_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                                                   "(blank = split what is left equally; the Split planner fills it)."),
         },
     )  # fmt: skip
+    st.session_state[_meta(prefix, "groups_edited")] = groups
     with st.expander("Custom devices", expanded=bool(custom_ids)):
         custom = st.data_editor(
             st.session_state[_meta(prefix, "custom")],
@@ -163,19 +172,58 @@ def _render_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return groups, custom
 
 
+def _keep_closed_fields(specs: list[FieldSpec], prefix: str) -> None:
+    """A closed section draws no widget, and Streamlit drops the state of widgets not drawn in a run:
+    writing each value back makes it the form's own state, kept until the section opens again."""
+    for spec in specs:
+        key = widget_key(spec.path, prefix)
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def _closed_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The device tables while their section is closed: as last edited. Edits are folded into the
+    tables' rows under a new editor key, so the tables show them again when the section reopens (an
+    editor's own edit state is dropped while it is not drawn)."""
+    state = st.session_state
+    folded = False
+    for name in ("groups", "custom"):
+        edited = state.pop(_meta(prefix, f"{name}_edited"), None)
+        if edited is not None and not edited.equals(state[_meta(prefix, name)]):
+            state[_meta(prefix, name)] = edited
+            folded = True
+    if folded:
+        state[_meta(prefix, "version")] += 1
+    return state[_meta(prefix, "groups")], state[_meta(prefix, "custom")]
+
+
 def render_config_form(prefix: str = FORM_PREFIX) -> tuple[dict[str, Any], ExperimentConfig | None]:
-    """Draw the form; return (the config dict it shows, the validated config or None if invalid)."""
+    """Draw the form; return (the config dict it shows, the validated config or None if invalid).
+
+    The sections closed by default (Training, Devices & stragglers) are lazy: their widgets are drawn
+    only while they are open (about a quarter of the page's browser time), their values kept."""
     ensure_form_state(prefix)
     problem_slots = {}
     groups = custom = None
     for section, specs in SECTIONS.items():
-        with st.expander(section, expanded=section in _OPEN_SECTIONS):
-            problem_slots[section] = st.container()
+        if section in _OPEN_SECTIONS:
+            expander = st.expander(section, expanded=True)
+        else:
+            problem_slots[section] = st.container()  # shown even while the section is closed
+            expander = st.expander(section, key=section_key(section, prefix), on_change="rerun")
+            if not expander.open:
+                _keep_closed_fields(specs, prefix)
+                if section == DEVICES_SECTION:
+                    groups, custom = _closed_device_tables(prefix)
+                continue
+        with expander:
+            if section not in problem_slots:
+                problem_slots[section] = st.container()
             for row in field_rows(specs):
                 for column, spec in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
                     with column:
                         _render_field(spec, prefix)
-            if section == "Devices & stragglers":
+            if section == DEVICES_SECTION:
                 groups, custom = _render_device_tables(prefix)
     config = config_from_state(st.session_state, groups, custom, prefix)
     st.session_state[_meta(prefix, "last_config")] = config

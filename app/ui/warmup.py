@@ -1,10 +1,12 @@
-"""Warm the dashboard's server process in the background, once, when it serves its first page.
+"""Warm the dashboard's server process once: ``psl ui`` does it before the port opens
+(app/ui/serve.py); a server started another way (``streamlit run``) does it in the background when it
+serves its first page.
 
 The first visit of a page that needs the engine, a dataset or the figure renderer would otherwise pay
-for those imports and loads (seconds on a cold process): torch, the model profiles, the digits data
-and the checks of the demo preset, the engine's planner (client timeline), the Learn page's toy
-federation, and vl-convert's JavaScript engine (figure export). Everything here only fills
-process-wide caches; a failure is logged and changes nothing else.
+for those imports and loads (seconds on a cold process): every module the pages import, the Store,
+torch, the model profiles, the digits data and the checks of every preset, the engine's planner
+(client timeline), the Learn page's toy federation, and vl-convert's JavaScript engine (figure
+export). Everything here only fills process-wide caches; a failure is logged and changes nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def start_warmup() -> bool:
 
 def warm() -> None:
     """Fill the caches the pages use first (in order of how soon a newcomer needs them)."""
-    steps = [_views, _store, _demo_checks, _engine, _learn, _figures]
+    steps = [_views, _store, _demo_checks, _engine, _learn, _figures, _preset_checks]
     for step in steps:
         try:
             step()
@@ -75,6 +77,16 @@ def _demo_checks() -> None:
     from app.ui.views.presets import DEMO_PRESET, preset_config
 
     validate_form(preset_config(DEMO_PRESET))  # torch, digits, model profile, the checks' cache
+
+
+def _preset_checks() -> None:
+    """Every preset's checks: picking one is what a newcomer does next (Fashion-MNIST's labels are
+    read by the first Fashion-MNIST preset, ~0.5 s)."""
+    from app.ui.views.form_problems import validate_form
+    from app.ui.views.presets import PRESETS, preset_config
+
+    for name in PRESETS:
+        validate_form(preset_config(name))
 
 
 def _engine() -> None:

@@ -136,6 +136,13 @@ def open_page(page: str, query_params: dict | None = None, **selection) -> None:
     st.switch_page(page_path(page), query_params=query_params)
 
 
+def decimals(frame, digits: int) -> dict:  # noqa: ANN001 - a pandas DataFrame
+    """``st.dataframe`` column settings showing every float column with ``digits`` decimals (cheaper
+    for the browser than a pandas Styler, which sends every cell's text and style as well)."""
+    fmt = f"%.{int(digits)}f"
+    return {c: st.column_config.NumberColumn(format=fmt) for c in frame.columns if frame[c].dtype.kind == "f"}
+
+
 def show_chart(chart, name: str, *, key: str | None = None, width: str = "stretch") -> None:  # noqa: ANN001
     """Draw an Altair chart with an "Export" menu: SVG, PNG (300 dpi) and PDF at single-column paper
     size. The files are rendered only when a button is pressed (deferred downloads)."""

@@ -53,6 +53,54 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def dead_local_owner(worker_id: str | None, host: str | None = None) -> bool:
+    """True when ``worker_id`` (``host-pid-xxxxxx``, see :func:`new_worker_id`) names a worker process
+    of THIS host that no longer exists. A live, zombie or foreign process, another host, or another
+    kind of owner (a Ray task) is not "dead" here: its run waits until its heartbeat is stale."""
+    host = host or socket.gethostname()
+    parts = (worker_id or "").rsplit("-", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def take_over_dead_local_run(
+    store: Store, worker_id: str, *, heartbeat_s: float, slot: str, sweep_id: int | None = None
+) -> tuple[object | None, bool]:
+    """Claim a run whose worker died on this host (kill -9, out of memory) without waiting for its
+    heartbeat to go stale (30 s by default): its process is gone, so after two missed beats (by the
+    database clock, a guard against a live worker elsewhere under the same host name) the run is
+    resumed from its checkpoint now. Returns (the claimed run or None, whether such a run exists that
+    is not claimable yet)."""
+    host = socket.gethostname()
+    waiting = False
+    for record in store.list_runs(status="running"):
+        if (sweep_id is not None and record.sweep_id != sweep_id) or not dead_local_owner(
+            record.worker_id, host
+        ):
+            continue
+        claimed = store.claim_run(
+            record.id,
+            worker_id,
+            take_over_prefix=record.worker_id,
+            take_over_silent_s=2 * heartbeat_s,
+            host=host,
+            backend="local",
+            slot=slot,
+        )
+        if claimed is not None:
+            log.info("run %s: its worker %s died on this host; taken over", record.id, record.worker_id)
+            return claimed, False
+        waiting = True
+    return None, waiting
+
+
 class ShutdownFlag:
     """Set by SIGTERM/SIGINT: the worker finishes the current step, re-queues its run and exits."""
 
@@ -377,6 +425,11 @@ def run_worker(
                     backend="local",
                     slot=slot,
                 )
+                waiting = False
+                if record is None:
+                    record, waiting = take_over_dead_local_run(
+                        store, worker_id, heartbeat_s=heartbeat_s, slot=slot, sweep_id=sweep_id
+                    )
                 delay = poll_s
             except DatabaseFileChanged as err:
                 log.critical("worker %s stops: %s", worker_id, err)
@@ -387,7 +440,9 @@ def run_worker(
                 delay = min(delay * 2, RETRY_MAX_WAIT_S)
                 continue
             if record is None:
-                if exit_when_idle:
+                # A run whose worker died here is resumed once it has been silent for two beats, so an
+                # idle-exiting worker started right after the crash waits for it instead of leaving it.
+                if exit_when_idle and not waiting:
                     break
                 shutdown.event.wait(poll_s)
                 continue

@@ -200,3 +200,68 @@ def test_kill_9_mid_run_resumes_from_checkpoint_with_identical_metrics(home):
     assert list(epochs["test_acc"]) == [e["test_acc"] for e in reference.epochs]
     events = [e.message for e in store.read_events(run_id)]
     assert any("resuming from checkpoint" in m for m in events)
+
+
+def test_dead_local_owner_names_only_dead_processes_of_this_host():
+    import socket
+
+    from app.worker.loop import dead_local_owner, new_worker_id
+
+    host = socket.gethostname()
+    assert not dead_local_owner(new_worker_id())  # this very process
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # exited and reaped: its pid names no process now
+    assert dead_local_owner(f"{host}-{gone.pid}-abc123")
+    assert not dead_local_owner(f"another-host-{gone.pid}-abc123")  # another machine: not ours to judge
+    for odd in (None, "", "ray-task-7", f"{host}-notapid-abc123", f"{host}-{gone.pid}"):
+        assert not dead_local_owner(odd)
+
+
+def test_a_take_over_waits_until_the_owner_has_been_silent(home):
+    store = Store(get_settings().database_url)
+    run_id = submit(store, small_config())
+    store.claim_next_run("host-1-aaaaaa")
+    assert store.heartbeat(run_id, "host-1-aaaaaa")
+    assert store.claim_run(run_id, "me", take_over_prefix="host-1-aaaaaa", take_over_silent_s=5) is None
+    time.sleep(0.3)
+    taken = store.claim_run(run_id, "me", take_over_prefix="host-1-aaaaaa", take_over_silent_s=0.2)
+    assert taken is not None and taken.worker_id == "me" and taken.attempts == 2
+
+
+def test_an_idle_exiting_worker_started_right_after_a_kill_9_finishes_the_run(home):
+    """A worker killed by the OOM killer or kill -9 left its run 'running' until its heartbeat was stale
+    (30 s by default), and `psl worker --exit-when-idle` started meanwhile exited at once, leaving the
+    run behind. Its process is gone, so the next worker on this host takes the run over and finishes it
+    from its checkpoint — with the default --stale-after, without waiting for staleness."""
+    store = Store(get_settings().database_url)
+    cfg = small_config(**{"training.epochs": 3, "training.max_steps_per_epoch": None,
+                          "training.checkpoint_every_steps": 10})  # fmt: skip
+    run_id = submit(store, cfg)
+    env = dict(os.environ, PSL_HOME=str(home))
+    command = [sys.executable, "-m", "app", "worker", "--heartbeat-every", "0.5"]  # default --stale-after 30
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            ckpt = store.latest_checkpoint(run_id)
+            if ckpt is not None and ckpt.step >= 10:
+                break
+            time.sleep(0.05)
+        assert store.get_run(run_id).status == "running", "the run ended before it could be killed"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert store.get_run(run_id).status == "running" and run_id not in store.claimable_run_ids()
+    second = subprocess.run(
+        [*command, "--exit-when-idle"], cwd=ROOT, env=env, capture_output=True, timeout=240
+    )
+    assert second.returncode == 0, (second.stdout + second.stderr).decode()[-2000:]
+    record = store.get_run(run_id)
+    assert record.status == "completed" and record.attempts == 2
+    assert list(store.read_step_metrics(run_id)["step"]) == list(range(1, 3 * 23 + 1))  # none lost or twice
+    assert any("resuming from checkpoint" in e.message for e in store.read_events(run_id))
+    # Taken over as a dead local worker's run (after two missed beats), not as a stale one (30 s).
+    log = (home / "logs" / "worker.log").read_text()
+    assert f"run {run_id}: its worker" in log and "died on this host; taken over" in log

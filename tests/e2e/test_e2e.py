@@ -255,10 +255,10 @@ def snap(page, name: str) -> None:
 
 
 def set_epochs(page, epochs: int) -> None:
-    """Type the number of epochs (in the collapsed Training section of the form)."""
+    """Type the number of epochs (in the collapsed Training section of the form, drawn when opened)."""
     field = page.get_by_label("Epochs", exact=True)
     if not field.is_visible():
-        page.get_by_text("Training", exact=True).click()
+        act(page, lambda pg: pg.get_by_text("Training", exact=True).click())
     type_into(page, "Epochs", str(epochs))
 
 
@@ -383,7 +383,7 @@ def test_sweep_is_compared_and_laid_out_as_a_grid(app_server, page):
     choose(page, "Start from a preset", "30-second demo (digits)")
     set_epochs(page, 1)
     type_into(page, "Training samples (limit)", str(SWEEP_TRAIN_LIMIT))
-    page.get_by_text("Sweep builder (grid × seeds)").click()
+    act(page, lambda pg: pg.get_by_text("Sweep builder (grid × seeds)").click())  # drawn when opened
     page.get_by_label("Grid: one 'field.path: value1, value2' per line").fill(
         "sampling.method: ugs, fls\nsampling.batch_size: 32, 64"
     )

@@ -86,3 +86,15 @@ def test_only_the_open_explainer_is_computed(page):
     open_tab(page, "What the split point changes")
     shown = {df.value.columns[0] for df in page.dataframe}
     assert "cut" in shown and "method" not in shown
+
+
+def test_decimals_formats_only_float_columns():
+    """The Learn tables show fixed decimals through column settings (a Styler sent every cell twice)."""
+    import pandas as pd
+
+    from app.ui.widgets import decimals
+
+    frame = pd.DataFrame({"method": ["UGS"], "steps": [45], "mean deviation": [0.43612], "share": [0.5]})
+    config = decimals(frame, 3)
+    assert set(config) == {"mean deviation", "share"}
+    assert all(c["type_config"]["format"] == "%.3f" for c in config.values())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.ui.form import DEVICES_SECTION, section_key
 from app.ui.views.form_fields import full_config
 from app.ui.views.presets import preset_config
 from app.ui.widgets import PREFILL_CONFIG
@@ -15,6 +16,7 @@ from storage import Store
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "new_experiment.py")
 FLS_PRESET = "GPSL paper — FLS"
+LAZY_KEYS = (section_key("Training"), section_key(DEVICES_SECTION), "ne:sweep_open")
 
 
 @pytest.fixture
@@ -27,8 +29,14 @@ def store(fresh_psl_home, monkeypatch):
     return Store(f"sqlite:///{fresh_psl_home}/psl.db")
 
 
-def _app() -> AppTest:
-    return AppTest.from_file(PAGE, default_timeout=60)
+def _app(*, open_all: bool = True) -> AppTest:
+    """The page; with ``open_all`` its lazy sections (Training, Devices & stragglers, the sweep
+    builder) start open, so every field is drawn as before they became lazy."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if open_all:
+        for key in LAZY_KEYS:
+            at.session_state[key] = True
+    return at
 
 
 def _errors(at: AppTest) -> list[str]:
@@ -153,3 +161,57 @@ def test_only_the_open_preview_is_computed(store):
     at.session_state["ne:preview_tab"] = "Sampling"
     at.run()
     assert any("method" in df.value.columns for df in at.dataframe)  # the methods' summary table
+
+
+def _device_tables(at: AppTest) -> list:
+    """The client-group and custom-device tables (data editors) the page draws."""
+    return [df.value for df in at.dataframe if {"fraction"} <= set(df.value.columns) or "gflops" in df.value]
+
+
+def test_closed_sections_are_lazy_and_keep_their_values(store):
+    """Speed (issue 11): the sections closed by default (Training, Devices & stragglers, the sweep
+    builder) were ~0.25 s of the page's browser time though nobody sees them; they are now drawn
+    only while open — without losing a value, a table edit or a problem message."""
+    at = _app(open_all=False).run()
+    assert not at.exception
+    shown = {w.key for w in at.number_input}
+    assert "ne.training.epochs" not in shown and "ne.partition.num_clients" in shown
+    assert not _device_tables(at) and "ne:sweep_grid" not in {t.key for t in at.text_area}
+    demo_epochs = preset_config("30-second demo (digits)")["training"]["epochs"]
+    assert at.session_state["ne:last_config"]["training"]["epochs"] == demo_epochs  # closed, still there
+
+    at.session_state[section_key("Training")] = True
+    at.run()
+    at.number_input(key="ne.training.epochs").set_value(9).run()
+    at.session_state[section_key("Training")] = False
+    at.run()
+    at.run()  # a second run with the section closed: Streamlit would drop a plain widget's value here
+    assert "ne.training.epochs" not in {w.key for w in at.number_input}
+    assert at.session_state["ne:last_config"]["training"]["epochs"] == 9
+    at.session_state[section_key("Training")] = True
+    at.run()
+    assert at.number_input(key="ne.training.epochs").value == 9
+
+    # A device-table edit made while open survives closing and reopening the section.
+    at.session_state[section_key(DEVICES_SECTION)] = True
+    at.run()
+    edited = at.session_state["ne:groups"].copy()
+    edited.loc[0, "up_mbps"] = 12.5  # what the editor returns after the user typed it
+    at.session_state["ne:groups_edited"] = edited
+    at.session_state[section_key(DEVICES_SECTION)] = False
+    at.run()
+    assert at.session_state["ne:last_config"]["system"]["clients"][0]["up_mbps"] == 12.5
+    at.session_state[section_key(DEVICES_SECTION)] = True
+    at.run()
+    assert _device_tables(at)[0].loc[0, "up_mbps"] == 12.5  # the table shows the edit
+
+    # A problem in a closed section is shown above it, and launching stores the closed values.
+    bad = preset_config("30-second demo (digits)")
+    bad["system"]["clients"] = [{"device": "rpi4b", "fraction": 0.5}, {"device": "vm", "fraction": 0.3}]
+    fresh = _app(open_all=False)
+    fresh.session_state[PREFILL_CONFIG] = bad
+    fresh.run()
+    assert any("fractions must sum to 1" in e for e in _errors(fresh))
+    at.button(key="ne:launch").click().run()
+    stored = store.get_run(store.list_runs()[0].id).config
+    assert stored["training"]["epochs"] == 9 and stored["system"]["clients"][0]["up_mbps"] == 12.5

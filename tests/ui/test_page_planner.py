@@ -83,6 +83,9 @@ def test_view_frames_and_charts(mixed_report):
     assert methods_chart(r.methods).to_dict()["mark"]["type"] == "bar"
     layers = pareto_chart(r.front, r.methods).to_dict()["layer"]
     assert len(layers) == 5
+    # Symbols at the edge of the range are drawn whole: both axes are padded.
+    scales = [layer["encoding"][axis]["scale"] for layer in layers[:2] for axis in ("x", "y")]
+    assert all(scale.get("padding", 0) >= 10 for scale in scales)
 
 
 def test_report_json_has_no_nan(mixed_report):

@@ -119,6 +119,9 @@ def test_monitor_shows_selected_run_and_reads_incrementally(store):
     at.run()
     assert not at.exception
     assert any("11 steps held · 1 new rows read" in c.value for c in at.caption)
+    assert any(e.label == "Event log (1)" for e in at.expander)  # events are read even while it is closed
+    at.session_state[f"monitor_events_open_{b}"] = True  # the log's table is drawn while it is open
+    at.run()
     assert "epoch 1 done" in list(at.dataframe[-1].value["message"])
     # These rows carry no step phases: the monitor says so instead of drawing an empty chart.
     assert any("No step phases logged yet" in c.value for c in at.caption)
@@ -189,3 +192,24 @@ def test_compare_opens_the_runs_named_in_its_url(store):
     at.run()
     assert not at.exception
     assert list(at.dataframe[0].value["run_id"]) == [a, b]
+
+
+def test_monitor_event_log_is_drawn_only_while_open(store):
+    """Speed (issue 11): the log's table is drawn only while the log is open; a failed run opens it."""
+    ok, bad = _run(store, "fine"), _run(store, "broken")
+    for run, status in ((ok, "completed"), (bad, "failed")):
+        store.add_event(run, f"event of #{run}")
+        store.finish_run(run, status, error="boom" if status == "failed" else None)
+
+    def log_tables(at):
+        return [df.value for df in at.dataframe if list(df.value.columns) == ["time", "level", "message"]]
+
+    at = _page("monitor.py", **{SELECTED_RUN: ok})
+    assert not at.exception and not log_tables(at)
+    at.session_state[f"monitor_events_open_{ok}"] = True
+    at.run()
+    [table] = log_tables(at)
+    assert f"event of #{ok}" in set(table["message"])
+    at.selectbox(key="monitor_run").set_value(bad).run()
+    [table] = log_tables(at)  # a failed run's log opens by itself
+    assert f"event of #{bad}" in set(table["message"])

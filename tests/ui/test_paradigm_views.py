@@ -138,7 +138,9 @@ def test_learn_page_explains_the_chosen_paradigm(fresh_psl_home):
 
 
 def test_new_experiment_sweep_preset_fills_grid_and_seeds(fresh_psl_home):
-    at = AppTest.from_file(str(PAGES / "new_experiment.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(PAGES / "new_experiment.py"), default_timeout=90)
+    at.session_state["ne:sweep_open"] = True  # the sweep builder is lazy: drawn only while open
+    at.run()
     [name] = list(SWEEP_PRESETS)
     at.selectbox(key="ne:sweep_preset").select(name).run()
     assert not at.exception
