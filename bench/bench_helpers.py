@@ -67,10 +67,10 @@ POLISH_TARGET = TARGET_GAP
 POLISH_BUDGET = {
     variant: {"iterations": 0, "ls_steps": 0, "full_pairs": 0, "wide_iterations": n, "wide_dtime": 1.0,
               "wide_patience": p, "target_gap": POLISH_TARGET}
-    for variant, n, p in (("non_preemptive", 12, 3), ("preemptive", 5, 2))
+    for variant, n, p in (("non_preemptive", 30, 8), ("preemptive", 5, 2))
 }  # fmt: skip
 RELAX_BUDGET = {"rounds": 8, "dtime_per_round": 1.0}
-POLISH_EXACT_DTIME = 5.0  # then (non-preemptive) the full model from the best schedule
+POLISH_EXACT_DTIME = 20.0  # then (non-preemptive) the full model from the best schedule
 RELAX_MORE = {"rounds": 40, "dtime_per_round": 1.0}  # only where the gap is above POLISH_TARGET
 EXACT_DTIME = 2.0
 EXACT_MAX_PAIRS = 200  # K·H up to which the full non-preemptive CP-SAT model is run

@@ -153,9 +153,9 @@ def write_report(
         "first up to 40 more cut rounds of the assignment relaxation, pruned by ours' makespan (1 deterministic "
         "s each; when no assignment is left below it, that makespan is proven optimal), then wide "
         "neighbourhoods — every helper re-sequenced at once, the clients of every helper at the makespan and a seeded 60 % "
-        "(K <= 30) or 30 % (K >= 50) of the others free to change helper, 1 deterministic s each, at most 12 (non-preemptive, stop after "
-        "3 fruitless) / 5 (preemptive, after 2) — and, non-preemptive, the full CP-SAT model from the best "
-        "schedule for 5 more deterministic s (with the relaxation's cuts); each step only while the gap is above 0.5 %.",
+        "(K <= 30) or 30 % (K >= 50) of the others free to change helper, 1 deterministic s each, at most 30 (non-preemptive, stop after "
+        "8 fruitless) / 5 (preemptive, after 2) — and, non-preemptive, the full CP-SAT model from the best "
+        "schedule for 20 more deterministic s (with the relaxation's cuts); each step only while the gap is above 0.5 %.",
         "- `reference` (column `reference / best (runs)`, rows `reference` in the CSV): an INDEPENDENT long run "
         "on every instance where ours' proven gap exceeded 0.5 % in the grid before these phases existed "
         f"({df[df['method'] == 'reference'].groupby(INSTANCE_KEYS).ngroups} instances): the full non-preemptive CP-SAT model warm-started from local search only — never "
