@@ -148,6 +148,27 @@ def _worker_process(home: Path, *extra: str) -> subprocess.Popen:
     )
 
 
+def kill_9_mid_run(
+    store: Store, run_id: int, worker: subprocess.Popen, *, min_step: int, rows_past_checkpoint: bool = False
+) -> None:
+    """Let ``worker`` train ``run_id`` until a checkpoint at ``min_step`` or later exists (and, if
+    asked, step rows past it that a resume must drop), then kill it with SIGKILL and reap it."""
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            ckpt = store.latest_checkpoint(run_id)
+            if ckpt is not None and ckpt.step >= min_step:
+                if not rows_past_checkpoint or store.count_step_metrics(run_id) > ckpt.step:
+                    break
+            time.sleep(0.05)
+        assert store.get_run(run_id).status == "running", "the run ended before it could be killed"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
 def test_kill_9_mid_run_resumes_from_checkpoint_with_identical_metrics(home):
     store = Store(get_settings().database_url)
     cfg = small_config(
@@ -162,20 +183,7 @@ def test_kill_9_mid_run_resumes_from_checkpoint_with_identical_metrics(home):
     )
     run_id = submit(store, cfg)
     total = 6 * 45
-    first = _worker_process(home)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            ckpt = store.latest_checkpoint(run_id)
-            if ckpt is not None and ckpt.step >= 30 and store.count_step_metrics(run_id) > ckpt.step:
-                break
-            time.sleep(0.05)
-        assert store.get_run(run_id).status == "running", "the run ended before it could be killed"
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_9_mid_run(store, run_id, _worker_process(home), min_step=30, rows_past_checkpoint=True)
     killed_at = store.count_step_metrics(run_id)
     assert 30 < killed_at < total  # rows past the last checkpoint exist: resume must drop and redo them
     # An --exit-when-idle worker leaves a run that still looks alive (heartbeat younger than
@@ -240,19 +248,7 @@ def test_an_idle_exiting_worker_started_right_after_a_kill_9_finishes_the_run(ho
     env = dict(os.environ, PSL_HOME=str(home))
     command = [sys.executable, "-m", "app", "worker", "--heartbeat-every", "0.5"]  # default --stale-after 30
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            ckpt = store.latest_checkpoint(run_id)
-            if ckpt is not None and ckpt.step >= 10:
-                break
-            time.sleep(0.05)
-        assert store.get_run(run_id).status == "running", "the run ended before it could be killed"
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_9_mid_run(store, run_id, first, min_step=10)
     assert store.get_run(run_id).status == "running" and run_id not in store.claimable_run_ids()
     second = subprocess.run(
         [*command, "--exit-when-idle"], cwd=ROOT, env=env, capture_output=True, timeout=240

@@ -6,7 +6,6 @@ shared with psl_core.helpers), never by the solver's own makespan.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from psl_core.helpers import VARIANTS, HelperInputError, generate_instance, solv
 from psl_core.helpers.bounds import memory_units, relaxation_bound, time_unit
 from psl_core.helpers.instance import Schedule
 from psl_core.helpers.solvers.cpsat_model import solve_cpsat
+from tests.bench_scripts import load_bench_script
 from tests.core.test_helpers_independent_eval import evaluate
 
 WIDE = {"iterations": 0, "ls_steps": 0, "full_pairs": 0, "wide_iterations": 4, "wide_dtime": 0.3,
@@ -25,10 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_helpers", ROOT / "bench" / "bench_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("bench_helpers")
 
 
 @pytest.fixture(scope="module")

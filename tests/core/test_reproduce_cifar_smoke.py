@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,16 +11,14 @@ from torch import nn
 
 from psl_core.data.readers import write_cifar_pickle
 from psl_core.engine import build_experiment
+from tests.bench_scripts import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce_cifar", ROOT / "bench" / "reproduce_cifar.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("reproduce_cifar")
 
 
 @pytest.fixture(scope="module")
