@@ -213,7 +213,7 @@ def test_kill_9_mid_run_resumes_from_checkpoint_with_identical_metrics(home):
 def test_dead_local_owner_names_only_dead_processes_of_this_host():
     import socket
 
-    from app.worker.loop import dead_local_owner, new_worker_id
+    from app.worker.takeover import dead_local_owner, new_worker_id
 
     host = socket.gethostname()
     assert not dead_local_owner(new_worker_id())  # this very process
