@@ -25,12 +25,8 @@ from psl_core.engine.sinks import (
     RunInfo,
     Sink,
 )
-from psl_core.engine.trainer import (
-    PSLTrainer,
-    RunResult,
-    TrainingDivergedError,
-    learning_rate,
-)
+from psl_core.engine.trainer import PSLTrainer
+from psl_core.engine.training import RunResult, TrainingDivergedError, learning_rate
 
 __all__ = [
     "CHECKPOINT_VERSION",

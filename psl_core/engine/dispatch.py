@@ -11,7 +11,8 @@ from pathlib import Path
 from psl_core.config import ExperimentConfig
 from psl_core.engine.setup import build_experiment
 from psl_core.engine.sinks import Sink
-from psl_core.engine.trainer import PSLTrainer, RunResult
+from psl_core.engine.trainer import PSLTrainer
+from psl_core.engine.training import RunResult
 from psl_core.paradigms.engine import ParadigmTrainer
 
 

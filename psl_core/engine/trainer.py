@@ -15,9 +15,7 @@ thread (checkpoint_writer.py). ``training.precision`` and ``training.compile``: 
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from psl_core.config import ExperimentConfig
 from psl_core.data import augment_images
 from psl_core.engine.checkpoint import load_checkpoint
 from psl_core.engine.checkpoint_writer import CheckpointWriter
@@ -35,42 +32,8 @@ from psl_core.engine.precision import Precision, compile_blocks
 from psl_core.engine.prefetch import PlanPrefetcher, PreparedEpoch
 from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
+from psl_core.engine.training import RunResult, TrainingDivergedError, learning_rate, make_optimizer
 from psl_core.paradigms.costs import ClientCosts, psl_energy
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the message says where and what to change."""
-
-
-@dataclass
-class RunResult:
-    status: str  # 'completed' | 'cancelled'
-    steps: int
-    epochs: int
-    final: dict[str, Any] | None  # the last epoch's metrics
-
-
-def make_optimizer(
-    model: torch.nn.Module, cfg: ExperimentConfig, *, fused: bool = False
-) -> torch.optim.Optimizer:
-    t = cfg.training
-    # torch's default (foreach on a GPU) unless fused is asked: fp16 on a GPU (precision.py).
-    extra = {"fused": True} if fused else {}
-    if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **extra)
-    return torch.optim.SGD(
-        model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **extra
-    )
-
-
-def learning_rate(cfg: ExperimentConfig, epoch: int, step: int, total_steps: int) -> float:
-    """Learning rate at (0-based) ``epoch`` / global ``step``: a pure function, so resume needs no state."""
-    t = cfg.training
-    if t.lr_schedule == "step":
-        return t.lr * t.lr_gamma ** (epoch // t.lr_step_epochs)
-    if t.lr_schedule == "cosine":
-        return t.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
-    return t.lr
 
 
 class PSLTrainer:

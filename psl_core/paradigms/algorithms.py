@@ -286,7 +286,7 @@ class SequentialSL:
 
 # ---------------------------------------------------------------------- optimisers and their state
 def _torch_optimizer(model, cfg) -> torch.optim.Optimizer:
-    from psl_core.engine.trainer import make_optimizer
+    from psl_core.engine.training import make_optimizer
 
     return make_optimizer(model, cfg)
 

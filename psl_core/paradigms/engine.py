@@ -20,7 +20,7 @@ import torch
 from psl_core.engine.evaluation import evaluate_classifier
 from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
-from psl_core.engine.trainer import RunResult, TrainingDivergedError, learning_rate
+from psl_core.engine.training import RunResult, TrainingDivergedError, learning_rate
 from psl_core.paradigms.algorithms import Averaging, Batches, SequentialSL, SplitFedV2
 from psl_core.paradigms.checkpoint import load_paradigm_checkpoint, save_paradigm_checkpoint
 from psl_core.paradigms.schedule import RoundSchedule, RoundScheduler

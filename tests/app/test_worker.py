@@ -38,11 +38,8 @@ def small_config(**overrides) -> ExperimentConfig:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, store_url):
-    """A fresh PSL_HOME whose database is an empty SQLite file or PostgreSQL database (both run)."""
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", store_url)
-    return tmp_path
+def home(db_home):
+    return db_home
 
 
 def science_steps(df) -> list[dict]:

@@ -24,33 +24,21 @@ from app.cli import app as cli_app
 from app.runs import submit
 from app.settings import get_settings
 from app.worker.loop import run_worker
-from psl_core.config import ExperimentConfig, apply_overrides
+from psl_core.config import ExperimentConfig
 from psl_core.engine import checkpoint
 from storage import DatabaseFileChanged, Store, dispose_engine
+from tests.app.configs import tiny_config
 
 runner = CliRunner()
 
 
 def tiny(**overrides) -> ExperimentConfig:
-    base = {
-        "name": "faults",
-        "data.dataset": "digits",
-        "data.train_limit": 300,
-        "data.test_limit": 100,
-        "partition.num_clients": 3,
-        "model.arch": "mlp",
-        "sampling.batch_size": 32,
-        "training.epochs": 1,
-        "training.max_steps_per_epoch": 4,
-    }
-    return apply_overrides(ExperimentConfig(), {**base, **overrides})
+    return tiny_config("faults", steps_per_epoch=4, **overrides)
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, store_url):
-    monkeypatch.setenv("PSL_HOME", str(tmp_path))
-    monkeypatch.setenv("PSL_DATABASE_URL", store_url)
-    return tmp_path
+def home(db_home):
+    return db_home
 
 
 def _wait(condition, timeout: float = 120.0, what: str = "condition") -> None:
