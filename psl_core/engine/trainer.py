@@ -32,7 +32,13 @@ from psl_core.engine.precision import Precision, compile_blocks
 from psl_core.engine.prefetch import PlanPrefetcher, PreparedEpoch
 from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
-from psl_core.engine.training import RunResult, TrainingDivergedError, learning_rate, make_optimizer
+from psl_core.engine.training import (
+    FlushPolicy,
+    RunResult,
+    TrainingDivergedError,
+    learning_rate,
+    make_optimizer,
+)
 from psl_core.paradigms.costs import ClientCosts, psl_energy
 
 
@@ -54,8 +60,7 @@ class PSLTrainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         # Step rows go to the sink every ``flush_every`` steps, or — when ``flush_interval_s`` is set —
         # once that much wall time has passed (a store sink wants a few large writes, not many small).
-        self.flush_every = max(1, flush_every)
-        self.flush_interval_s = flush_interval_s
+        self.flush = FlushPolicy(flush_every, flush_interval_s)
         t = self.cfg.training
         self.precision = Precision(t.precision, self.device)
         self.optimizer = make_optimizer(self.model, self.cfg, fused=self.precision.fused_optimizer)
@@ -172,7 +177,7 @@ class PSLTrainer:
                 self._step(epoch_data, t, st, losses)
                 if eval_steps and st.global_step % eval_steps == 0 and st.global_step < self.total_steps:
                     st.step_evals[t] = self.evaluate(full=False)
-                if self._flush_due(st.step_in_epoch - pending_from, last_flush):
+                if self.flush.due(st.step_in_epoch - pending_from, last_flush):
                     self._flush(sink, plan, losses, pending_from, st.step_in_epoch, st, cum_sim, wall_start)
                     pending_from, last_flush = st.step_in_epoch, time.perf_counter()
                 every = t_cfg.checkpoint_every_steps
@@ -213,11 +218,6 @@ class PSLTrainer:
         st.global_step += 1
         st.step_in_epoch = t + 1
         st.lrs[t] = lr
-
-    def _flush_due(self, pending: int, last_flush: float) -> bool:
-        if self.flush_interval_s is None:
-            return pending >= self.flush_every
-        return pending > 0 and time.perf_counter() - last_flush >= self.flush_interval_s
 
     def _flush(self, sink, plan: EpochPlan, losses, start: int, end: int, st, cum_sim, wall_start) -> None:
         if end <= start:

@@ -4,6 +4,7 @@ run, the divergence error, the optimizer and the learning-rate schedule of ``tra
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,3 +46,20 @@ def learning_rate(cfg: ExperimentConfig, epoch: int, step: int, total_steps: int
     if t.lr_schedule == "cosine":
         return t.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
     return t.lr
+
+
+@dataclass(frozen=True)
+class FlushPolicy:
+    """When buffered step rows go to the sink: every ``every`` steps, or — with ``interval_s`` — once
+    that many seconds passed since the last flush (a worker writes at most once a second or so)."""
+
+    every: int = 25
+    interval_s: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "every", max(1, int(self.every)))
+
+    def due(self, pending: int, last_flush: float) -> bool:
+        if self.interval_s is None:
+            return pending >= self.every
+        return pending > 0 and time.perf_counter() - last_flush >= self.interval_s

@@ -20,7 +20,7 @@ import torch
 from psl_core.engine.evaluation import evaluate_classifier
 from psl_core.engine.setup import ExperimentSetup
 from psl_core.engine.sinks import RunInfo, Sink
-from psl_core.engine.training import RunResult, TrainingDivergedError, learning_rate
+from psl_core.engine.training import FlushPolicy, RunResult, TrainingDivergedError, learning_rate
 from psl_core.paradigms.algorithms import Averaging, Batches, SequentialSL, SplitFedV2
 from psl_core.paradigms.checkpoint import load_paradigm_checkpoint, save_paradigm_checkpoint
 from psl_core.paradigms.schedule import RoundSchedule, RoundScheduler
@@ -67,7 +67,7 @@ class ParadigmTrainer:
         self.setup, self.cfg, self.name = setup, cfg, p.name
         self.device = setup.device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.flush_every, self.flush_interval_s = max(1, flush_every), flush_interval_s
+        self.flush = FlushPolicy(flush_every, flush_interval_s)
         self.scheduler = RoundScheduler(setup)
         self.planner, self.costs = self.scheduler.planner, self.scheduler.costs
         self.sequential, self.cuts = self.scheduler.sequential, self.scheduler.cuts
@@ -135,7 +135,7 @@ class ParadigmTrainer:
                 st.seen += seen
                 st.global_step += 1
                 st.step_in_round = t + 1
-                if self._flush_due(st.step_in_round - pending, last_flush):
+                if self.flush.due(st.step_in_round - pending, last_flush):
                     self._flush(sink, sched, losses, lrs, pending, st.step_in_round, st, wall_start)
                     pending, last_flush = st.step_in_round, time.perf_counter()
                 every = self.cfg.training.checkpoint_every_steps
@@ -151,11 +151,6 @@ class ParadigmTrainer:
             st.wall_time = time.perf_counter() - wall_start
             self._end_round(sink, sched, st)
         return RunResult("completed", st.global_step, st.round, st.last_epoch_row)
-
-    def _flush_due(self, pending: int, last_flush: float) -> bool:
-        if self.flush_interval_s is None:
-            return pending >= self.flush_every
-        return pending > 0 and time.perf_counter() - last_flush >= self.flush_interval_s
 
     def _flush(
         self, sink: Sink, sched: RoundSchedule, losses, lrs, start: int, end: int, st: _State, wall_start

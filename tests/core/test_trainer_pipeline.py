@@ -304,3 +304,17 @@ def test_compile_captures_every_block_in_a_real_step_and_keeps_parameter_names(m
     reference = MemorySink()
     run_experiment(config(**{"training.epochs": 1}), reference)
     assert [r["loss"] for r in sink.steps] == pytest.approx([r["loss"] for r in reference.steps], rel=1e-5)
+
+
+def test_flush_policy_by_count_or_by_interval():
+    """One rule for both engines (PSL's trainer and the round-based paradigms)."""
+    import time as clock
+
+    from psl_core.engine.training import FlushPolicy
+
+    by_count = FlushPolicy(every=3)
+    assert not by_count.due(2, 0.0) and by_count.due(3, 0.0)
+    assert FlushPolicy(every=0).every == 1  # never "flush every 0 steps"
+    by_time = FlushPolicy(every=3, interval_s=60.0)
+    now = clock.perf_counter()
+    assert not by_time.due(100, now) and by_time.due(1, now - 61) and not by_time.due(0, now - 61)
