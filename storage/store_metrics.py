@@ -20,7 +20,8 @@ from storage.records import (
     clean_text,
     loads_or,
 )
-from storage.session import StoreBase, database_now, retry_transient
+from storage.session import database_now, retry_transient
+from storage.store_samples import CHART_SAMPLE_EXTREMES, CHART_SAMPLE_POINTS, SampleStore, restrict
 from storage.tables import ClientStat, EpochMetric, Event, StepMetric
 
 T = TypeVar("T")
@@ -124,6 +125,11 @@ def _expand_json(frame: pd.DataFrame, column: str, *, keep: list[str] | None = N
     return pd.concat([frame, parsed[wanted]], axis=1) if wanted else frame
 
 
+def _with_attrs(frame: pd.DataFrame, attrs: dict) -> pd.DataFrame:
+    frame.attrs.update(attrs)
+    return frame
+
+
 def _empty_dtype(name: str) -> str:
     if name.endswith("_json"):
         return "object"
@@ -140,7 +146,7 @@ def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-class MetricStore(StoreBase):
+class MetricStore(SampleStore):
     """Writing and reading metrics, client statistics, events and checkpoints."""
 
     # ---- writing ----------------------------------------------------------------------------------
@@ -294,18 +300,40 @@ class MetricStore(StoreBase):
             where.append(table.c.step > after_step)
         if max_points is None:
             return self.read_step_metrics(run_id, after_step=after_step, columns=columns)
-        span = select(func.count(), func.min(table.c.step), func.max(table.c.step)).where(*where)
-        count, first, last = self._fetch_rows(span)[0]
+        # min and max in separate queries: each is one index lookup, together they scanned every row.
+        first = self._fetch_rows(select(func.min(table.c.step)).where(*where))[0][0]
+        last = self._fetch_rows(select(func.max(table.c.step)).where(*where))[0][0]
+        if first is None or last - first + 1 <= max_points:
+            return self.read_step_metrics(run_id, after_step=after_step, columns=columns)
+        keep = (
+            after_step is None
+            and max_points == CHART_SAMPLE_POINTS
+            and extremes == list(CHART_SAMPLE_EXTREMES)
+        )
+        if keep and (kept := self._kept_sample(run_id, first, last, max_points, extremes)) is not None:
+            return _with_attrs(restrict(kept, wanted), kept.attrs)
+        count = self._fetch_rows(select(func.count()).where(*where))[0][0]
         if count <= max_points:
             return self.read_step_metrics(run_id, after_step=after_step, columns=columns)
+        frame = self._sample_rows(table, where, first, last, max_points, extremes, None if keep else wanted)
+        frame.attrs["sampled_from"] = int(count)  # tells callers the rows are a sample, and of how many
+        if keep:  # a finished run's sample with every column is kept (storage/store_samples.py)
+            self._keep_sample(run_id, frame, first, last, max_points, extremes)
+            frame = _with_attrs(restrict(frame, wanted), frame.attrs)
+        return frame
+
+    def _sample_rows(  # noqa: PLR0913
+        self, table, where: list, first: int, last: int, max_points: int, extremes: list[str], wanted
+    ) -> pd.DataFrame:  # noqa: ANN001
+        """The sampled rows: ``wanted`` columns, or (None) every column and every extra metric."""
         # One stride row + two extreme rows per extremes column per bucket, plus the last step.
         buckets = max(1, (max_points - 1) // (1 + 2 * len(extremes)))
         width = -(-(last - first + 1) // buckets)  # ceil: buckets * width covers the whole span
-        chosen = [select(table.c.step).where(*where, (table.c.step - first) % width == 0)]
+        chosen = [self._stride_steps(table, where, first, last, width)]
         for name in extremes:
             chosen.extend(self._extreme_steps(table, where, first, last, width, name))
-        known = [name for name in wanted if name in STEP_COLUMNS]
-        need_extra = len(known) < len(wanted)
+        known = STEP_COLUMNS if wanted is None else [name for name in wanted if name in STEP_COLUMNS]
+        need_extra = wanted is None or len(known) < len(wanted)
         names = known + (["extra_json"] if need_extra else [])
         # The chosen steps first, then their rows by primary key: an IN over a subquery OR'd with the
         # last step made the database scan every row of the run once more.
@@ -319,12 +347,18 @@ class MetricStore(StoreBase):
         frame = _frame(self._fetch_rows(query), names)
         if need_extra:
             frame = _expand_json(frame, "extra_json", keep=wanted)
-        for name in wanted:
-            if name not in frame.columns:
-                frame[name] = float("nan")
-        frame = frame[wanted]
-        frame.attrs["sampled_from"] = int(count)  # tells callers the rows are a sample, and of how many
-        return frame
+        return frame if wanted is None else restrict(frame, wanted)
+
+    @staticmethod
+    def _stride_steps(table, where: list, first: int, last: int, width: int):  # noqa: ANN001, ANN205
+        """The stored steps among first, first + width, first + 2 width, ... (the stride sample), looked
+        up by primary key from a recursive list of them: a filter on (step - first) % width read every
+        row of the run."""
+        starts = select(literal(first).label("at")).cte("stride_steps", recursive=True)
+        starts = starts.union_all(
+            select((starts.c.at + width).label("at")).where(starts.c.at + width <= last)
+        )
+        return select(table.c.step).join(starts, table.c.step == starts.c.at).where(*where)
 
     @staticmethod
     def _extreme_steps(table, where: list, first: int, last: int, width: int, name: str) -> list:  # noqa: ANN001

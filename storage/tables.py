@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, Text, false
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, Text, false
 from sqlmodel import Field, SQLModel
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -171,4 +171,22 @@ class Checkpoint(SQLModel, table=True):
     created_at: datetime = _time(nullable=False)
 
 
-METRIC_TABLES = (StepMetric, EpochMetric, ClientStat, Event, Checkpoint)
+class StepSample(SQLModel, table=True):
+    """The chart sample of a FINISHED run's step metrics (what ``Store.read_step_series`` returns for the
+    default chart size), kept so that no page has to scan a 10^6-step run again after a server start.
+    Valid while the run stays finished at ``finished_at`` with the same first and last step (migration
+    0005)."""
+
+    __tablename__ = "step_samples"
+
+    run_id: int = Field(sa_column=_run_fk(primary_key=True))
+    finished_at: datetime = _time(nullable=False)
+    first_step: int
+    last_step: int
+    rows_stored: int  # how many step rows the sample stands for
+    max_points: int
+    extremes: str  # JSON list of the columns whose per-bucket min/max rows were kept
+    frame: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # Arrow IPC (Feather) bytes
+
+
+METRIC_TABLES = (StepMetric, EpochMetric, ClientStat, Event, Checkpoint, StepSample)

@@ -60,7 +60,7 @@ def store_url(request, tmp_path):
     with get_engine(server.shared_url).begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE runs, sweeps, step_metrics, epoch_metrics, client_stats, events, checkpoints RESTART IDENTITY CASCADE"
+                "TRUNCATE runs, sweeps, step_metrics, epoch_metrics, client_stats, events, checkpoints, step_samples RESTART IDENTITY CASCADE"
             )
         )
     yield server.shared_url

@@ -41,15 +41,16 @@ def _head() -> str:
 
 
 def test_migrations_form_one_chain_in_the_agreed_order():
-    """0003 (ids never reused, 64-bit seeds) comes before 0004 (where runs execute), in one line."""
+    """0003 (ids never reused, 64-bit seeds) comes before 0004 (where runs execute), then 0005 (kept
+    chart samples), in one line."""
     from alembic.script import ScriptDirectory
 
     from storage.db import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     chain = [rev.revision for rev in script.walk_revisions()][::-1]  # oldest first
-    assert chain[:4] == ["0001", "0002", "0003", "0004"]
-    assert [script.get_revision(r).down_revision for r in chain[1:4]] == ["0001", "0002", "0003"]
+    assert chain[:5] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [script.get_revision(r).down_revision for r in chain[1:5]] == ["0001", "0002", "0003", "0004"]
 
 
 def _revision(url: str) -> str | None:

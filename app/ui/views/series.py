@@ -24,13 +24,15 @@ import numpy as np
 import pandas as pd
 
 from psl_core.metrics import STEP_FIELDS
+from storage.store_samples import CHART_SAMPLE_EXTREMES, CHART_SAMPLE_POINTS
 
 DEFAULT_STEP_COLUMNS = STEP_FIELDS
 
 
 # Rows a page holds after the first load of a long run: a few times the chart width, so the chart's
-# own spike-keeping downsample (``downsample``) still has material, at a fraction of a full read.
-FIRST_LOAD_POINTS = 6000
+# own spike-keeping downsample (``downsample``) still has material, at a fraction of a full read. The
+# store keeps this sample of every finished run (storage/store_samples.py), so it is read, not made.
+FIRST_LOAD_POINTS = CHART_SAMPLE_POINTS
 
 
 class SeriesError(ValueError):
@@ -62,7 +64,7 @@ class SeriesCache:
         columns: list[str] | None = None,
         *,
         max_points: int | None = None,
-        extremes: tuple[str, ...] = ("loss",),
+        extremes: tuple[str, ...] = CHART_SAMPLE_EXTREMES,
     ) -> None:
         """``max_points``: sample reads of more rows than this server-side (None: always read every row);
         ``extremes``: step columns whose per-bucket min/max rows such a sample keeps."""
