@@ -36,7 +36,12 @@ def import_section() -> None:
     """Upload a bundle written by `psl export` or a run page's "Export bundle"."""
     from app.bundles import import_bundle  # the import checks everything before storing anything
 
-    with st.expander("Import a run bundle (.zip)", expanded=False):
+    # Lazy: the uploader is drawn only while the section is open (a closed one still cost the browser
+    # the uploader's code on every first visit of the default page).
+    box = st.expander("Import a run bundle (.zip)", key="runs_import_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         upload = st.file_uploader("Run bundle", type=["zip"], key="runs_import_file")
         if upload is not None and st.button("Import", key="runs_import"):
             try:

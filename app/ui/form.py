@@ -93,8 +93,7 @@ def _with_current(options: list, current: Any) -> list:
 def _render_field(spec: FieldSpec, prefix: str) -> None:
     key = widget_key(spec.path, prefix)
     state = st.session_state
-    kwargs = {"key": key, "help": field_help(spec.path) or None,
-              "disabled": not field_relevant(spec.path, state, prefix)}  # fmt: skip
+    kwargs = {"key": key, "help": field_help(spec.path) or None}
     if spec.kind == "select":
         titles = _TITLES.get(spec.path, {})
         st.selectbox(spec.label, list(spec.options), format_func=lambda v: titles.get(v, str(v)), **kwargs)
@@ -172,9 +171,10 @@ def _render_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return groups, custom
 
 
-def _keep_closed_fields(specs: list[FieldSpec], prefix: str) -> None:
-    """A closed section draws no widget, and Streamlit drops the state of widgets not drawn in a run:
-    writing each value back makes it the form's own state, kept until the section opens again."""
+def _keep_undrawn_fields(specs: list[FieldSpec], prefix: str) -> None:
+    """Fields of a closed section, and fields that have no effect with the current choices, draw no
+    widget, and Streamlit drops the state of widgets not drawn in a run: writing each value back makes
+    it the form's own state, kept until the field is drawn again."""
     for spec in specs:
         key = widget_key(spec.path, prefix)
         if key in st.session_state:
@@ -201,7 +201,8 @@ def render_config_form(prefix: str = FORM_PREFIX) -> tuple[dict[str, Any], Exper
     """Draw the form; return (the config dict it shows, the validated config or None if invalid).
 
     The sections closed by default (Training, Devices & stragglers) are lazy: their widgets are drawn
-    only while they are open (about a quarter of the page's browser time), their values kept."""
+    only while they are open (about a quarter of the page's browser time), their values kept. Fields
+    without effect under the current choices are not drawn either (values kept as well)."""
     ensure_form_state(prefix)
     problem_slots = {}
     groups = custom = None
@@ -212,14 +213,18 @@ def render_config_form(prefix: str = FORM_PREFIX) -> tuple[dict[str, Any], Exper
             problem_slots[section] = st.container()  # shown even while the section is closed
             expander = st.expander(section, key=section_key(section, prefix), on_change="rerun")
             if not expander.open:
-                _keep_closed_fields(specs, prefix)
+                _keep_undrawn_fields(specs, prefix)
                 if section == DEVICES_SECTION:
                     groups, custom = _closed_device_tables(prefix)
                 continue
+        # Only the fields that matter for the current choices (e.g. no shard count under a Dirichlet
+        # partition); they appear when a choice makes them matter. A third fewer widgets to draw.
+        shown = [spec for spec in specs if field_relevant(spec.path, st.session_state, prefix)]
+        _keep_undrawn_fields([spec for spec in specs if spec not in shown], prefix)
         with expander:
             if section not in problem_slots:
                 problem_slots[section] = st.container()
-            for row in field_rows(specs):
+            for row in field_rows(shown):
                 for column, spec in zip(st.columns(len(row)) if len(row) > 1 else [st.container()], row):
                     with column:
                         _render_field(spec, prefix)

@@ -215,3 +215,25 @@ def test_closed_sections_are_lazy_and_keep_their_values(store):
     at.button(key="ne:launch").click().run()
     stored = store.get_run(store.list_runs()[0].id).config
     assert stored["training"]["epochs"] == 9 and stored["system"]["clients"][0]["up_mbps"] == 12.5
+
+
+def test_fields_without_effect_are_not_drawn_and_keep_their_values(store):
+    """The shard count matters only for the shards scheme, the LDS knobs only for LDS: the form draws
+    a field when a choice makes it matter (a third fewer widgets on a first visit), and a value typed
+    before the choice changed comes back with it — and is what the config holds meanwhile."""
+    at = _app().run()
+    shown = {w.key for w in at.number_input}
+    assert "ne.partition.alpha" in shown  # the demo's Dirichlet partition
+    assert not {"ne.partition.shards_per_client", "ne.sampling.lds_c", "ne.sampling.lds_delta"} & shown
+    at.selectbox(key="ne.partition.scheme").select("shards").run()
+    at.number_input(key="ne.partition.shards_per_client").set_value(3).run()
+    assert "ne.partition.alpha" not in {w.key for w in at.number_input}
+    at.selectbox(key="ne.partition.scheme").select("dirichlet").run()
+    at.run()  # a second run with the field undrawn: Streamlit would drop a plain widget's value here
+    assert "ne.partition.shards_per_client" not in {w.key for w in at.number_input}
+    assert at.session_state["ne:last_config"]["partition"]["shards_per_client"] == 3
+    at.selectbox(key="ne.partition.scheme").select("shards").run()
+    assert at.number_input(key="ne.partition.shards_per_client").value == 3
+    at.selectbox(key="ne.sampling.method").select("lds").run()
+    assert {"ne.sampling.lds_c", "ne.sampling.lds_delta"} <= {w.key for w in at.number_input}
+    assert not at.exception

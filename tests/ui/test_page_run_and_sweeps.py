@@ -154,6 +154,9 @@ def test_bundle_export_then_import_through_the_pages(store):
     data = export_bundle(store, run)
     assert "run.json" in zipfile.ZipFile(io.BytesIO(data)).namelist()
     at = _page("runs.py")
+    assert not at.get("file_uploader"), "closed, the import section draws no uploader (lazy)"
+    assert any(e.label == "Import a run bundle (.zip)" for e in at.expander)
+    at = _page("runs.py", runs_import_open=True)  # what opening the section does
     uploader = at.get("file_uploader")
     assert uploader, "the Runs page offers an import"
     # AppTest cannot upload files: call what the page's Import button calls, then check the page shows it.

@@ -182,10 +182,12 @@ def test_a_user_picks_a_paradigm_in_the_form_and_launch_stores_it(fresh_psl_home
     monkeypatch.setattr("app.worker.supervisor.ensure_worker", lambda settings, **kw: True)  # no worker
     at = AppTest.from_file(str(PAGES / "new_experiment.py"), default_timeout=90).run()
     assert at.selectbox(key="ne.paradigm.name").value == "psl"
-    assert at.text_input(key="ne.paradigm.fl_clients").disabled  # hsfl's field, not PSL's
+    shown = {w.key for w in [*at.text_input, *at.selectbox, *at.number_input]}
+    assert "ne.paradigm.fl_clients" not in shown and "ne.sampling.method" in shown  # hsfl's field, not PSL's
     at.selectbox(key="ne.paradigm.name").select("hsfl").run()
-    assert at.selectbox(key="ne.sampling.method").disabled  # PSL's schedules do not apply to rounds
-    assert not at.text_input(key="ne.paradigm.fl_clients").disabled
+    shown = {w.key for w in [*at.text_input, *at.selectbox, *at.number_input]}
+    assert "ne.sampling.method" not in shown  # PSL's schedules do not apply to rounds
+    assert {"ne.paradigm.fl_clients", "ne.paradigm.local_epochs", "ne.paradigm.client_fraction"} <= shown
     at.number_input(key="ne.paradigm.local_epochs").set_value(2).run()
     at.text_input(key="ne.paradigm.fl_clients").set_value("0.25").run()
     at.button(key="ne:launch").click().run()

@@ -372,8 +372,9 @@ def merged_with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
 
 ROUND_PARADIGMS = ("sl", *AVERAGING_PARADIGMS)
 
-# Which fields matter for the current choices (the others are shown disabled, never dropped): a field
-# is relevant when the other field holds one of the values (a list: when ANY of its conditions holds).
+# Which fields matter for the current choices (the form draws only these; the others keep their values
+# and appear when a choice makes them matter): a field is relevant when the other field holds one of
+# the values (a list: when ANY of its conditions holds).
 _RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
     "data.data_dir": ("data.dataset", ("fashion_mnist", "cifar10", "cifar100")),
     "data.crop_padding": ("data.augment", (True,)),
@@ -400,7 +401,7 @@ _RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
 
 
 def field_relevant(path: str, state: Mapping[str, Any], prefix: str = FORM_PREFIX) -> bool:
-    """Whether ``path`` has an effect given the other widget values (irrelevant ones are disabled)."""
+    """Whether ``path`` has an effect given the other widget values (irrelevant ones are not drawn)."""
     if path not in _RELEVANT_WHEN:
         return True
     rule = _RELEVANT_WHEN[path]
