@@ -13,6 +13,7 @@ import streamlit as st
 from app.formatting import format_placement
 from app.ui.charts.metrics import (
     CHART_WIDTH_POINTS,
+    HALF_WIDTH_POINTS,
     metric_chart,
     phase_chart,
     progress_text,
@@ -127,7 +128,7 @@ def live_part() -> None:
                     st.caption(f"No {METRICS[name][1]} logged yet.")
                     continue
                 chart = metric_chart(
-                    downsample(long, "x", CHART_WIDTH_POINTS, ["value"]),
+                    downsample(long, "x", HALF_WIDTH_POINTS, ["value"]),
                     x_axis,
                     name,
                     height=220,

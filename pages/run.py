@@ -7,7 +7,7 @@ import json
 
 import streamlit as st
 
-from app.ui.charts.metrics import CHART_WIDTH_POINTS, metric_chart
+from app.ui.charts.metrics import HALF_WIDTH_POINTS, metric_chart
 from app.ui.views.compare import METRICS, align_series, summary_display, summary_table
 from app.ui.views.form_fields import rerun_config
 from app.ui.views.monitor import failure_summary
@@ -112,7 +112,7 @@ with tab_metrics:
             if long.empty:
                 st.caption(f"No {METRICS[name][1]} logged.")
                 continue
-            chart = metric_chart(downsample(long, "x", CHART_WIDTH_POINTS, ["value"]), x, name, height=220)
+            chart = metric_chart(downsample(long, "x", HALF_WIDTH_POINTS, ["value"]), x, name, height=220)
             show_chart(chart, f"run{record.id}_{name}", key=f"run_export_{name}")
     if held.sampled_through is not None:
         st.caption(f"Older steps drawn from a sample of the {held.rows_stored:,} stored (loss min/max kept).")

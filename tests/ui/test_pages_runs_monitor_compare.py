@@ -213,3 +213,34 @@ def test_monitor_event_log_is_drawn_only_while_open(store):
     at.selectbox(key="monitor_run").set_value(bad).run()
     [table] = log_tables(at)  # a failed run's log opens by itself
     assert f"event of #{bad}" in set(table["message"])
+
+
+def _chart_rows(chart) -> pd.DataFrame:  # noqa: ANN001 - an AppTest vega_lite_chart element
+    import pyarrow as pa
+
+    frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+    return pd.concat(frames) if frames else pd.DataFrame()
+
+
+def test_monitor_draws_half_width_charts_of_a_long_run_with_bounded_points(store):
+    """The monitor's four charts sit two to a row (~340 px each): a long run is drawn with at most
+    HALF_WIDTH_POINTS points per chart, the loss spike and the last step kept."""
+    from app.ui.charts.metrics import HALF_WIDTH_POINTS
+
+    run = _run(store, "long")
+    n = 20_000
+    store.add_step_metrics(
+        run,
+        [{"step": s, "epoch": 1 + s // 5000, "loss": 40.0 if s == 12_345 else 1.0, "deviation": 0.1,
+          "sim_step_time": 0.05} for s in range(11, n + 1)],
+    )  # fmt: skip
+    store.finish_run(run, "completed")
+    at = _page("monitor.py", **{SELECTED_RUN: run})
+    assert not at.exception
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 4
+    loss = _chart_rows(charts[0])
+    assert 100 < len(loss) <= HALF_WIDTH_POINTS
+    assert loss["value"].max() == 40.0 and loss["x"].max() == n  # the spike and the last step
+    for chart in charts[2:]:  # deviation and step time
+        assert len(_chart_rows(chart)) <= HALF_WIDTH_POINTS

@@ -14,9 +14,12 @@ from app.ui.charts.figure import PALETTE
 from app.ui.views.compare import AXIS_TITLES, METRICS, PERCENT_METRICS, PHASE_LABELS, X_AXES
 
 # Series are downsampled to about this many points per run before drawing (min and max per bucket
-# kept, so spikes survive): ~400 buckets for a chart of 500-700 px. 1,500 cost ~0.15 s of browser
-# time per chart on every visit for no visible difference.
+# kept, so spikes survive): ~400 buckets for a full-width chart of 500-700 px. 1,500 cost ~0.15 s of
+# browser time per chart on every visit for no visible difference.
 CHART_WIDTH_POINTS = 800
+# The same for a chart in one of two columns (~340 px wide on a 1,400-px screen): ~250 buckets, still
+# more than one per pixel column. The monitor and the run page draw four such charts per visit.
+HALF_WIDTH_POINTS = 500
 POINTS_UP_TO = 60  # a series this short gets a dot per value (one point alone draws no line)
 X_PADDING_PX = 6
 
