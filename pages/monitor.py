@@ -106,7 +106,8 @@ def live_part() -> None:
     """Progress, the four charts and the events; reads only the rows newer than the cache holds."""
     current = store.get_run(run_id)
     held, new_rows = run_series(store, current, cache)
-    st.progress(min(1.0, current.progress), text=f"{current.status} — {progress_text(current)}")
+    status = progress_text(current, last_stored_step=held.last_step)
+    st.progress(min(1.0, current.progress), text=f"{current.status} — {status}")
     if current.host:
         st.caption(
             f"Executes on {format_placement(current.host, current.backend, current.slot)}, "

@@ -176,3 +176,18 @@ def test_summary_display_says_not_reached():
         .ravel()
         .tolist()
     )
+
+
+def test_summary_display_leaves_out_measurements_no_run_made():
+    """The run page showed 'MB per client: None, J per client: None' for a run that logs no traffic."""
+    from app.ui.views.compare import summary_display
+
+    epochs = _epochs([0.5, 0.8])
+    summary = summary_table({7: "a"}, {7: _steps(2)}, {7: epochs}, 0.9)
+    shown = summary_display(summary)
+    assert "MB per client" in summary and not {"MB per client", "J per client"} & set(shown.columns)
+    measured = epochs.assign(bytes_per_client=[1e6, 2e6])
+    shown = summary_display(
+        summary_table({7: "a", 8: "b"}, {7: _steps(2), 8: _steps(2)}, {7: measured, 8: epochs}, 0.9)
+    )
+    assert list(shown["MB per client"].fillna(-1)) == [2.0, -1] and "J per client" not in shown

@@ -244,3 +244,7 @@ def test_monitor_draws_half_width_charts_of_a_long_run_with_bounded_points(store
     assert loss["value"].max() == 40.0 and loss["x"].max() == n  # the spike and the last step
     for chart in charts[2:]:  # deviation and step time
         assert len(_chart_rows(chart)) <= HALF_WIDTH_POINTS
+    # Rows written through the Store, not by a worker: no current step on the record. The bar said
+    # "step 0" beside 20,000 stored steps; it now names the newest step held.
+    [bar] = at.get("progress")
+    assert "completed — step 20000 " in bar.proto.text

@@ -216,9 +216,11 @@ def eta_seconds(progress: float, started_at: datetime | None, now: datetime | No
     return max(0.0, elapsed * (1.0 - min(progress, 1.0)) / progress)
 
 
-def progress_text(record, now: datetime | None = None) -> str:  # noqa: ANN001 - a storage.RunRecord
-    """``step 120/500 (24 %) · ETA 3m 05s`` for a run record."""
-    step = record.current_step or 0
+def progress_text(record, now: datetime | None = None, *, last_stored_step: int | None = None) -> str:  # noqa: ANN001 - a storage.RunRecord
+    """``step 120/500 (24 %) · ETA 3m 05s`` for a run record. ``last_stored_step``: the newest step
+    row held, used when the record has no current step (a run whose rows were written by something
+    other than a worker, e.g. a script through the Store, said "step 0" beside 10^6 stored steps)."""
+    step = record.current_step if record.current_step is not None else (last_stored_step or 0)
     total = f"/{record.total_steps}" if record.total_steps else ""
     text = f"step {step}{total} ({record.progress:.0%})"
     if record.status == "running":

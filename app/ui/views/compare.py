@@ -322,10 +322,17 @@ def summary_table(
 TARGET_COLUMNS = ("steps to target", "sim s to target", "wall s to target")
 
 
+# Measured only by some runs (traffic and energy need a device model that logs them): a column that no
+# shown run measured is left out instead of a row of "None" cells.
+OPTIONAL_COLUMNS = ("MB per client", "J per client")
+
+
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as a page shows it: a target never reached reads 'not reached' (it showed 'None');
-    the other columns stay numbers. The CSV keeps the numbers and empty cells."""
-    shown = summary.copy()
+    traffic and energy columns no shown run measured are left out; the other columns stay numbers.
+    The CSV keeps every column, the numbers and empty cells."""
+    empty = [c for c in OPTIONAL_COLUMNS if c in summary and summary[c].isna().all()]
+    shown = summary.drop(columns=empty)
     for column in TARGET_COLUMNS:
         if column in shown:
             whole = column.startswith("steps")
