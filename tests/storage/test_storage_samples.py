@@ -29,6 +29,13 @@ def _steps(first: int, n: int, seed: int) -> list[dict]:
     ]
 
 
+def _finished_long_run(store: Store, first: int = 1) -> int:
+    run = store.create_run(name="long", config={}, seed=0)
+    store.add_step_metrics(run, _steps(first, N, seed=1))
+    store.finish_run(run, "completed")
+    return run
+
+
 def _kept(store: Store, run: int) -> int:
     return store._read(lambda s: s.execute(select(func.count()).where(StepSample.run_id == run)).scalar_one())
 
@@ -45,9 +52,7 @@ def _sampled_anew(store: Store, run: int, columns: list[str]) -> pd.DataFrame:
 
 def test_finish_keeps_a_sample_that_equals_sampling_anew(store_url, monkeypatch):
     store = Store(store_url)
-    run = store.create_run(name="long", config={}, seed=0)
-    store.add_step_metrics(run, _steps(7, N, seed=1))
-    store.finish_run(run, "completed")
+    run = _finished_long_run(store, first=7)
     assert _kept(store, run) == 1
     from_copy = {tuple(c): store.read_step_series(run, c, **DEFAULT) for c in SUBSETS}
     for columns in SUBSETS:
@@ -64,9 +69,7 @@ def test_finish_keeps_a_sample_that_equals_sampling_anew(store_url, monkeypatch)
 
 def test_a_copy_is_used_only_while_the_run_stays_finished_with_the_same_rows(store_url):
     store = Store(store_url)
-    run = store.create_run(name="long", config={}, seed=0)
-    store.add_step_metrics(run, _steps(1, N, seed=1))
-    store.finish_run(run, "completed")
+    run = _finished_long_run(store)
     before = store.read_step_series(run, ["loss"], **DEFAULT)
     # Re-queued and resumed from a checkpoint at step 100: the steps after it are trained again.
     store.requeue_run(run)
@@ -115,9 +118,7 @@ def test_a_run_whose_sample_cannot_be_copied_exactly_is_sampled_every_time(store
 
 def test_a_damaged_copy_is_ignored(store_url):
     store = Store(store_url)
-    run = store.create_run(name="long", config={}, seed=0)
-    store.add_step_metrics(run, _steps(1, N, seed=1))
-    store.finish_run(run, "completed")
+    run = _finished_long_run(store)
     expected = store.read_step_series(run, ["loss"], **DEFAULT)
     store._write(lambda s: s.execute(text("UPDATE step_samples SET frame = :b"), {"b": b"not arrow"}))
     pd.testing.assert_frame_equal(store.read_step_series(run, ["loss"], **DEFAULT), expected)
@@ -126,9 +127,7 @@ def test_a_damaged_copy_is_ignored(store_url):
 def test_a_read_only_store_reads_long_runs_without_keeping(tmp_path):
     url = f"sqlite:///{tmp_path}/psl.db"
     store = Store(url)
-    run = store.create_run(name="long", config={}, seed=0)
-    store.add_step_metrics(run, _steps(1, N, seed=1))
-    store.finish_run(run, "completed")
+    run = _finished_long_run(store)
     _forget_kept(store)
     reader = Store(url, read_only=True)
     got = reader.read_step_series(run, ["loss"], **DEFAULT)
