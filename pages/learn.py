@@ -7,7 +7,7 @@ import streamlit as st
 
 from app.ui.charts import learn as charts_learn
 from app.ui.views import learn, learn_paradigms, learn_split
-from app.ui.widgets import decimals, show_chart
+from app.ui.widgets import show_chart, small_table
 from psl_core.data import PartitionError
 from psl_core.devices import StragglerModel, StragglerSpec, load_catalog
 from psl_core.models import ARCHITECTURES, block_names_for
@@ -78,7 +78,7 @@ def render_sampling() -> None:
         st.error(str(exc))
         return
     summary = learn.walk_summary(walks)
-    st.dataframe(summary, hide_index=True, column_config=decimals(summary, 3))
+    small_table(summary, 3)
     longest = min(SHOWN_STEPS, max(walk.num_steps for walk in walks.values()))
     step = st.slider("Step t (walk through the first batches)", 0, longest - 1, 0, key="s_step")
     st.markdown(f"**Label mix of global batch t = {step}** (bars) vs. the training set p(c) (black ticks)")
@@ -118,7 +118,7 @@ def render_split() -> None:
     cut = names.index(cut_name) + 1
     costs = _cut_costs(arch, split_batch)
     show_chart(charts_learn.cut_cost_chart(costs, cut), f"cut_costs_{arch}", width="content")
-    st.dataframe(costs, hide_index=True, column_config=decimals(costs, 1))
+    small_table(costs, 1)
     st.subheader("What the server sees: the smashed data as images")
     if arch not in learn_split.PRIVACY_ARCHS:
         st.info(f"{ARCHITECTURES[arch].title} flattens the image first: its activations have no pixel layout. "
@@ -203,7 +203,7 @@ def render_stragglers() -> None:
                        key=f"export_timeline_{label.split()[0]}")  # fmt: skip
         col.caption(f"Slowest client: {slowest} ({system.device_ids[slowest]}); the others wait for it.")
     summary = learn.straggler_summary(runs, slow)
-    st.dataframe(summary, hide_index=True, column_config=decimals(summary, 3))
+    small_table(summary, 3)
     st.caption(
         "LDS is a **project definition** (the paper's code is unpublished). Its latency input is each client's "
         "expected per-sample time × its persistent slowdown; a transient slowdown cannot be anticipated."
@@ -226,7 +226,7 @@ def render_paradigms() -> None:
         f"- **Averaged:** {info.averaging}. **Model copies while training:** {info.copies}."
     )
     with st.expander("All six side by side"):
-        st.dataframe(learn_paradigms.roles_table(), hide_index=True)
+        small_table(learn_paradigms.roles_table(), 3)
     st.markdown(
         "**What one pass over the data costs** — the engine's own time, traffic and energy models on a "
         "toy federation (digits labels, partition α = 0.5), no training: one round of one local epoch with "
@@ -254,7 +254,7 @@ def render_paradigms() -> None:
         st.error(str(exc))
         return
     show_chart(charts_learn.paradigm_cost_chart(costs), f"paradigm_costs_{arch}")
-    st.dataframe(costs, hide_index=True, column_config=decimals(costs, 3))
+    small_table(costs, 3)
     st.caption(
         "Split paradigms move smashed data every step (large at early cuts), FedAvg moves the whole model "
         "twice per round and computes all of it on the client; SL waits for one client after another. "

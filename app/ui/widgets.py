@@ -136,11 +136,12 @@ def open_page(page: str, query_params: dict | None = None, **selection) -> None:
     st.switch_page(page_path(page), query_params=query_params)
 
 
-def decimals(frame, digits: int) -> dict:  # noqa: ANN001 - a pandas DataFrame
-    """``st.dataframe`` column settings showing every float column with ``digits`` decimals (cheaper
-    for the browser than a pandas Styler, which sends every cell's text and style as well)."""
-    fmt = f"%.{int(digits)}f"
-    return {c: st.column_config.NumberColumn(format=fmt) for c in frame.columns if frame[c].dtype.kind == "f"}
+def small_table(frame, digits: int) -> None:  # noqa: ANN001 - a pandas DataFrame
+    """A few rows of results as a static table, floats to ``digits`` decimals. The interactive data
+    grid of ``st.dataframe`` (a canvas grid that measures its columns) cost ~0.1 s of browser time on a
+    page's first visit even for four rows; a static table costs almost nothing, and wraps long text
+    instead of cutting it."""
+    st.table(frame.style.format(precision=int(digits), na_rep="—").hide(axis="index"))
 
 
 def show_chart(chart, name: str, *, key: str | None = None, width: str = "stretch") -> None:  # noqa: ANN001

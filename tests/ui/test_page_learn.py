@@ -22,7 +22,7 @@ def open_tab(at, label: str):
 
 
 def _frame(at, first_column: str):
-    return next(df.value for df in at.dataframe if df.value.columns[0] == first_column)
+    return next(t.value for t in at.table if t.value.columns[0] == first_column)
 
 
 def test_sampling_tab_compares_the_four_methods(page):
@@ -81,20 +81,23 @@ def test_every_device_has_its_own_label_and_stays_chosen(page):
 def test_only_the_open_explainer_is_computed(page):
     """Speed (issue 11): the four explainers drawn together cost ~1 s of browser time per visit; the
     tabs are lazy, so a visit computes and sends the open one only."""
-    shown = {df.value.columns[0] for df in page.dataframe}
+    shown = {t.value.columns[0] for t in page.table}
     assert "method" in shown and "cut" not in shown and "schedule" not in shown
     open_tab(page, "What the split point changes")
-    shown = {df.value.columns[0] for df in page.dataframe}
+    shown = {t.value.columns[0] for t in page.table}
     assert "cut" in shown and "method" not in shown
 
 
-def test_decimals_formats_only_float_columns():
-    """The Learn tables show fixed decimals through column settings (a Styler sent every cell twice)."""
-    import pandas as pd
+def test_small_tables_show_fixed_decimals_and_no_index(page):
+    """The Learn tables are static tables (a data grid cost ~0.1 s of browser time for four rows):
+    floats to three decimals, integers as they are, no index column; the numbers travel unrounded."""
+    import pyarrow as pa
 
-    from app.ui.widgets import decimals
-
-    frame = pd.DataFrame({"method": ["UGS"], "steps": [45], "mean deviation": [0.43612], "share": [0.5]})
-    config = decimals(frame, 3)
-    assert set(config) == {"mean deviation", "share"}
-    assert all(c["type_config"]["format"] == "%.3f" for c in config.values())
+    [table] = [t for t in page.table if t.value.columns[0] == "method"]
+    assert not page.dataframe, "no interactive grid on the first explainer"
+    assert table.value.set_index("method").loc["UGS", "steps per epoch"] == 45
+    shown = pa.ipc.open_stream(table.proto.arrow_data.styler.display_values).read_pandas()
+    assert list(shown.columns) == list(table.value.columns)
+    ugs = shown.set_index("method").loc["UGS"]
+    assert ugs["steps per epoch"] == "45" and len(ugs["mean deviation"].split(".")[1]) == 3
+    assert table.proto.arrow_data.styler.uuid and "index" not in shown.columns

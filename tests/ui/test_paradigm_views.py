@@ -133,7 +133,7 @@ def test_learn_page_explains_the_chosen_paradigm(fresh_psl_home):
     assert not at.exception
     at.radio(key="pd_name").set_value("sflv2").run()
     assert any("ONE server part" in m.value for m in at.markdown)
-    frames = [df.value for df in at.dataframe if "J per client" in df.value.columns]
+    frames = [t.value for t in at.table if "J per client" in t.value.columns]
     assert len(frames) == 1 and len(frames[0]) == 6
 
 
