@@ -239,3 +239,19 @@ def test_sweep_grid_and_seeds_parse_and_count():
         parse_seeds("a")
     with pytest.raises(SweepSpecError, match="backwards"):
         parse_seeds("3-1")
+
+
+def test_a_problem_in_a_field_the_form_does_not_draw_says_which_choice_shows_it():
+    """Fields without effect are not drawn; a bad value typed before the choice changed still blocks
+    the launch, so its message says where the field is (else the user could not find it)."""
+    config = preset_config("30-second demo (digits)")  # Dirichlet partition, UGS
+    config["partition"]["shards_per_client"] = 0
+    config["sampling"]["lds_c"] = -1.0
+    config["model"]["norm_groups"] = -3  # drawn: the demo's client normalisation is GroupNorm
+    errors = validate_form(config).errors
+    [shards] = errors["Partition (non-IID)"]
+    assert "Shards per client" in shards and "the field shows when “Scheme” is shards" in shards
+    assert "the field shows when “Method” is lds" in errors["Sampling"][0]
+    assert "the field shows" not in errors["Model & split"][0]
+    config["partition"]["scheme"] = "shards"  # now drawn: no hint
+    assert "the field shows" not in validate_form(config).errors["Partition (non-IID)"][0]

@@ -400,10 +400,18 @@ _RELEVANT_WHEN: dict[str, tuple[str, tuple] | list[tuple[str, tuple]]] = {
 }
 
 
+def shown_when(path: str) -> list[tuple[str, tuple]]:
+    """The conditions under which the form draws ``path``: (other field's path, its values), any of
+    them (empty: always drawn)."""
+    rule = _RELEVANT_WHEN.get(path)
+    if rule is None:
+        return []
+    return rule if isinstance(rule, list) else [rule]
+
+
 def field_relevant(path: str, state: Mapping[str, Any], prefix: str = FORM_PREFIX) -> bool:
     """Whether ``path`` has an effect given the other widget values (irrelevant ones are not drawn)."""
-    if path not in _RELEVANT_WHEN:
-        return True
-    rule = _RELEVANT_WHEN[path]
-    conditions = rule if isinstance(rule, list) else [rule]
-    return any(state.get(widget_key(other, prefix)) in values for other, values in conditions)
+    conditions = shown_when(path)
+    return not conditions or any(
+        state.get(widget_key(other, prefix)) in values for other, values in conditions
+    )

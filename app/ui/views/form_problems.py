@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.ui.views.form_fields import SECTION_OF_ROOT, all_fields
+from app.ui.views.form_fields import SECTION_OF_ROOT, all_fields, shown_when
 from app.ui.views.text import md_text
 from psl_core.config import ExperimentConfig
 
@@ -62,9 +62,31 @@ def in_form_words(message: str) -> str:
     return _PATH_MENTION.sub(label, message)
 
 
-def problem_line(problem) -> str:  # noqa: ANN001 - a psl_core.validation.Problem
-    """One Markdown bullet for a problem, in the form's words: '**Global batch B**: must be …'.
-    Everything from the config (paths, values, messages quoting them) is escaped as plain text."""
+def _config_value(config: Mapping[str, Any], path: str) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def where_to_find(path: str, config: Mapping[str, Any]) -> str:
+    """For a field the form does not draw with ``config``'s choices (a value typed before the choice
+    changed): which choice brings it back, e.g. ' — the field shows when “Scheme” is shards'. Empty
+    when the field is drawn."""
+    conditions = shown_when(path)
+    if not conditions or any(_config_value(config, other) in values for other, values in conditions):
+        return ""
+    options = [
+        f"“{field_label(other) or other}” is {' or '.join(str(v).lower() for v in values)}"
+        for other, values in conditions
+    ]
+    return " — the field shows when " + "; or when ".join(options)
+
+
+def problem_line(problem, config: Mapping[str, Any] | None = None) -> str:  # noqa: ANN001 - a psl_core.validation.Problem
+    """One Markdown bullet for a problem, in the form's words: '**Global batch B**: must be …'; for a
+    field the form does not draw with ``config``'s choices, which choice shows it. Everything from the
+    config (paths, values, messages quoting them) is escaped as plain text."""
     label = field_label(problem.path)
     where = (
         f"**{md_text(label)}** ({md_text(problem.path)})"
@@ -76,7 +98,8 @@ def problem_line(problem) -> str:  # noqa: ANN001 - a psl_core.validation.Proble
         if problem.value is None or isinstance(problem.value, (dict, list))
         else f" (got {problem.value!r})"
     )
-    return f"- {where}: {md_text(in_form_words(problem.message) + got, limit=600)}"
+    hint = where_to_find(problem.path, config) if config is not None and problem.path else ""
+    return f"- {where}: {md_text(in_form_words(problem.message) + got + hint, limit=600)}"
 
 
 def validate_form(config: Mapping[str, Any]) -> FormProblems:
@@ -88,6 +111,6 @@ def validate_form(config: Mapping[str, Any]) -> FormProblems:
     problems = check_cached(dict(config))
     for problem in problems:
         target = errors if problem.is_error else warnings
-        target.setdefault(section_of(problem.path), []).append(problem_line(problem))
+        target.setdefault(section_of(problem.path), []).append(problem_line(problem, config))
     parsed = None if errors else ExperimentConfig.model_validate(dict(config))
     return FormProblems(parsed, errors, warnings)
