@@ -146,14 +146,19 @@ def small_table(frame, digits: int) -> None:  # noqa: ANN001 - a pandas DataFram
 
 def show_chart(chart, name: str, *, key: str | None = None, width: str = "stretch") -> None:  # noqa: ANN001
     """Draw an Altair chart with an "Export" menu: SVG, PNG (300 dpi) and PDF at single-column paper
-    size. The files are rendered only when a button is pressed (deferred downloads)."""
+    size. The menu is lazy (its buttons are drawn only while it is open: closed, four menus of four
+    elements each were a fifth of the monitor's elements) and the files are rendered only when a
+    button is pressed (deferred downloads)."""
     from app.runs import safe_file_stem
     from app.ui.charts.figure import figure_pdf, figure_png, figure_svg
 
     st.altair_chart(chart, width=width)
     stem = safe_file_stem(name)
     key = key or f"export_{stem}"
-    with st.popover("Export figure", icon=":material/download:", key=f"{key}_menu"):
+    menu = st.popover("Export figure", icon=":material/download:", key=f"{key}_menu", on_change="rerun")
+    if not menu.open:
+        return
+    with menu:
         st.caption("Single-column size (3.5 × 2.4 in), paper fonts.")
         formats: list[tuple[str, Callable[[], bytes], str]] = [
             ("SVG", lambda: figure_svg(chart), "image/svg+xml"),

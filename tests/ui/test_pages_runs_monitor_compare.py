@@ -248,3 +248,15 @@ def test_monitor_draws_half_width_charts_of_a_long_run_with_bounded_points(store
     # "step 0" beside 20,000 stored steps; it now names the newest step held.
     [bar] = at.get("progress")
     assert "completed — step 20000 " in bar.proto.text
+
+
+def test_a_charts_export_menu_draws_its_buttons_only_while_open(store):
+    """Speed (issue 11): four closed export menus of four elements each were a fifth of the monitor's
+    elements. Closed, a menu draws nothing inside; opened, its SVG / PNG / PDF buttons."""
+    run = _run(store, "exported")
+    at = _page("monitor.py", **{SELECTED_RUN: run})
+    assert not at.exception and len(at.get("vega_lite_chart")) >= 2
+    assert not at.get("download_button")
+    at = _page("monitor.py", **{SELECTED_RUN: run, "monitor_export_0_menu": True})  # what a click does
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["SVG", "PNG 300 dpi", "PDF"]
