@@ -131,3 +131,25 @@ def test_advise_uses_the_planners_per_device_cuts(home):
     assert result.exit_code == 0, result.output
     best = json.loads(result.output)["best_cut"]
     assert set(best) == {"rpi4b", "jetson_gpu", "rpi3bplus"}
+
+
+@pytest.mark.parametrize("paradigm", ["sl", "sflv2", "hsfl"])
+def test_plan_says_what_it_means_for_the_configs_paradigm(home, paradigm):
+    """The planner models PSL's synchronous step; it planned a SplitFed, SL or hybrid config as if it
+    were PSL without saying so. It now says what the plan means for the paradigm."""
+    cfg = write(home / f"{paradigm}.yaml", {**MIX, "paradigm": {"name": paradigm}})
+    result = invoke("plan", str(cfg), "--uplink-mbps", "20", "--no-front", "--json")
+    assert result.exit_code == 0, result.output
+    notes = " ".join(json.loads(result.stdout)["notes"])  # stderr holds the config's own warnings
+    expected = {"sl": "one client at a time", "sflv2": "SplitFed", "hsfl": "FL mode"}[paradigm]
+    assert expected in notes
+    psl = json.loads(invoke("plan", str(write(home / "psl.yaml", MIX)), "--uplink-mbps", "20", "--no-front",
+                            "--json").output)  # fmt: skip
+    assert not any("paradigm" in n.lower() or "SplitFed" in n for n in psl["notes"])
+
+
+def test_plan_refuses_fedavg_which_has_no_cut(home):
+    cfg = write(home / "fedavg.yaml", {**MIX, "paradigm": {"name": "fedavg"}})
+    refused = invoke("plan", str(cfg), "--uplink-mbps", "20")
+    assert refused.exit_code == 2 and "no cut or uplink share to plan" in refused.output
+    assert "paradigm.name" in refused.output

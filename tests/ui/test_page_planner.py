@@ -93,3 +93,19 @@ def test_report_json_has_no_nan(mixed_report):
 
     text = json.dumps(pv.report_json(mixed_report), allow_nan=False)
     assert '"methods"' in text
+
+
+def test_the_page_says_what_a_plan_means_for_the_forms_paradigm(fresh_psl_home):
+    """A hybrid SL/FL experiment in the form is planned as PSL's step, and the page says so; a FedAvg
+    experiment (no cut) gets a refusal that says what to change, not a PSL plan."""
+    from app.ui.form import FORM_CONFIG_KEY
+
+    for paradigm, expected in (("hsfl", "FL mode"), ("fedavg", "no cut or uplink share to plan")):
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        config = preset_config(MIXED_PRESET)
+        config["paradigm"] = {"name": paradigm}
+        at.session_state[FORM_CONFIG_KEY] = config
+        at.run()
+        assert not at.exception
+        shown = [c.value for c in at.caption] + [e.value for e in at.error]
+        assert any(expected in text for text in shown), shown

@@ -64,6 +64,33 @@ def client_sizes(config: ExperimentConfig) -> tuple[np.ndarray | None, str | Non
     return np.asarray(partition.sizes, dtype=float), None
 
 
+# What the planner's model (one synchronous PSL step: every client in parallel, phases with barriers,
+# a shared uplink divided among them) means for each paradigm. FedAvg has no cut: nothing to plan.
+PARADIGM_NOTES = {
+    "sl": "Sequential SL trains one client at a time: the plan's step time assumes PSL's parallel "
+    "clients. Its cuts still say what each device can hold and compute; its uplink shares do not apply "
+    "(in its turn a client has the whole link).",
+    "sflv1": "SplitFed clients step in parallel like PSL's: this is PSL's per-step view of the run; the "
+    "averaging at the end of each round is not in the step time.",
+    "sflv2": "SplitFed clients step in parallel like PSL's: this is PSL's per-step view of the run; the "
+    "averaging at the end of each round is not in the step time.",
+    "hsfl": "Hybrid SL/FL: the plan treats every client as split (PSL's step). Which devices should train "
+    "the whole model instead (FL mode) is not planned here.",
+}
+
+
+def paradigm_notes(config: ExperimentConfig) -> list[str]:
+    """What the plan means for the config's paradigm (PSL: nothing to add). Raises PlanningError for a
+    paradigm without a split point."""
+    name = config.paradigm.name
+    if name == "fedavg":
+        raise PlanningError(
+            "FedAvg trains the whole model on every client: there is no cut or uplink share to plan. "
+            "Set paradigm.name to psl, sflv1, sflv2, sl or hsfl to plan a split."
+        )
+    return [PARADIGM_NOTES[name]] if name in PARADIGM_NOTES else []
+
+
 def plan_config(
     config: ExperimentConfig,
     *,
@@ -79,7 +106,7 @@ def plan_config(
     ``uplink_mbps`` (W) overrides the config's shared uplink; with neither, every device keeps its own
     uplink and only the cuts are planned. ``per_client`` gives every client its own cut and share (exact
     per client; such a plan cannot be applied to a config). Raises PlanningError with what to change."""
-    notes = []
+    notes = paradigm_notes(config)
     inst = instance_from_config(
         config, uplink_mbps=uplink_mbps, client_sizes=sizes, share_cap_mbps=caps_mbps, per_client=per_client
     )
