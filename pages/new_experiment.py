@@ -17,6 +17,7 @@ from app.ui.widgets import (
     SELECTED_RUN,
     ensure_worker,
     get_store,
+    keep_undrawn,
     md_text,
     open_page,
     show_chart,
@@ -187,9 +188,7 @@ def sweep_builder(config: ExperimentConfig | None, tag_list: list[str]) -> None:
     """Grid × seeds launched as one sweep. Lazy: drawn only while open (its values are kept)."""
     box = st.expander("Sweep builder (grid × seeds)", key=SWEEP_OPEN, on_change="rerun")
     if not box.open:
-        for key in SWEEP_KEYS:  # Streamlit drops the state of widgets not drawn: keep the values
-            if key in st.session_state:
-                st.session_state[key] = st.session_state[key]
+        keep_undrawn(SWEEP_KEYS)
         return
     with box:
         st.selectbox("Start from a sweep preset", list(SWEEP_PRESETS), index=None, key="ne:sweep_preset",

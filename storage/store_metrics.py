@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import pandas as pd
-from sqlalchemy import delete, func, literal, select, union
+from sqlalchemy import Table, delete, func, literal, select, union
 from sqlmodel import Session
 
 from storage.records import (
@@ -305,26 +305,36 @@ class MetricStore(SampleStore):
         last = self._fetch_rows(select(func.max(table.c.step)).where(*where))[0][0]
         if first is None or last - first + 1 <= max_points:
             return self.read_step_metrics(run_id, after_step=after_step, columns=columns)
-        keep = (
+        # A finished run's sample at the charts' default size is kept (storage/store_samples.py).
+        default = (
             after_step is None
             and max_points == CHART_SAMPLE_POINTS
             and extremes == list(CHART_SAMPLE_EXTREMES)
         )
-        if keep and (kept := self._kept_sample(run_id, first, last, max_points, extremes)) is not None:
+        stamp = self._finished_stamp(run_id) if default else None
+        keep = stamp is not None
+        if keep and (kept := self._kept_sample(run_id, stamp, first, last, max_points, extremes)) is not None:
             return _with_attrs(restrict(kept, wanted), kept.attrs)
         count = self._fetch_rows(select(func.count()).where(*where))[0][0]
         if count <= max_points:
             return self.read_step_metrics(run_id, after_step=after_step, columns=columns)
         frame = self._sample_rows(table, where, first, last, max_points, extremes, None if keep else wanted)
         frame.attrs["sampled_from"] = int(count)  # tells callers the rows are a sample, and of how many
-        if keep:  # a finished run's sample with every column is kept (storage/store_samples.py)
-            self._keep_sample(run_id, frame, first, last, max_points, extremes)
+        if keep:
+            self._keep_sample(run_id, stamp, frame, first, last, max_points, extremes)
             frame = _with_attrs(restrict(frame, wanted), frame.attrs)
         return frame
 
     def _sample_rows(  # noqa: PLR0913
-        self, table, where: list, first: int, last: int, max_points: int, extremes: list[str], wanted
-    ) -> pd.DataFrame:  # noqa: ANN001
+        self,
+        table: Table,
+        where: list,
+        first: int,
+        last: int,
+        max_points: int,
+        extremes: list[str],
+        wanted: list[str] | None,
+    ) -> pd.DataFrame:
         """The sampled rows: ``wanted`` columns, or (None) every column and every extra metric."""
         # One stride row + two extreme rows per extremes column per bucket, plus the last step.
         buckets = max(1, (max_points - 1) // (1 + 2 * len(extremes)))

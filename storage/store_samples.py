@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import delete, select
@@ -56,7 +57,7 @@ def restrict(frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
 class SampleStore(StoreBase):
     """Keeping and finding finished runs' chart samples (the ``step_samples`` table)."""
 
-    def _finished_stamp(self, run_id: int):  # noqa: ANN202 - an aware datetime or None
+    def _finished_stamp(self, run_id: int) -> datetime | None:
         """When the run finished, or None while it is queued or running (or gone)."""
         query = select(Run.status, Run.finished_at).where(Run.id == run_id)
         row = self._read(lambda session: session.execute(query).first())
@@ -65,12 +66,15 @@ class SampleStore(StoreBase):
         return as_utc(row[1])
 
     def _kept_sample(
-        self, run_id: int, first: int, last: int, max_points: int, extremes: list[str]
+        self,
+        run_id: int,
+        stamp: datetime,
+        first: int,
+        last: int,
+        max_points: int,
+        extremes: list[str],
     ) -> pd.DataFrame | None:
-        """The kept sample of a finished run, if it still stands for the run's rows (else None)."""
-        stamp = self._finished_stamp(run_id)
-        if stamp is None:
-            return None
+        """The kept sample of the run finished at ``stamp``, if it still stands for its rows (else None)."""
         kept = self._read(lambda session: session.get(StepSample, run_id))
         if (
             kept is None
@@ -86,14 +90,19 @@ class SampleStore(StoreBase):
         frame.attrs["sampled_from"] = int(kept.rows_stored)
         return frame
 
-    def _keep_sample(
-        self, run_id: int, frame: pd.DataFrame, first: int, last: int, max_points: int, extremes: list[str]
+    def _keep_sample(  # noqa: PLR0913
+        self,
+        run_id: int,
+        stamp: datetime,
+        frame: pd.DataFrame,
+        first: int,
+        last: int,
+        max_points: int,
+        extremes: list[str],
     ) -> bool:
-        """Keep a sample with every column of a finished run (True if kept). Never raises: the sample
-        is a copy, so a read-only home, a busy or full database only means it is sampled again later."""
-        stamp = self._finished_stamp(run_id)
-        if stamp is None:
-            return False
+        """Keep a sample with every column of the run finished at ``stamp`` (True if kept). Never raises:
+        the sample is a copy, so a read-only home, a busy or full database only means it is sampled
+        again later."""
         try:
             data = frame_to_bytes(frame)
             if not frame_from_bytes(data).equals(frame):

@@ -31,6 +31,7 @@ from app.ui.views.form_fields import (
 )
 from app.ui.views.form_problems import validate_form
 from app.ui.views.presets import DEMO_PRESET, preset_config
+from app.ui.widgets import keep_undrawn
 from psl_core.config import ExperimentConfig
 from psl_core.data import DATASETS, PARTITION_SCHEMES
 from psl_core.devices import load_catalog
@@ -172,13 +173,8 @@ def _render_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _keep_undrawn_fields(specs: list[FieldSpec], prefix: str) -> None:
-    """Fields of a closed section, and fields that have no effect with the current choices, draw no
-    widget, and Streamlit drops the state of widgets not drawn in a run: writing each value back makes
-    it the form's own state, kept until the field is drawn again."""
-    for spec in specs:
-        key = widget_key(spec.path, prefix)
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+    """Keep the values of fields drawn in no widget this run (closed section, no effect now)."""
+    keep_undrawn(widget_key(spec.path, prefix) for spec in specs)
 
 
 def _closed_device_tables(prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:

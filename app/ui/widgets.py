@@ -136,6 +136,15 @@ def open_page(page: str, query_params: dict | None = None, **selection) -> None:
     st.switch_page(page_path(page), query_params=query_params)
 
 
+def keep_undrawn(keys) -> None:  # noqa: ANN001 - widget keys
+    """Streamlit drops the state of a widget not drawn in a run (a closed lazy section, a field that has
+    no effect with the current choices): writing each value back makes it plain session state, kept
+    until the widget is drawn again."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def small_table(frame, digits: int) -> None:  # noqa: ANN001 - a pandas DataFrame
     """A few rows of results as a static table, floats to ``digits`` decimals. The interactive data
     grid of ``st.dataframe`` (a canvas grid that measures its columns) cost ~0.1 s of browser time on a

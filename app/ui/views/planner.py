@@ -66,14 +66,16 @@ def client_sizes(config: ExperimentConfig) -> tuple[np.ndarray | None, str | Non
 
 # What the planner's model (one synchronous PSL step: every client in parallel, phases with barriers,
 # a shared uplink divided among them) means for each paradigm. FedAvg has no cut: nothing to plan.
+_SPLITFED_NOTE = (
+    "SplitFed clients step in parallel like PSL's: this is PSL's per-step view of the run; the averaging "
+    "at the end of each round is not in the step time."
+)
 PARADIGM_NOTES = {
     "sl": "Sequential SL trains one client at a time: the plan's step time assumes PSL's parallel "
     "clients. Its cuts still say what each device can hold and compute; its uplink shares do not apply "
     "(in its turn a client has the whole link).",
-    "sflv1": "SplitFed clients step in parallel like PSL's: this is PSL's per-step view of the run; the "
-    "averaging at the end of each round is not in the step time.",
-    "sflv2": "SplitFed clients step in parallel like PSL's: this is PSL's per-step view of the run; the "
-    "averaging at the end of each round is not in the step time.",
+    "sflv1": _SPLITFED_NOTE,
+    "sflv2": _SPLITFED_NOTE,
     "hsfl": "Hybrid SL/FL: the plan treats every client as split (PSL's step). Which devices should train "
     "the whole model instead (FL mode) is not planned here.",
 }
